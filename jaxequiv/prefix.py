@@ -1,0 +1,282 @@
+"""The essay's dataset: every prefix of every sentence, labelled with its next character.
+
+``prefix_examples(S)`` stores the examples in O(total characters): one shared
+character buffer, and per example the start and length of its context in that
+buffer plus its label. Shuffling or sub-sampling (``examples.take``) keeps the
+buffer, so a shuffled bag costs no more.
+
+``pack(examples, T)`` rebuilds rows from the examples alone: contexts and labels
+(compared by content, never by where they came from). Examples whose contexts
+are prefixes of one another share a row. ``unpacked(examples, T)`` gives the
+naive classifier: one right-padded row per example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from jaxequiv import alphabet
+from jaxequiv.batches import ClassificationBatch, inputs_from_targets
+
+
+def encode_sentences(
+    sentences: Sequence[str], max_len: int | None = None, too_long: str = "error"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Validates and encodes sentences into one buffer.
+
+  Returns:
+    ``(chars_C, starts_S, lengths_S)``: uint8 class ids of all sentences
+    concatenated, and each sentence's start and length in that buffer.
+  """
+  if isinstance(sentences, str):
+    raise TypeError("sentences must be a sequence of str, not one str")
+  sentences = list(sentences)
+  lengths = np.fromiter((len(s) if isinstance(s, str) else -1 for s in sentences), np.int64, len(sentences))
+  ok = bool(sentences) and lengths.min() > 0 and (max_len is None or lengths.max() <= max_len)
+  if ok:
+    joined = "".join(sentences)
+    try:
+      raw = np.frombuffer(joined.encode("ascii"), np.uint8)
+    except UnicodeEncodeError:
+      ok = False
+  if ok:
+    chars = alphabet._LUT[raw]  # pylint: disable=protected-access
+    ends = np.cumsum(lengths)
+    is_period = chars == alphabet.PERIOD
+    ok = not np.any(chars == alphabet._INVALID) and int(is_period.sum()) == len(sentences) and bool(np.all(is_period[ends - 1]))  # pylint: disable=protected-access
+  if not ok:  # Slow path: names the culprit, or applies the too_long policy.
+    sentences = alphabet.validate_sentences(sentences, max_len=max_len, too_long=too_long)
+    if not sentences:
+      return np.zeros(0, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int32)
+    return encode_sentences(sentences)
+  starts = ends - lengths
+  return chars, starts.astype(np.int64), lengths.astype(np.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class PrefixExamples:
+  """A bag of classification examples ``(context, label)``.
+
+  Example i has context ``chars[starts[i] : starts[i] + lengths[i]]`` (class
+  ids) and label ``labels[i]``. ``chars`` is shared and never copied per example.
+  """
+
+  chars: np.ndarray    # [C] uint8 shared character buffer.
+  starts: np.ndarray   # [N] int64 context start in ``chars``.
+  lengths: np.ndarray  # [N] int32 context length (0 for the empty prefix).
+  labels: np.ndarray   # [N] uint8 next-character class id.
+
+  def __post_init__(self):
+    n = {len(self.starts), len(self.lengths), len(self.labels)}
+    if len(n) != 1:
+      raise ValueError(
+          f"starts, lengths and labels must have the same length; got {len(self.starts)},"
+          f" {len(self.lengths)}, {len(self.labels)}")
+    if len(self.starts) and (self.starts.min() < 0 or (self.starts + self.lengths).max() > len(self.chars)):
+      raise ValueError("an example's context runs outside the character buffer")
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+  def take(self, index: np.ndarray) -> "PrefixExamples":
+    """The examples at ``index`` (e.g. a permutation), sharing the buffer."""
+    index = np.asarray(index)
+    return PrefixExamples(self.chars, self.starts[index], self.lengths[index], self.labels[index])
+
+  def context(self, i: int) -> str:
+    s = int(self.starts[i])
+    return alphabet.decode(self.chars[s : s + int(self.lengths[i])])
+
+  def example(self, i: int) -> tuple[str, str]:
+    """Example i as ``(context, label)`` strings."""
+    return self.context(i), alphabet.ALPHABET[int(self.labels[i])]
+
+  @property
+  def nbytes(self) -> int:
+    return sum(a.nbytes for a in (self.chars, self.starts, self.lengths, self.labels))
+
+
+def prefix_examples(
+    sentences: Sequence[str], *, max_len: int | None = None, too_long: str = "error"
+) -> PrefixExamples:
+  """Every prefix of every sentence, labelled with its next character.
+
+  A sentence of length L gives L examples: contexts of length 0..L-1 (the
+  empty prefix included). Duplicates and shared prefixes are kept as they are.
+  Memory is O(total characters): about 14 bytes per character.
+
+  Args:
+    sentences: strings over the alphabet, each ending with its only ``'.'``.
+    max_len: optional limit on sentence length (characters).
+    too_long: ``"error"``, ``"drop"`` or ``"split"`` for sentences over max_len.
+
+  Example:
+    >>> ex = prefix_examples(["Hi."])
+    >>> [ex.example(i) for i in range(len(ex))]
+    [('', 'H'), ('H', 'i'), ('Hi', '.')]
+  """
+  chars, starts, lengths = encode_sentences(sentences, max_len, too_long)
+  owner = np.repeat(np.arange(len(starts)), lengths)
+  ex_starts = starts[owner]
+  ex_lengths = (np.arange(len(chars), dtype=np.int64) - ex_starts).astype(np.int32)
+  return PrefixExamples(chars, ex_starts, ex_lengths, chars.copy())
+
+
+def _dedupe(keys: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
+  """Sorted unique keys in [0, space) and each key's index among them."""
+  if space <= max(1 << 16, 8 * len(keys)):
+    present = np.zeros(space, bool)
+    present[keys] = True
+    uniq = np.flatnonzero(present)
+    rank = np.cumsum(present, dtype=np.int64) - 1
+    return uniq, rank[keys]
+  uniq, inverse = np.unique(keys, return_inverse=True)
+  return uniq, inverse.reshape(-1)
+
+
+def _excl_cumsum(x: np.ndarray) -> np.ndarray:
+  out = np.zeros(len(x), np.int64)
+  np.cumsum(x[:-1], out=out[1:])
+  return out
+
+
+def pack(
+    examples: PrefixExamples,
+    seq_len: int,
+    *,
+    num_rows: int | None = None,
+    return_index: bool = False,
+):
+  """Packs examples into shared rows: contexts that are prefixes of one another share a row.
+
+  Each example ``(c, y)`` stands for the string ``w = c + y``. A row holds a
+  string s and classifies, at position k, the example whose w is ``s[:k+1]``.
+  Rows come out in **canonical order**: sorted by their strings' class ids
+  (``a`` < .. < ``z`` < ``A`` < .. < ``9`` < space < ``.``, shorter first). For
+  the prefix closure of sentences S this gives one row per sentence, in the
+  order of ``batches.canonical_order(S)``, and the classification batch does
+  exactly the LM's arithmetic on ``lm_batch(canonical_order(S))``.
+
+  In general rows are the fewest chains covering the bag: a string's copies go
+  to the first rows passing through it. Works on any bag, e.g. shuffled or
+  sub-sampled examples. Cost: O(N + R*T) time and memory.
+
+  Args:
+    examples: the bag, from ``prefix_examples`` or built by hand.
+    seq_len: context length T; contexts may have up to T-1 characters.
+    num_rows: pad with empty rows to this many rows (fixed shapes for jit).
+    return_index: also return, for each output example, its input index.
+
+  Returns:
+    A ``ClassificationBatch`` with examples sorted by (row, position); with
+    ``return_index``, ``(batch, index_N)``.
+  """
+  n = len(examples)
+  lengths = examples.lengths.astype(np.int64)
+  if n and lengths.max() >= seq_len:
+    i = int(np.argmax(lengths >= seq_len))
+    raise ValueError(
+        f"example {i} has a context of {lengths[i]} characters; context length"
+        f" T={seq_len} fits contexts of at most {seq_len - 1}")
+  labels = examples.labels.astype(np.int64)
+  if n and labels.max() >= alphabet.NUM_CLASSES:
+    i = int(np.argmax(labels >= alphabet.NUM_CLASSES))
+    raise ValueError(f"example {i} has label {labels[i]}, not a class id in [0, 64)")
+
+  # Distinct context starts, deepest first, so the ones still walking are a prefix.
+  ustarts, inv = np.unique(examples.starts, return_inverse=True)
+  need = np.zeros(len(ustarts), np.int64)
+  np.maximum.at(need, inv, lengths)
+  walk_order = np.argsort(-need, kind="stable")
+  rank_of = np.empty_like(walk_order)
+  rank_of[walk_order] = np.arange(len(walk_order))
+  ustarts, need, inv = ustarts[walk_order], need[walk_order], rank_of[inv]
+  by_len = np.argsort(lengths, kind="stable")
+  len_bounds = np.searchsorted(lengths[by_len], np.arange(seq_len + 1))
+
+  # Trie of all contexts and all w, level by level; local ids sort lexicographically.
+  cur = np.zeros(len(ustarts), np.int64)  # node of each start's context at this level
+  parents, chars_lv, counts = [], [], []
+  ex_local = np.empty(n, np.int64)
+  m = 1  # nodes at the current level (level 0: the root)
+  depth = int(lengths.max()) + 1 if n else 0
+  for k in range(depth):
+    ex_k = by_len[len_bounds[k] : len_bounds[k + 1]]
+    n_act = int(np.searchsorted(-need, -k, side="left"))  # starts with need > k
+    walk = cur[:n_act] * 64 + examples.chars[ustarts[:n_act] + k]
+    keys = np.concatenate([cur[inv[ex_k]] * 64 + labels[ex_k], walk])
+    uniq, local = _dedupe(keys, m * 64)
+    ex_local[ex_k] = local[: len(ex_k)]
+    cur = local[len(ex_k):]
+    parents.append(uniq // 64)
+    chars_lv.append(uniq % 64)
+    counts.append(np.bincount(local[: len(ex_k)], minlength=len(uniq)))
+    m = len(uniq)
+
+  # Bottom-up: rows through each node, and rows ending there.
+  through = [None] * depth
+  ends = [None] * depth
+  below = np.zeros(m, np.int64)
+  for k in reversed(range(depth)):
+    through[k] = np.maximum(counts[k], below)
+    ends[k] = through[k] - below
+    size = len(chars_lv[k - 1]) if k else 1
+    below = np.bincount(parents[k], weights=through[k], minlength=size).astype(np.int64)
+  num = int(below.sum()) if depth else 0
+
+  # Top-down: first canonical row of each node; fill row strings column by column.
+  r = num if num_rows is None else num_rows
+  if r < num:
+    raise ValueError(f"num_rows={num_rows} is fewer than the {num} rows the examples need")
+  targets = np.full((r, seq_len), -1, np.int32)
+  parent_start, parent_ends = np.zeros(1, np.int64), np.zeros(1, np.int64)
+  ex_row = np.empty(n, np.int64)
+  for k in range(depth):
+    p, rt = parents[k], through[k]
+    excl = _excl_cumsum(rt)
+    first_sibling = np.searchsorted(p, p, side="left")
+    start = parent_start[p] + parent_ends[p] + excl - excl[first_sibling]
+    row_idx = np.arange(int(rt.sum())) + np.repeat(start - excl, rt)
+    targets[row_idx, k] = np.repeat(chars_lv[k], rt)
+    ex_k = by_len[len_bounds[k] : len_bounds[k + 1]]
+    node = ex_local[ex_k]
+    order = np.argsort(node, kind="stable")
+    sorted_node = node[order]
+    rank = np.arange(len(node)) - np.searchsorted(sorted_node, sorted_node, side="left")
+    ex_row[ex_k[order]] = start[sorted_node] + rank
+    parent_start, parent_ends = start, ends[k]
+
+  out = np.lexsort((lengths, ex_row))
+  batch = ClassificationBatch(
+      tokens=inputs_from_targets(targets),
+      rows=ex_row[out].astype(np.int32),
+      positions=lengths[out].astype(np.int32),
+      labels=labels[out].astype(np.int32),
+  )
+  return (batch, out) if return_index else batch
+
+
+def unpacked(examples: PrefixExamples, seq_len: int) -> ClassificationBatch:
+  """The naive classifier's batch: one right-padded row ``[BOS, context, PAD..]`` per example."""
+  n = len(examples)
+  lengths = examples.lengths.astype(np.int64)
+  if n and lengths.max() >= seq_len:
+    i = int(np.argmax(lengths >= seq_len))
+    raise ValueError(
+        f"example {i} has a context of {lengths[i]} characters; context length"
+        f" T={seq_len} fits contexts of at most {seq_len - 1}")
+  cols = np.arange(seq_len - 1)
+  idx = np.minimum(examples.starts[:, None] + cols[None, :], max(len(examples.chars) - 1, 0))
+  ctx = examples.chars[idx].astype(np.int32) if len(examples.chars) else np.zeros((n, seq_len - 1), np.int32)
+  tokens = np.full((n, seq_len), alphabet.PAD, np.int32)
+  tokens[:, 0] = alphabet.BOS
+  tokens[:, 1:] = np.where(cols[None, :] < lengths[:, None], ctx, alphabet.PAD)
+  return ClassificationBatch(
+      tokens=tokens,
+      rows=np.arange(n, dtype=np.int32),
+      positions=lengths.astype(np.int32),
+      labels=examples.labels.astype(np.int32),
+  )
