@@ -1,0 +1,92 @@
+"""Raw-bit comparisons of pytrees, and rounding-error measures.
+
+``assert_array_equal`` calls -0.0 equal to +0.0 and NaN equal to NaN; these
+helpers compare the bit patterns instead (uint32 for float32, uint16 for bf16).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import numpy as np
+
+_UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def bits(x: Any) -> np.ndarray:
+  """The raw bit pattern of a float array, as unsigned integers of the same width."""
+  a = np.asarray(x)
+  return a.view(_UINT[a.dtype.itemsize])
+
+
+@dataclasses.dataclass(frozen=True)
+class BitwiseReport:
+  leaves: int
+  elements: int
+  mismatched_elements: int
+  mismatched_paths: tuple[str, ...]
+
+  @property
+  def equal(self) -> bool:
+    return self.mismatched_elements == 0 and not self.mismatched_paths
+
+
+def compare_bits(a: Any, b: Any) -> BitwiseReport:
+  """Compares two pytrees leaf by leaf, bit for bit (structure, shapes and dtypes too)."""
+  la, ta = jax.tree_util.tree_flatten_with_path(a)
+  lb, tb = jax.tree_util.tree_flatten_with_path(b)
+  if ta != tb:
+    return BitwiseReport(len(la), 0, -1, ("<tree structure differs>",))
+  elements, bad, paths = 0, 0, []
+  for (path, x), (_, y) in zip(la, lb):
+    x, y = np.asarray(x), np.asarray(y)
+    elements += x.size
+    if x.shape != y.shape or x.dtype != y.dtype:
+      bad += x.size
+      paths.append(jax.tree_util.keystr(path))
+      continue
+    n = int(np.sum(bits(x) != bits(y)))
+    if n:
+      bad += n
+      paths.append(jax.tree_util.keystr(path))
+  return BitwiseReport(len(la), elements, bad, tuple(paths))
+
+
+def assert_bitwise_equal(a: Any, b: Any) -> BitwiseReport:
+  """Raises AssertionError naming the leaves whose bits differ; returns the report."""
+  report = compare_bits(a, b)
+  if not report.equal:
+    raise AssertionError(
+        f"{report.mismatched_elements} of {report.elements} elements differ in"
+        f" {len(report.mismatched_paths)} of {report.leaves} leaves: {report.mismatched_paths[:5]}")
+  return report
+
+
+def max_relative_error(ref: Any, other: Any) -> float:
+  """Max over leaves of ``max|ref - other| / max|ref|`` (a per-leaf relative error)."""
+  errs = []
+  for x, y in zip(jax.tree.leaves(ref), jax.tree.leaves(other)):
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    scale = np.max(np.abs(x)) if x.size else 0.0
+    errs.append(float(np.max(np.abs(x - y)) / scale) if scale > 0 else float(np.max(np.abs(y), initial=0.0)))
+  return max(errs, default=0.0)
+
+
+def _ordered(u: np.ndarray, width: int) -> np.ndarray:
+  """Maps float bit patterns to integers whose order and differences are ULP steps."""
+  u = u.astype(np.int64)
+  sign = np.int64(1) << (8 * width - 1)
+  return np.where(u & sign, -(u & (sign - 1)), u)
+
+
+def max_ulp_distance(a: Any, b: Any) -> int:
+  """Max distance in units in the last place between matching float elements of two pytrees."""
+  worst = 0
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    x, y = np.asarray(x), np.asarray(y)
+    if x.size:
+      w = x.dtype.itemsize
+      worst = max(worst, int(np.max(np.abs(_ordered(bits(x), w) - _ordered(bits(y), w)))))
+  return worst

@@ -1,0 +1,75 @@
+"""Determinism XLA flags for the backend in use, set before JAX starts.
+
+XLA reads ``XLA_FLAGS`` once, when JAX initialises its first backend, and an
+unknown flag aborts the process. ``set_xla_flags()`` therefore probes, in a
+subprocess, which backend JAX will pick and which candidate flags the installed
+jaxlib accepts, then appends those to ``XLA_FLAGS``. Call it before the first
+JAX computation (importing jax or jaxequiv is fine).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+
+# Flags that make a backend's results run-to-run deterministic. Older and newer
+# XLA spell the GPU flag differently; only the accepted ones are set.
+CANDIDATE_FLAGS = {
+    "cpu": (),  # XLA:CPU has no non-deterministic ops.
+    "gpu": ("--xla_gpu_deterministic_ops=true", "--xla_gpu_exclude_nondeterministic_ops=true"),
+    "cuda": ("--xla_gpu_deterministic_ops=true", "--xla_gpu_exclude_nondeterministic_ops=true"),
+    "rocm": ("--xla_gpu_deterministic_ops=true", "--xla_gpu_exclude_nondeterministic_ops=true"),
+    "tpu": (),  # TPU reductions are deterministic by construction.
+}
+
+_PROBE = "import jax, jax.numpy as jnp; jnp.zeros(2).sum().block_until_ready(); print(jax.default_backend())"
+
+
+def _run_probe(xla_flags: str) -> tuple[bool, str]:
+  env = dict(os.environ, XLA_FLAGS=xla_flags, TF_CPP_MIN_LOG_LEVEL="3")
+  proc = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=300)
+  return proc.returncode == 0, proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+
+
+@functools.lru_cache(maxsize=None)
+def probe_backend() -> str:
+  """The backend JAX will use (``cpu``, ``gpu``, ``tpu``), found in a subprocess."""
+  ok, backend = _run_probe(os.environ.get("XLA_FLAGS", ""))
+  if not ok:
+    raise RuntimeError(f"JAX failed to start with XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+  return backend
+
+
+def _backends_initialised() -> bool:
+  try:
+    from jax._src import xla_bridge  # pylint: disable=import-outside-toplevel
+    return bool(getattr(xla_bridge, "_backends", {}))
+  except Exception:  # pylint: disable=broad-except
+    return False
+
+
+def accepted_flags(backend: str) -> list[str]:
+  """The candidate determinism flags for ``backend`` that this jaxlib accepts."""
+  base = os.environ.get("XLA_FLAGS", "")
+  return [f for f in CANDIDATE_FLAGS.get(backend, ()) if _run_probe(f"{base} {f}".strip())[0]]
+
+
+def set_xla_flags(backend: str | None = None) -> list[str]:
+  """Appends the accepted determinism flags for ``backend`` (default: probed) to ``XLA_FLAGS``.
+
+  Returns:
+    The flags added (empty on CPU and TPU, which need none).
+
+  Raises:
+    RuntimeError: if JAX has already initialised a backend, when flags would be ignored.
+  """
+  if _backends_initialised():
+    raise RuntimeError("set_xla_flags() must run before JAX's first computation; XLA_FLAGS is read once at start-up")
+  backend = backend or probe_backend()
+  current = os.environ.get("XLA_FLAGS", "").split()
+  added = [f for f in accepted_flags(backend) if f not in current]
+  if added:
+    os.environ["XLA_FLAGS"] = " ".join(current + added)
+  return added
