@@ -166,13 +166,16 @@ def validate_sentences(
 _SENTENCE_END = re.compile(r"[.!?;]+")
 _NOT_IN_ALPHABET = re.compile(r"[^a-zA-Z0-9 ]+")
 _SPACES = re.compile(r" +")
+_SPELL_OUT = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L"})
 
 
 def normalize(text: str) -> list[str]:
   """Maps arbitrary text to a list of sentences over the alphabet.
 
   Policy, in order:
-    1. Unicode NFKD, then accents (combining marks) are dropped: ``é`` -> ``e``.
+    1. Unicode NFKD, then accents (combining marks) are dropped: ``é`` -> ``e``;
+       a few letters NFKD keeps are spelled out: ``ß`` -> ``ss``, ``æ`` -> ``ae``,
+       ``œ`` -> ``oe``, ``ø`` -> ``o``, ``ł`` -> ``l`` (and capitals).
     2. ``.``, ``!``, ``?`` and ``;`` (and runs of them) end a sentence.
     3. Apostrophes are deleted (``don't`` -> ``dont``); every other character
        outside ``a-z A-Z 0-9 space`` (newlines, tabs, punctuation, symbols,
@@ -184,7 +187,7 @@ def normalize(text: str) -> list[str]:
   ['Hello world.', 'Ca va.', 'Dont panic.']
   """
   text = unicodedata.normalize("NFKD", text)
-  text = "".join(c for c in text if not unicodedata.combining(c))
+  text = "".join(c for c in text if not unicodedata.combining(c)).translate(_SPELL_OUT)
   text = text.replace("'", "").replace("\u2019", "")
   out = []
   for piece in _SENTENCE_END.split(text):

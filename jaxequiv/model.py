@@ -104,13 +104,16 @@ class Transformer(nn.Module):
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, tokens_BxT):
+  def __call__(self, tokens_BxT, embed_delta_BxTxD=None):
+    """``embed_delta_BxTxD`` (optional) is added to the input embeddings, for gradient probes."""
     cfg = self.config
     dt = cfg.compute_dtype
     t = tokens_BxT.shape[1]
     embed = nn.Embed(alphabet.INPUT_VOCAB, cfg.width, dtype=dt, name="embed")
     pos_TxD = self.param("pos_embed", nn.initializers.normal(0.02), (cfg.seq_len, cfg.width))
     x_BxTxD = embed(tokens_BxT) + pos_TxD[:t].astype(dt)
+    if embed_delta_BxTxD is not None:
+      x_BxTxD = x_BxTxD + embed_delta_BxTxD.astype(dt)
     for i in range(cfg.num_layers):
       x_BxTxD = Block(cfg, name=f"block_{i}")(x_BxTxD)
     x_BxTxD = nn.LayerNorm(dtype=dt, name="ln_final")(x_BxTxD)

@@ -22,6 +22,10 @@ from jaxequiv import alphabet
 from jaxequiv.batches import ClassificationBatch, inputs_from_targets
 
 
+def _index_dtype(size: int):
+  return np.int32 if size < 2**31 else np.int64
+
+
 def encode_sentences(
     sentences: Sequence[str], max_len: int | None = None, too_long: str = "error"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -50,10 +54,10 @@ def encode_sentences(
   if not ok:  # Slow path: names the culprit, or applies the too_long policy.
     sentences = alphabet.validate_sentences(sentences, max_len=max_len, too_long=too_long)
     if not sentences:
-      return np.zeros(0, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int32)
+      return np.zeros(0, np.uint8), np.zeros(0, np.int32), np.zeros(0, np.int32)
     return encode_sentences(sentences)
   starts = ends - lengths
-  return chars, starts.astype(np.int64), lengths.astype(np.int32)
+  return chars, starts.astype(_index_dtype(len(chars))), lengths.astype(np.int32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +69,7 @@ class PrefixExamples:
   """
 
   chars: np.ndarray    # [C] uint8 shared character buffer.
-  starts: np.ndarray   # [N] int64 context start in ``chars``.
+  starts: np.ndarray   # [N] int32 (int64 for buffers over 2**31) context start in ``chars``.
   lengths: np.ndarray  # [N] int32 context length (0 for the empty prefix).
   labels: np.ndarray   # [N] uint8 next-character class id.
 
@@ -106,7 +110,8 @@ def prefix_examples(
 
   A sentence of length L gives L examples: contexts of length 0..L-1 (the
   empty prefix included). Duplicates and shared prefixes are kept as they are.
-  Memory is O(total characters): about 14 bytes per character.
+  Memory is O(total characters): 10 bytes per character (int32 start and
+  length, uint8 label, the uint8 buffer).
 
   Args:
     sentences: strings over the alphabet, each ending with its only ``'.'``.
@@ -122,6 +127,7 @@ def prefix_examples(
   owner = np.repeat(np.arange(len(starts)), lengths)
   ex_starts = starts[owner]
   ex_lengths = (np.arange(len(chars), dtype=np.int64) - ex_starts).astype(np.int32)
+  ex_starts = ex_starts.astype(_index_dtype(len(chars)))
   return PrefixExamples(chars, ex_starts, ex_lengths, chars.copy())
 
 
