@@ -1,0 +1,339 @@
+"""Image data sets whose labels are sentences: ``load_images(spec, split)``.
+
+Every loader returns an ``ImageDataset``: float32 images ``[N, H, W, C]`` in
+roughly ``[0, 1]``, integer labels ``[N]`` and ``class_names``, one label
+*sentence* per class (``"red circle."``, ``"seven."``, ``"maple tree."``) that a
+string head spells character by character.
+
+Specs:
+  * ``"shapes"``: offline, numpy-drawn coloured shapes (16x16 RGB by default),
+    4 colours x 4 shapes = 16 compositional labels, with nuisance position, size,
+    colour jitter and background noise. Seeded and deterministic: the same
+    ``(seed, split)`` gives the same bits. ``holdout=True`` removes the
+    ``HELDOUT_SHAPES`` combinations from the *training* split (compositional
+    zero-shot); test splits always hold every combination.
+  * ``"digits"``: scikit-learn's bundled 8x8 digits (no download; scikit-learn
+    is an optional extra), labels ``"zero."`` .. ``"nine."``; a seeded 80/20
+    train/test split.
+  * ``"tfds:cifar10"``, ``"tfds:cifar100"`` (fine labels: ``"maple tree."``),
+    ``"tfds:imagenette"``, ``"tfds:imagenet2012"``: TensorFlow Datasets through
+    ``tfds.data_source`` (random access, no TensorFlow needed). Data must be
+    prepared in ``array_record`` format (``download=True`` prepares it;
+    imagenet2012 needs a manual download, see ``IMAGENET_MANUAL``).
+
+Example:
+  >>> ds = load_images("shapes", "train", num_examples=256, seed=0)
+  >>> ds.images.shape, ds.class_names[ds.labels[0]]
+  ((256, 16, 16, 3), 'green cross.')
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+
+class ImageDataset(NamedTuple):
+  images: np.ndarray     # [N, H, W, C] float32, roughly in [0, 1].
+  labels: np.ndarray     # [N] int32 index into class_names.
+  class_names: list[str]  # [K] label sentences, e.g. "red circle.".
+
+
+SPLITS = ("train", "test")
+
+# ----------------------------------------------------------------------------- shapes
+
+COLOURS = {
+    "red": (0.9, 0.15, 0.1),
+    "green": (0.15, 0.8, 0.2),
+    "blue": (0.15, 0.3, 0.95),
+    "yellow": (0.95, 0.85, 0.1),
+}
+SHAPES = ("circle", "square", "triangle", "cross")
+SHAPE_CLASSES = [f"{c} {s}." for c, s in itertools.product(COLOURS, SHAPES)]
+# One held-out shape per colour and one colour per shape (a cyclic Latin square),
+# so every colour and every shape word is still seen in training.
+HELDOUT_SHAPES = ("red square.", "green triangle.", "blue cross.", "yellow circle.")
+_SPLIT_ID = {"train": 0, "test": 1}
+
+
+def _check_split(split: str, spec: str) -> None:
+  if split not in SPLITS:
+    raise ValueError(f"{spec}: split must be one of {SPLITS}, got {split!r}")
+
+
+def _shape_masks(kind_N: np.ndarray, cy_N, cx_N, r_N, size: int) -> np.ndarray:
+  """Boolean masks ``[N, size, size]``: shape ``SHAPES[kind]`` centred at (cy, cx), radius r."""
+  yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+  dy = yy[None] - cy_N[:, None, None]
+  dx = xx[None] - cx_N[:, None, None]
+  r = r_N[:, None, None]
+  circle = dx * dx + dy * dy <= r * r
+  half = 0.85 * r  # a square of about the circle's area
+  square = (np.abs(dx) <= half) & (np.abs(dy) <= half)
+  triangle = (dy >= -r) & (dy <= 0.8 * r) & (np.abs(dx) <= 0.6 * (dy + r))
+  arm = np.maximum(r / 3.0, 1.0)
+  cross = ((np.abs(dx) <= arm) & (np.abs(dy) <= r)) | ((np.abs(dy) <= arm) & (np.abs(dx) <= r))
+  masks = np.stack([circle, square, triangle, cross])  # [4, N, S, S]
+  return masks[kind_N, np.arange(len(kind_N))]
+
+
+def make_shapes(
+    num_examples: int,
+    *,
+    seed: int = 0,
+    split: str = "train",
+    size: int = 16,
+    classes: Sequence[int] | None = None,
+    noise: float = 0.12,
+) -> ImageDataset:
+  """Draws ``num_examples`` coloured-shape images with numpy, deterministically.
+
+  Each image: a grey background (level ~ U[0.05, 0.45]) plus Gaussian noise
+  (std ``noise``), and one shape of radius ~ U[0.18, 0.33] * size at a random
+  position where it fits, filled with its colour jittered by ±0.1 per channel.
+
+  Args:
+    num_examples: N.
+    seed: with ``split``, determines every bit (``SeedSequence([seed, split])``).
+    split: ``"train"`` or ``"test"`` (independent streams).
+    size: image height and width (>= 8).
+    classes: class ids (into ``SHAPE_CLASSES``) to sample uniformly from;
+      default all 16.
+
+  Returns:
+    ``ImageDataset`` with images ``[N, size, size, 3]`` and labels into the full
+    ``SHAPE_CLASSES`` list (also when ``classes`` is a subset).
+  """
+  _check_split(split, "shapes")
+  if size < 8:
+    raise ValueError(f"shapes: size must be >= 8 pixels, got {size}")
+  if num_examples < 0:
+    raise ValueError(f"shapes: num_examples must be >= 0, got {num_examples}")
+  allowed = np.arange(len(SHAPE_CLASSES)) if classes is None else np.asarray(classes, np.int32)
+  if allowed.size == 0 or allowed.min() < 0 or allowed.max() >= len(SHAPE_CLASSES):
+    raise ValueError(f"shapes: classes must be non-empty ids in [0, {len(SHAPE_CLASSES)}), got {list(allowed)}")
+  rng = np.random.default_rng(np.random.SeedSequence([seed, _SPLIT_ID[split]]))
+  n = num_examples
+  labels = allowed[rng.integers(0, len(allowed), n)].astype(np.int32)
+  colour_N, kind_N = np.divmod(labels, len(SHAPES))
+  r = rng.uniform(0.18, 0.33, n).astype(np.float32) * size
+  cy = rng.uniform(r + 0.5, size - r - 0.5).astype(np.float32)
+  cx = rng.uniform(r + 0.5, size - r - 0.5).astype(np.float32)
+  rgb = np.asarray(list(COLOURS.values()), np.float32)[colour_N]
+  rgb = np.clip(rgb + rng.uniform(-0.1, 0.1, (n, 3)).astype(np.float32), 0.0, 1.0)
+  background = rng.uniform(0.05, 0.45, (n, 1, 1, 1)).astype(np.float32)
+  images = np.broadcast_to(background, (n, size, size, 3)).copy()
+  masks = _shape_masks(kind_N, cy, cx, r, size)
+  images = np.where(masks[..., None], rgb[:, None, None, :], images)
+  images += noise * rng.standard_normal(images.shape).astype(np.float32)
+  return ImageDataset(np.clip(images, 0.0, 1.0).astype(np.float32), labels, list(SHAPE_CLASSES))
+
+
+def heldout_ids(class_names: Sequence[str] = SHAPE_CLASSES, heldout: Sequence[str] = HELDOUT_SHAPES) -> np.ndarray:
+  """Class ids of the held-out combinations."""
+  missing = [h for h in heldout if h not in class_names]
+  if missing:
+    raise ValueError(f"held-out labels {missing} are not among the classes {list(class_names)}")
+  return np.asarray([list(class_names).index(h) for h in heldout], np.int32)
+
+
+# ----------------------------------------------------------------------------- digits
+
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def load_digits(split: str = "train", *, seed: int = 0, test_fraction: float = 0.2) -> ImageDataset:
+  """scikit-learn's 8x8 digits (1797 images, bundled, no download) as ``[N, 8, 8, 1]`` in [0, 1].
+
+  The train/test split is a seeded permutation (``seed``), ``test_fraction`` held out.
+  """
+  _check_split(split, "digits")
+  try:
+    from sklearn import datasets as sk_datasets  # pylint: disable=import-outside-toplevel
+  except ImportError as e:
+    raise ImportError(
+        "the 'digits' data set needs scikit-learn (an optional extra): pip install 'jaxequiv[digits]'"
+        " or pip install scikit-learn") from e
+  d = sk_datasets.load_digits()
+  images = (d.images.astype(np.float32) / 16.0)[..., None]
+  labels = d.target.astype(np.int32)
+  perm = np.random.default_rng(np.random.SeedSequence([seed, 7])).permutation(len(labels))
+  n_test = int(round(test_fraction * len(labels)))
+  idx = np.sort(perm[:n_test] if split == "test" else perm[n_test:])
+  return ImageDataset(images[idx], labels[idx], [w + "." for w in DIGIT_WORDS])
+
+
+# ----------------------------------------------------------------------------- tfds
+
+CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR100_NAMES = (
+    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel can"
+    " castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur dolphin"
+    " elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard"
+    " lobster man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear"
+    " pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal"
+    " shark shrew skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank"
+    " telephone television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm"
+).split()
+IMAGENETTE_NAMES = {  # tfds labels imagenette by WordNet id
+    "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player",
+    "n03000684": "chain saw", "n03028079": "church", "n03394916": "French horn",
+    "n03417042": "garbage truck", "n03425413": "gas pump", "n03445777": "golf ball",
+    "n03888605": "parachute",
+}
+assert len(CIFAR100_NAMES) == 100
+TFDS_SPLITS = {  # our split -> tfds split
+    "cifar10": {"train": "train", "test": "test"},
+    "cifar100": {"train": "train", "test": "test"},
+    "imagenette": {"train": "train", "test": "validation"},
+    "imagenet2012": {"train": "train", "test": "validation"},
+}
+IMAGENET_MANUAL = (
+    "imagenet2012 cannot be downloaded automatically. Register at https://image-net.org/download-images,"
+    " download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar into tfds' manual_dir"
+    " (<data_dir>/downloads/manual/, default ~/tensorflow_datasets/downloads/manual/), then prepare it in"
+    " array_record format, e.g. `tfds build imagenet2012 --file_format=array_record`"
+    " (see https://www.tensorflow.org/datasets/catalog/imagenet2012). Its labels are WordNet ids unless you"
+    " pass class_names=[...]."
+)
+
+
+def _tfds_names(name: str, builder_names: Sequence[str]) -> list[str]:
+  """Human-readable class names: tfds' own unless they are numbers or WordNet ids we can map."""
+  builder_names = list(builder_names)
+  if name == "cifar10" and (not builder_names or builder_names[0].isdigit()):
+    return list(CIFAR10_NAMES)
+  if name == "cifar100" and (not builder_names or builder_names[0].isdigit()):
+    return list(CIFAR100_NAMES)
+  if name == "imagenette":
+    return [IMAGENETTE_NAMES.get(n, n) for n in builder_names]
+  return builder_names
+
+
+def _to_float_image(img: np.ndarray, image_size: int | None) -> np.ndarray:
+  img = np.asarray(img)
+  if img.ndim == 2:
+    img = img[..., None]
+  if image_size is not None and img.shape[:2] != (image_size, image_size):
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+    h, w = img.shape[:2]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    crop = img[top:top + s, left:left + s]
+    pil = Image.fromarray(crop.squeeze(-1) if crop.shape[-1] == 1 else crop)
+    img = np.asarray(pil.resize((image_size, image_size), Image.BILINEAR)).reshape(image_size, image_size, -1)
+  return img.astype(np.float32) / 255.0
+
+
+def load_tfds(
+    name: str,
+    split: str = "train",
+    *,
+    num_examples: int | None = None,
+    seed: int = 0,
+    data_dir: str | None = None,
+    download: bool = False,
+    image_size: int | None = None,
+    class_names: Sequence[str] | None = None,
+) -> ImageDataset:
+  """A TFDS image-classification set through ``tfds.data_source`` (no TensorFlow).
+
+  Args:
+    name: ``cifar10``, ``cifar100`` (fine labels), ``imagenette`` or ``imagenet2012``.
+    split: ``"train"`` or ``"test"`` (imagenette/imagenet2012 test = validation).
+    num_examples: a seeded random subset of this size (sorted indices), or all.
+    seed: selects the subset.
+    data_dir: tfds data directory (default tfds').
+    download: let tfds download and prepare (array_record) when missing.
+    image_size: centre-crop and resize to ``image_size`` squared (needed for
+      imagenette/imagenet2012, whose images vary in size; default 32 there).
+    class_names: raw names to use instead of tfds' (e.g. words for WordNet ids).
+
+  Returns:
+    ``ImageDataset`` whose class names are label sentences (``"maple tree."``).
+  """
+  if name not in TFDS_SPLITS:
+    raise ValueError(f"tfds:{name} is not supported; choose one of {sorted(TFDS_SPLITS)}")
+  _check_split(split, f"tfds:{name}")
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  except ImportError as e:
+    raise ImportError("tfds:* data needs tensorflow-datasets: pip install 'jaxequiv[tfds]'") from e
+  from jaxequiv import labels as labels_lib  # pylint: disable=import-outside-toplevel
+  if image_size is None and name in ("imagenette", "imagenet2012"):
+    image_size = 32
+  try:
+    source = tfds.data_source(name, split=TFDS_SPLITS[name][split], data_dir=data_dir, download=download)
+  except Exception as e:  # pylint: disable=broad-except
+    if name == "imagenet2012":
+      raise RuntimeError(f"tfds:imagenet2012 is not prepared ({type(e).__name__}: {e}). {IMAGENET_MANUAL}") from e
+    raise RuntimeError(
+        f"tfds:{name} split {split!r} is not prepared in array_record format in data_dir={data_dir!r}"
+        f" ({type(e).__name__}: {str(e).splitlines()[0]}). Pass download=True (CLI: --download) or run"
+        f" `tfds build {name} --file_format=array_record`.") from e
+  n_all = len(source)
+  if num_examples is None or num_examples >= n_all:
+    idx = np.arange(n_all)
+  else:
+    idx = np.sort(np.random.default_rng(np.random.SeedSequence([seed, 11])).choice(n_all, num_examples, replace=False))
+  records = source.__getitems__([int(i) for i in idx]) if len(idx) else []
+  images = np.stack([_to_float_image(r["image"], image_size) for r in records]) if records else np.zeros((0, 1, 1, 3), np.float32)
+  y = np.asarray([int(r["label"]) for r in records], np.int32)
+  raw = list(class_names) if class_names is not None else _tfds_names(
+      name, tfds.builder(name, data_dir=data_dir).info.features["label"].names)
+  names = [labels_lib.normalize_label(n) for n in raw]
+  return ImageDataset(images, y, names)
+
+
+# ----------------------------------------------------------------------------- common
+
+
+def load_images(
+    spec: str,
+    split: str = "train",
+    *,
+    num_examples: int | None = None,
+    seed: int = 0,
+    holdout: bool = False,
+    image_size: int | None = None,
+    data_dir: str | None = None,
+    download: bool = False,
+) -> ImageDataset:
+  """Loads ``spec`` (``shapes``, ``digits`` or ``tfds:<name>``) as an ``ImageDataset``.
+
+  Args:
+    spec: which data set (see the module docstring).
+    split: ``"train"`` or ``"test"``.
+    num_examples: how many images (shapes: default 4096 train / 1024 test;
+      others: a seeded subset, default all).
+    seed: shapes' drawing seed / digits' split seed / tfds' subset seed.
+    holdout: shapes only: leave ``HELDOUT_SHAPES`` out of the train split.
+    image_size: shapes' side (default 16); tfds' resize (see ``load_tfds``).
+    data_dir, download: tfds only.
+
+  Returns:
+    ``ImageDataset(images_NxHxWxC float32, labels_N int32, class_names)``.
+
+  >>> load_images("digits", "test").class_names[7]
+  'seven.'
+  """
+  if spec == "shapes":
+    n = num_examples if num_examples is not None else (4096 if split == "train" else 1024)
+    classes = None
+    if holdout and split == "train":
+      classes = np.setdiff1d(np.arange(len(SHAPE_CLASSES)), heldout_ids())
+    return make_shapes(n, seed=seed, split=split, size=image_size or 16, classes=classes)
+  if holdout:
+    raise ValueError(f"holdout=True is only defined for 'shapes', not {spec!r}")
+  if spec == "digits":
+    ds = load_digits(split, seed=seed)
+    return ds if num_examples is None else ImageDataset(ds.images[:num_examples], ds.labels[:num_examples], ds.class_names)
+  if spec.startswith("tfds:"):
+    return load_tfds(spec[5:], split, num_examples=num_examples, seed=seed, data_dir=data_dir,
+                     download=download, image_size=image_size)
+  raise ValueError(f"unknown image data spec {spec!r}; use 'shapes', 'digits' or 'tfds:<name>' with name in"
+                   f" {sorted(TFDS_SPLITS)}")
