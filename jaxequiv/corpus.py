@@ -250,7 +250,8 @@ def load_sentences(
   elif spec.startswith("tfds:"):
     name, _, split = spec[len("tfds:"):].partition(":")
     if not name:
-      raise ValueError(f"corpus spec {spec!r} names no dataset; use e.g. 'tfds:tiny_shakespeare'")
+      raise ValueError(
+          f"corpus spec {spec!r} names no dataset, e.g. 'tfds:tiny_shakespeare'. Valid forms: {', '.join(SPECS)}.")
     sentences = tfds_sentences(name, split or "train")
   elif os.path.isfile(spec):
     sentences = text_file_sentences(spec)
