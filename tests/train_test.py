@@ -1,0 +1,227 @@
+"""Tests for jaxequiv.train: optimizer, step, paired trajectories, evaluation, resumable loop."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxequiv
+from jaxequiv import train as tr
+from jaxequiv.bitwise import assert_bitwise_equal, compare_bits
+
+SENTENCES = [
+    "The cat sat on the mat.", "A dog ran.", "We like tea.", "It is cold today.", "She sings.",
+    "Birds fly south.", "The sun is hot.", "He reads books.", "Rain falls.", "I see the sea.",
+    "They play chess.", "Fish swim fast.", "The tree is tall.", "You win.", "Snow is white.",
+    "My cat naps.", "The sky is blue.", "Ants work hard.", "Bob has 3 hats.", "Look up.",
+]
+VAL = ["The dog sat.", "Fish fly.", "I like the sun."]
+SEQ = 24
+STEPS = 16  # one schedule for all tests, so the jitted step compiles once per objective
+MCFG = jaxequiv.ModelConfig(num_layers=1, width=32, num_heads=2, seq_len=SEQ)
+
+
+def _pad_examples(batch: jaxequiv.ClassificationBatch, n: int) -> jaxequiv.ClassificationBatch:
+  """Pads the example arrays to n entries with row == R (ignored)."""
+  r = batch.tokens.shape[0]
+  k = len(batch.rows)
+  pad = lambda x, v: np.concatenate([x, np.full(n - k, v, np.int32)])
+  return jaxequiv.ClassificationBatch(batch.tokens, pad(batch.rows, r), pad(batch.positions, 0), pad(batch.labels, 0))
+
+
+def inline_batches(sentences, mcfg, tcfg):
+  """A small deterministic stand-in for jaxequiv.data: step k's sentences depend on (seed, k) only."""
+  b, t = tcfg.batch_size, mcfg.seq_len
+
+  def sentences_at(step):
+    rng = np.random.default_rng([tcfg.seed, step])
+    return [sentences[i] for i in rng.choice(len(sentences), b, replace=False)]
+
+  def batches(start):
+    step = start
+    while True:
+      s = jaxequiv.canonical_order(sentences_at(step))
+      if tcfg.objective == "lm":
+        yield jaxequiv.lm_batch(s, t, num_rows=b)
+      elif tcfg.mode == "paired":
+        yield _pad_examples(jaxequiv.pack(jaxequiv.prefix_examples(s), t, num_rows=b), b * t)
+      else:
+        ex = jaxequiv.prefix_examples(sentences)
+        idx = np.random.default_rng([tcfg.seed, step, 1]).choice(len(ex), b, replace=False)
+        yield jaxequiv.unpacked(ex.take(idx), t)
+      step += 1
+
+  return batches
+
+
+def _tcfg(**kw):
+  base = dict(steps=STEPS, batch_size=4, learning_rate=1e-2, warmup_steps=2, eval_every=0, checkpoint_every=0,
+              log_every=2)
+  base.update(kw)
+  return tr.TrainConfig(**base)
+
+
+def test_train_config_validates():
+  with pytest.raises(ValueError, match="objective"):
+    tr.TrainConfig(objective="regression")
+  with pytest.raises(ValueError, match="mode"):
+    tr.TrainConfig(mode="shuffled")
+  with pytest.raises(ValueError, match="warmup_steps"):
+    tr.TrainConfig(steps=5, warmup_steps=10)
+
+
+def test_schedule_warmup_then_cosine():
+  cfg = tr.TrainConfig(steps=100, warmup_steps=10, learning_rate=1.0, end_lr_fraction=0.1)
+  s = tr.make_schedule(cfg)
+  assert float(s(0)) == 0.0
+  assert math.isclose(float(s(10)), 1.0, rel_tol=1e-6)
+  assert math.isclose(float(s(100)), 0.1, rel_tol=1e-5)
+  assert float(s(50)) < 1.0
+
+
+def test_optimizer_clips_global_norm():
+  """Adam's first moment after one step is (1 - b1) * clipped gradient, whose norm is clip_norm."""
+  import optax
+  cfg = tr.TrainConfig(steps=10, warmup_steps=0, learning_rate=1.0, clip_norm=1.0, weight_decay=0.0, b1=0.9)
+  opt = tr.make_optimizer(cfg)
+  params = {"w": jnp.ones((3, 3))}
+  grads = {"w": jnp.full((3, 3), 100.0)}
+  _, state = opt.update(grads, opt.init(params), params)
+  mu = optax.tree_utils.tree_get(state, "mu")
+  norm = float(jnp.sqrt(jnp.sum(mu["w"] ** 2))) / (1 - cfg.b1)
+  print("clipped norm", norm)
+  assert abs(norm - 1.0) < 1e-5
+
+
+def test_train_step_reduces_loss_and_counts_steps():
+  tcfg = _tcfg()
+  res = tr.train(MCFG, tcfg, inline_batches(SENTENCES, MCFG, tcfg), progress=False)
+  losses = [r["loss"] for r in res.history if "loss" in r]
+  print("first/last loss", losses[0], losses[-1])
+  assert int(res.state.step) == STEPS
+  assert losses[-1] < losses[0] - 0.5
+
+
+def test_iid_classifier_trains_and_counts_predictions():
+  tcfg = _tcfg(objective="classification", mode="iid", batch_size=16)
+  res = tr.train(MCFG, tcfg, inline_batches(SENTENCES, MCFG, tcfg), progress=False)
+  losses = [r["loss"] for r in res.history if "loss" in r]
+  print("iid first/last loss", losses[0], losses[-1])
+  assert res.predictions_seen == STEPS * 16
+  assert losses[-1] < losses[0] - 0.3
+
+
+def test_bfloat16_trains():
+  mcfg = jaxequiv.ModelConfig(num_layers=1, width=32, num_heads=2, seq_len=SEQ, dtype="bfloat16")
+  tcfg = _tcfg()
+  res = tr.train(mcfg, tcfg, inline_batches(SENTENCES, mcfg, tcfg), progress=False)
+  losses = [r["loss"] for r in res.history if "loss" in r]
+  print("bf16 first/last loss", losses[0], losses[-1])
+  assert losses[-1] < losses[0] - 0.5
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(res.state.params))
+
+
+def test_paired_trajectories_bitwise_equal_through_train_step():
+  """LM and packed classification: same params, same optimizer state, every step, for 10 steps."""
+  tl, tc = _tcfg(), _tcfg(objective="classification", mode="paired")
+  opt = tr.make_optimizer(tl)
+  step_lm = jax.jit(tr.make_train_step(tr.make_loss_fn("lm", MCFG), opt))
+  step_cl = jax.jit(tr.make_train_step(tr.make_loss_fn("classification", MCFG), opt))
+  s_lm = s_cl = tr.init_state(jax.random.key(0), MCFG, tl)
+  it_lm, it_cl = inline_batches(SENTENCES, MCFG, tl)(0), inline_batches(SENTENCES, MCFG, tc)(0)
+  for k in range(10):
+    b_lm, b_cl = next(it_lm), next(it_cl)
+    assert tr.num_predictions(b_lm) == tr.num_predictions(b_cl)
+    s_lm, m_lm = step_lm(s_lm, b_lm)
+    s_cl, m_cl = step_cl(s_cl, b_cl)
+    assert_bitwise_equal(m_lm, m_cl)
+    assert_bitwise_equal(s_lm, s_cl)
+  # And the params did move.
+  assert not compare_bits(s_lm.params, tr.init_state(jax.random.key(0), MCFG, tl).params).equal
+
+
+def test_paired_train_loop_bitwise_equal():
+  tl, tc = _tcfg(), _tcfg(objective="classification")
+  a = tr.train(MCFG, tl, inline_batches(SENTENCES, MCFG, tl), progress=False)
+  b = tr.train(MCFG, tc, inline_batches(SENTENCES, MCFG, tc), progress=False)
+  assert a.predictions_seen == b.predictions_seen
+  assert_bitwise_equal(a.state, b.state)
+
+
+def test_evaluate_matches_lm_nll_mean_over_characters():
+  params = jaxequiv.init(jax.random.key(1), MCFG)
+  apply_fn = jaxequiv.make_apply(MCFG)
+  r = tr.evaluate(params, VAL, apply_fn, SEQ, batch_size=2)
+  ref = float(jax.jit(jaxequiv.lm_nll, static_argnames="apply_fn")(params, jaxequiv.lm_batch(VAL, SEQ), apply_fn))
+  print("evaluate", r, "lm_nll", ref, "rel err", abs(r.nats_per_char - ref) / ref)
+  assert r.num_chars == sum(len(s) for s in VAL)
+  assert abs(r.nats_per_char - ref) <= 1e-5 * ref  # float32 sums in different groupings
+  assert math.isclose(r.bits_per_char, r.nats_per_char / math.log(2))
+  with pytest.raises(ValueError, match="sentence 0"):
+    tr.evaluate(params, ["no period"], apply_fn, SEQ)
+
+
+def _run(out, tcfg, **kw):
+  return tr.train(MCFG, tcfg, inline_batches(SENTENCES, MCFG, tcfg), val_sentences=VAL, out_dir=out,
+                  progress=False, **kw)
+
+
+@pytest.mark.parametrize("objective", ["lm", "classification"])
+def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path, objective):
+  tcfg = _tcfg(checkpoint_every=4, eval_every=4, objective=objective)
+  straight = _run(str(tmp_path / "straight"), tcfg)
+  assert straight.completed
+
+  # Run 1 stops after 6 steps without saving (a kill): latest checkpoint is step 4.
+  out = str(tmp_path / "resumed")
+  first = _run(out, tcfg, max_steps_this_run=6)
+  assert not first.completed and int(first.state.step) == 6
+  assert tr.latest_step(out) == 4
+  # Run 2 resumes from step 4 and finishes.
+  second = _run(out, tcfg)
+  assert second.completed
+  assert_bitwise_equal(straight.state, second.state)
+  assert second.predictions_seen == straight.predictions_seen
+  # The metrics log has no duplicate steps and the same final validation.
+  with open(os.path.join(out, tr.METRICS_FILE)) as f:
+    records = [json.loads(line) for line in f]
+  train_steps = [r["step"] for r in records if "loss" in r]
+  assert train_steps == sorted(set(train_steps)) and train_steps[-1] == STEPS
+  assert tr.final_validation(second.history) == {**tr.final_validation(straight.history),
+                                                 "time": tr.final_validation(second.history)["time"]}
+
+
+def test_resume_after_exception_in_callback(tmp_path):
+  tcfg = _tcfg(checkpoint_every=3)
+  straight = tr.train(MCFG, tcfg, inline_batches(SENTENCES, MCFG, tcfg), progress=False)
+
+  def killer(step, state, record):
+    if step == 7:
+      raise tr.StopTraining("simulated kill")
+
+  out = str(tmp_path / "run")
+  with pytest.raises(tr.StopTraining):
+    _run(out, tcfg, callbacks=[killer])
+  assert tr.latest_step(out) == 6
+  resumed = _run(out, tcfg)
+  assert_bitwise_equal(straight.state, resumed.state)
+
+  params, cfg = tr.load_checkpoint(out)
+  assert cfg == MCFG
+  assert_bitwise_equal(straight.state.params, params)
+
+
+def test_resume_refuses_changed_config_and_existing_dir(tmp_path):
+  tcfg = _tcfg(checkpoint_every=2)
+  out = str(tmp_path / "run")
+  _run(out, tcfg, max_steps_this_run=2)
+  with pytest.raises(ValueError, match="learning_rate"):
+    _run(out, _tcfg(checkpoint_every=2, learning_rate=0.5))
+  with pytest.raises(FileExistsError):
+    _run(out, tcfg, resume=False)
