@@ -127,10 +127,11 @@ def builtin_sentences() -> list[str]:
   code, tables or version notes; sentences of at least 5 words), and exact
   repeats are dropped (topics share paragraphs), keeping first occurrences.
   Deterministic for a given Python version; the text differs between Python
-  versions (Python 3.11: about 1,100 sentences, 100,000 characters). Cached.
+  versions (Python 3.11.7: 929 sentences, 91,396 characters, mean 98,
+  longest 289; use ``load_sentences("builtin", max_len=T)`` to cut long ones). Cached.
 
   >>> builtin_sentences()[0]  # doctest: +SKIP
-  'The assert statement is a convenient way to insert debugging assertions into a program.'
+  'The current code generator emits no code for an assert statement when optimization is requested at compile time.'
   """
   return list(_builtin())
 
