@@ -12,6 +12,7 @@ from jaxequiv.batches import ClassificationBatch as ClassificationBatch
 from jaxequiv.batches import LMBatch as LMBatch
 from jaxequiv.batches import canonical_order as canonical_order
 from jaxequiv.batches import lm_batch as lm_batch
+from jaxequiv.batches import pad_examples as pad_examples
 from jaxequiv.losses import classification_xent as classification_xent
 from jaxequiv.losses import classification_xent_per_example as classification_xent_per_example
 from jaxequiv.losses import lm_nll as lm_nll

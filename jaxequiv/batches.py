@@ -85,8 +85,8 @@ def lm_batch(
 
 
 def _shape_error(what: str, batch) -> ValueError:
-  shapes = {k: (tuple(np.shape(v)), str(getattr(v, "dtype", type(v).__name__))) for k, v in batch._asdict().items()}
-  return ValueError(f"{what}; got {shapes}")
+  got = ", ".join(f"{k} {tuple(np.shape(v))} {getattr(v, 'dtype', type(v).__name__)}" for k, v in batch._asdict().items())
+  return ValueError(f"{what}; got {got}")
 
 
 def _is_int(x) -> bool:
@@ -141,3 +141,18 @@ def check_classification_batch(batch: ClassificationBatch) -> None:
   if np.any(counts > 1):
     s = int(uniq[np.argmax(counts > 1)])
     raise ValueError(f"{int(counts.max())} examples share the slot (row {s // t}, position {s % t})")
+
+
+def pad_examples(batch: ClassificationBatch, num_examples: int) -> ClassificationBatch:
+  """Pads a classification batch to ``num_examples`` examples (fixed shapes for jit).
+
+  Padding examples get row R (one past the last row), which the losses ignore;
+  the loss and its gradients are unchanged.
+  """
+  n = len(batch.labels)
+  if num_examples < n:
+    raise ValueError(f"num_examples={num_examples} is fewer than the batch's {n} examples")
+  r = np.shape(batch.tokens)[0]
+  fill = num_examples - n
+  pad = lambda x, v: np.concatenate([np.asarray(x, np.int32), np.full(fill, v, np.int32)])
+  return ClassificationBatch(batch.tokens, pad(batch.rows, r), pad(batch.positions, 0), pad(batch.labels, 0))

@@ -81,12 +81,19 @@ def _ordered(u: np.ndarray, width: int) -> np.ndarray:
   return np.where(u & sign, -(u & (sign - 1)), u)
 
 
-def max_ulp_distance(a: Any, b: Any) -> int:
-  """Max distance in units in the last place between matching float elements of two pytrees."""
+def max_ulp_distance(a: Any, b: Any, rel_floor: float = 0.0) -> int:
+  """Max distance in units in the last place between matching float elements of two pytrees.
+
+  Near zero a tiny absolute difference spans many ULPs (and a sign change spans
+  ~2**31), so ``rel_floor`` restricts the count to elements with
+  ``|a| >= rel_floor * max|a|`` in their leaf.
+  """
   worst = 0
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     x, y = np.asarray(x), np.asarray(y)
     if x.size:
       w = x.dtype.itemsize
-      worst = max(worst, int(np.max(np.abs(_ordered(bits(x), w) - _ordered(bits(y), w)))))
+      keep = np.abs(x.astype(np.float64)) >= rel_floor * np.max(np.abs(x.astype(np.float64)))
+      if np.any(keep):
+        worst = max(worst, int(np.max(np.abs(_ordered(bits(x), w) - _ordered(bits(y), w))[keep])))
   return worst
