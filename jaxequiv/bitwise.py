@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 
-_UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def bits(x: Any) -> np.ndarray:
