@@ -375,6 +375,10 @@ def classification_logits(params: Params, batch: ClassificationBatch, apply_fn: 
   return logits_RxTxV.at[batch.rows, batch.positions].get(mode="fill", fill_value=0.0)
 
 
+_classification_logits_jit = jax.jit(classification_logits, static_argnames="apply_fn")
+_choose_next_jit = jax.jit(choose_next, static_argnames="top_k")
+
+
 def generate_by_classification(
     params: Params,
     apply_fn: ApplyFn,
@@ -412,8 +416,6 @@ def generate_by_classification(
   keys_B = jax.random.split(key, num_samples)
   prefixes = [list(row[:n]) for row, n in zip(prompt_BxL, prompt_lengths)]
   done = np.zeros(num_samples, bool)
-  logits_fn = jax.jit(classification_logits, static_argnames="apply_fn")
-  choose = jax.jit(choose_next, static_argnames="top_k")
   temperature = jnp.float32(temperature)
   while True:
     active = ~done & (np.array([len(p) for p in prefixes]) < max_len)
@@ -426,8 +428,8 @@ def generate_by_classification(
     examples = prefix.PrefixExamples(chars, starts, lengths, np.zeros(num_samples, np.uint8))
     batch = prefix.unpacked(examples, seq_len)
     batch = batch._replace(rows=np.where(active, batch.rows, num_samples).astype(np.int32))
-    logits_Bx64 = logits_fn(params, batch, apply_fn=apply_fn)
-    labels = np.asarray(choose(keys_B, logits_Bx64, jnp.asarray(lengths), temperature, top_k=top_k))
+    logits_Bx64 = _classification_logits_jit(params, batch, apply_fn=apply_fn)
+    labels = np.asarray(_choose_next_jit(keys_B, logits_Bx64, jnp.asarray(lengths), temperature, top_k=top_k))
     for b in np.flatnonzero(active):
       prefixes[b].append(int(labels[b]))
       done[b] = labels[b] == alphabet.PERIOD
