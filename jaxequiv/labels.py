@@ -200,6 +200,11 @@ def node_prefixes(trie: LabelTrie) -> list[str]:
   return out
 
 
+def _label_mask(trie: LabelTrie) -> jax.Array:
+  """``trie.label_mask`` that also works on traced tries."""
+  return jnp.arange(trie.max_len)[None, :] < jnp.asarray(trie.label_lengths)[:, None]
+
+
 def _check_class_logits(trie: LabelTrie, x) -> jax.Array:
   x = jnp.asarray(x)
   if x.ndim != 2 or x.shape[1] != trie.num_classes:
@@ -272,7 +277,7 @@ def path_char_logprobs(trie: LabelTrie, class_logits_BxK: jax.Array) -> jax.Arra
   lm_BxN = node_log_mass(trie, class_logits_BxK)
   nodes_KxL1 = jnp.asarray(trie.label_nodes)
   step_BxKxL = lm_BxN[:, nodes_KxL1[:, 1:]] - lm_BxN[:, nodes_KxL1[:, :-1]]
-  return jnp.where(jnp.asarray(trie.label_mask)[None], step_BxKxL, 0.0)
+  return jnp.where(_label_mask(trie)[None], step_BxKxL, 0.0)
 
 
 def label_model_inputs(trie: LabelTrie, seq_len: int | None = None) -> LMBatch:
@@ -319,7 +324,7 @@ def label_logprobs(trie: LabelTrie, char_logits_BxKxTx64: jax.Array, constrained
     raise ValueError(
         f"char logits must have shape [B, K={trie.num_classes}, T>={trie.max_len}, {V}], got {x.shape}")
   x = x[:, :, :trie.max_len].astype(jnp.float32)
-  mask_KxL = jnp.asarray(trie.label_mask)
+  mask_KxL = _label_mask(trie)
   if constrained:
     prefix_KxL = jnp.asarray(trie.label_nodes)[:, :-1]
     allowed_KxLx64 = (jnp.asarray(trie.child)[prefix_KxL] >= 0) | ~mask_KxL[:, :, None]  # No NaN past the end.
