@@ -111,8 +111,8 @@ class TrainConfig:
     for name in ("warmup_steps", "eval_every", "checkpoint_every", "weight_decay", "learning_rate"):
       if getattr(self, name) < 0:
         raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-    if self.warmup_steps > self.steps:
-      raise ValueError(f"warmup_steps={self.warmup_steps} exceeds steps={self.steps}")
+    if self.warmup_steps >= self.steps:
+      raise ValueError(f"warmup_steps={self.warmup_steps} must be less than steps={self.steps}")
 
 
 class TrainState(NamedTuple):
