@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -136,17 +137,27 @@ def _dummy_images(image_shape: Sequence[int]) -> jax.Array:
   return jnp.zeros((1, *image_shape), jnp.float32)
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _init_onehot(key, config, num_classes, image_shape):
+  return OneHotClassifier(config, num_classes).init(key, _dummy_images(image_shape))["params"]
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _init_string(key, config, image_shape):
+  tokens = jnp.full((1, config.decoder.seq_len), alphabet.BOS, jnp.int32)
+  return StringLabeler(config).init(key, _dummy_images(image_shape), tokens)["params"]
+
+
 def init_onehot(key: jax.Array, config: ImageModelConfig, num_classes: int, image_shape: Sequence[int]) -> Params:
   """Parameters of a ``OneHotClassifier`` with ``num_classes`` outputs for images ``(H, W, C)``."""
   if num_classes < 1:
     raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-  return OneHotClassifier(config, num_classes).init(key, _dummy_images(image_shape))["params"]
+  return _init_onehot(key, config, int(num_classes), tuple(int(d) for d in image_shape))
 
 
 def init_string(key: jax.Array, config: ImageModelConfig, image_shape: Sequence[int]) -> Params:
   """Parameters of a ``StringLabeler`` for images ``(H, W, C)``."""
-  tokens = jnp.full((1, config.decoder.seq_len), alphabet.BOS, jnp.int32)
-  return StringLabeler(config).init(key, _dummy_images(image_shape), tokens)["params"]
+  return _init_string(key, config, tuple(int(d) for d in image_shape))
 
 
 def onehot_logits(params: Params, images_NxHxWxC: jax.Array, config: ImageModelConfig) -> jax.Array:
@@ -221,15 +232,19 @@ def gather_rows(rows: batches.LMBatch, labels_N: np.ndarray) -> batches.LMBatch:
 
 # ----------------------------------------------------------------------------- decoding
 
+_embed_jit = jax.jit(image_embeddings, static_argnums=2)
+_decode_jit = jax.jit(decode_logits, static_argnames="config")
+onehot_logits_jit = jax.jit(onehot_logits, static_argnums=2)
+
 
 def greedy_unconstrained(params: Params, images_NxHxWxC: jax.Array, config: ImageModelConfig) -> list[str]:
   """Free greedy decoding over all 64 characters until ``'.'`` or ``seq_len``: one string per image.
 
   No trie: the decoder may spell a label that is not a class, or a held-out one.
   """
-  emb = image_embeddings(params, images_NxHxWxC, config)
+  emb = _embed_jit(params, jnp.asarray(images_NxHxWxC), config)
   n, t_max = emb.shape[0], config.decoder.seq_len
-  step = jax.jit(lambda p, e, tok: decode_logits(p, e, tok, config))
+  step = functools.partial(_decode_jit, config=config)
   tokens = np.full((n, t_max), alphabet.PAD, np.int32)
   tokens[:, 0] = alphabet.BOS
   out = np.full((n, t_max), -1, np.int32)
@@ -315,6 +330,13 @@ def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> Iterator[np
     yield np.asarray(idx)
 
 
+@functools.lru_cache(maxsize=32)
+def _cached_step(config: ImageModelConfig, learning_rate: float, head: str):
+  """One jitted Adam step per (config, learning rate, head), reused across ``train_heads`` calls."""
+  loss = {"onehot": onehot_loss, "string": string_loss}[head]
+  return make_train_step(lambda p, x, b: loss(p, x, b, config), optax.adam(learning_rate))
+
+
 class TrainedHeads(NamedTuple):
   onehot_params: Params
   string_params: Params
@@ -356,11 +378,11 @@ def train_heads(
   for head in heads:
     if head == "onehot":
       params = init_onehot(k_onehot, config, len(onehot_classes), image_shape)
-      step = make_train_step(lambda p, x, y: onehot_loss(p, x, y, config), optimizer)
+      step = _cached_step(config, learning_rate, "onehot")
       make_batch = lambda idx: (images_NxHxWxC[idx], local[labels_N[idx]])  # noqa: E731
     elif head == "string":
       params = init_string(k_string, config, image_shape)
-      step = make_train_step(lambda p, x, b: string_loss(p, x, b, config), optimizer)
+      step = _cached_step(config, learning_rate, "string")
       make_batch = lambda idx: (images_NxHxWxC[idx], gather_rows(rows, labels_N[idx]))  # noqa: E731
     else:
       raise ValueError(f"unknown head {head!r}; use 'onehot' and/or 'string'")

@@ -24,7 +24,7 @@ Specs:
 Example:
   >>> ds = load_images("shapes", "train", num_examples=256, seed=0)
   >>> ds.images.shape, ds.class_names[ds.labels[0]]
-  ((256, 16, 16, 3), 'green cross.')
+  ((256, 16, 16, 3), 'yellow square.')
 """
 
 from __future__ import annotations
@@ -280,7 +280,9 @@ def load_tfds(
     idx = np.arange(n_all)
   else:
     idx = np.sort(np.random.default_rng(np.random.SeedSequence([seed, 11])).choice(n_all, num_examples, replace=False))
-  records = source.__getitems__([int(i) for i in idx]) if len(idx) else []
+  # One record at a time: works for real array_record sources and under tfds.testing.mock_data
+  # (whose batched __getitems__ is not mocked in tfds 4.9.10).
+  records = [source[int(i)] for i in idx]
   images = np.stack([_to_float_image(r["image"], image_size) for r in records]) if records else np.zeros((0, 1, 1, 3), np.float32)
   y = np.asarray([int(r["label"]) for r in records], np.int32)
   raw = list(class_names) if class_names is not None else _tfds_names(

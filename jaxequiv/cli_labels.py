@@ -1,0 +1,338 @@
+"""``python -m jaxequiv labels``: image classifiers whose labels are strings.
+
+Trains a one-hot head (K-way softmax) and a string head (character decoder,
+``jaxequiv.lm_nll`` of the label sentence) on the same images, then reports for
+both: accuracy, NLL per image, ECE (15 bins); for the string head also rank
+classification, leakage, and trie-constrained greedy and beam decoding.
+``--zero-shot`` (shapes) holds out colour-shape combinations from training and
+measures how the string head scores and names them; the one-hot head cannot.
+
+Example:
+  python -m jaxequiv labels --data shapes --steps 600 --zero-shot --out runs/labels
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxequiv import image_model as im
+from jaxequiv import images as images_lib
+from jaxequiv import labels as labels_lib
+from jaxequiv.model import ModelConfig
+
+
+def _chunked(fn, x: np.ndarray, chunk: int) -> list[np.ndarray]:
+  """Applies ``fn`` to fixed-size chunks of ``x`` (last one zero-padded, so one compile); trims."""
+  outs, n = [], len(x)
+  for s in range(0, n, chunk):
+    part = x[s:s + chunk]
+    pad = chunk - len(part)
+    if pad:
+      part = np.concatenate([part, np.zeros((pad, *part.shape[1:]), part.dtype)])
+    res = fn(part)
+    outs.append([np.asarray(r)[:chunk - pad] for r in (res if isinstance(res, tuple) else (res,))])
+  return [np.concatenate(cols) for cols in zip(*outs)]
+
+
+@functools.lru_cache(maxsize=16)
+def _score_fn(config: im.ImageModelConfig, beam_size: int):
+  """Jitted ``(params, trie, inputs_KxT, images) -> (logp, logp_constrained, greedy, beam)``."""
+
+  @jax.jit
+  def score(params, trie, inputs_KxT, x):
+    k, t = inputs_KxT.shape
+    emb_NxE = im.image_embeddings(params, x, config)
+    n = emb_NxE.shape[0]
+    logits = im.decode_logits(params, jnp.repeat(emb_NxE, k, axis=0), jnp.tile(inputs_KxT, (n, 1)), config)
+    logits_NxKxTx64 = logits.reshape(n, k, t, -1)
+    free = labels_lib.label_logprobs(trie, logits_NxKxTx64)
+    cons = labels_lib.label_logprobs(trie, logits_NxKxTx64, constrained=True)
+    step = lambda e: (lambda tok, pos: im.decode_logits(params, e, tok, config)[:, pos])  # noqa: E731
+    greedy = labels_lib.greedy_decode(trie, step(emb_NxE), n)
+    beam = labels_lib.beam_decode(trie, step(jnp.repeat(emb_NxE, beam_size, axis=0)), n, beam_size)
+    return free, cons, greedy.classes, beam.classes
+
+  return score
+
+
+def string_scores(params, images_NxHxWxC: np.ndarray, trie: labels_lib.LabelTrie, config: im.ImageModelConfig,
+                  *, beam_size: int = 4, chunk: int = 128) -> dict[str, np.ndarray]:
+  """Everything the string head says about each image, against the labels of ``trie``.
+
+  Returns a dict of numpy arrays (N = images, K = labels, W = beam size):
+    ``logp`` ``[N, K]`` rank-classification log-probabilities (teacher forcing);
+    ``logp_constrained`` ``[N, K]`` the same under trie-constrained steps (sums to 1);
+    ``greedy`` ``[N]`` class from trie-constrained greedy decoding;
+    ``beam`` ``[N]`` best class of a beam search with ``beam_size`` beams.
+  """
+  inputs_KxT = jnp.asarray(labels_lib.label_model_inputs(trie).inputs)  # [K, Lmax]
+  score = functools.partial(_score_fn(config, beam_size), params, trie, inputs_KxT)
+  chunk = min(chunk, max(1, len(images_NxHxWxC)))
+  free, cons, greedy, beam = _chunked(score, np.asarray(images_NxHxWxC, np.float32), chunk)
+  return {"logp": free, "logp_constrained": cons, "greedy": greedy, "beam": beam}
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+  x = x - x.max(-1, keepdims=True)
+  return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def evaluate(trained: im.TrainedHeads, test: images_lib.ImageDataset, config: im.ImageModelConfig,
+             *, beam_size: int = 4, trie_labels: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+  """Test metrics of both heads on ``test`` (one-hot: images of classes it has an output for).
+
+  The string head is scored against the trie of ``trie_labels`` (default: all
+  ``test.class_names``).
+
+  Returns:
+    ``{"onehot": {...}, "string": {...}}`` of floats; NaN where not applicable.
+  """
+  names = list(test.class_names)
+  trie_labels = names if trie_labels is None else list(trie_labels)
+  trie = labels_lib.label_trie(trie_labels)
+  y_trie = np.asarray([trie_labels.index(names[y]) for y in test.labels])
+  out: dict[str, dict[str, float]] = {}
+  if trained.onehot_params is not None:
+    seen = np.isin(test.labels, trained.onehot_classes)
+    x, y = test.images[seen], test.labels[seen]
+    logits = _chunked(lambda v: im.onehot_logits_jit(trained.onehot_params, v, config), x, 256)[0]
+    logp = _log_softmax(logits.astype(np.float64))
+    local = np.searchsorted(trained.onehot_classes, y)
+    pred = trained.onehot_classes[logp.argmax(-1)]
+    out["onehot"] = {
+        "images": float(len(y)),
+        "accuracy": float(np.mean(pred == y)),
+        "nll_per_image": float(-np.mean(logp[np.arange(len(y)), local])),
+        "ece": im.expected_calibration_error(np.exp(logp.max(-1)), pred == y),
+    }
+  if trained.string_params is not None:
+    s = string_scores(trained.string_params, test.images, trie, config, beam_size=beam_size)
+    idx = np.arange(len(y_trie))
+    renorm = _log_softmax(s["logp"].astype(np.float64))
+    rank_pred = s["logp"].argmax(-1)
+    free = im.greedy_unconstrained(trained.string_params, test.images, config)
+    out["string"] = {
+        "images": float(len(y_trie)),
+        "accuracy": float(np.mean(rank_pred == y_trie)),  # rank classification
+        "nll_per_image": float(-np.mean(s["logp"][idx, y_trie])),
+        "nll_per_image_constrained": float(-np.mean(s["logp_constrained"][idx, y_trie])),
+        "ece": im.expected_calibration_error(np.exp(renorm.max(-1)), rank_pred == y_trie),
+        "leakage": float(np.mean(np.asarray(labels_lib.leakage(s["logp"])))),
+        "greedy_accuracy": float(np.mean(s["greedy"] == y_trie)),
+        "beam_accuracy": float(np.mean(s["beam"] == y_trie)),
+        "free_greedy_accuracy": float(np.mean(np.asarray(free) == np.asarray(trie_labels)[y_trie])),
+        "free_greedy_valid": float(np.mean(np.isin(free, trie_labels))),
+    }
+  return out
+
+
+def zero_shot(trained: im.TrainedHeads, test: images_lib.ImageDataset, config: im.ImageModelConfig,
+              heldout: Sequence[str] = images_lib.HELDOUT_SHAPES, *, beam_size: int = 4) -> dict[str, Any]:
+  """Held-out-combination test images: how the string head scores and names their labels.
+
+  The trie holds ALL ``test.class_names`` (seen and held-out combinations).
+  Word-level credit: the colour (first word) and the shape (second word) of the
+  free greedy string, each compared with the true label's.
+  """
+  names = list(test.class_names)
+  held_ids = images_lib.heldout_ids(names, heldout)
+  sel = np.isin(test.labels, held_ids)
+  x, y = test.images[sel], test.labels[sel]
+  trie = labels_lib.label_trie(names)
+  s = string_scores(trained.string_params, x, trie, config, beam_size=beam_size)
+  idx = np.arange(len(y))
+  logp_true = s["logp"][idx, y]
+  rank = 1 + np.sum(s["logp"] > logp_true[:, None], axis=-1)
+  free = im.greedy_unconstrained(trained.string_params, x, config)
+  truth = np.asarray(names)[y]
+  words = lambda ss, i: np.asarray([(w.rstrip(".").split() + ["", ""])[i] for w in ss])  # noqa: E731
+  onehot_acc = 0.0
+  if trained.onehot_params is not None:
+    onehot_acc = float(np.mean(np.isin(y, trained.onehot_classes)))  # 0: it has no output for them
+  return {
+      "images": int(len(y)),
+      "heldout": list(heldout),
+      "num_labels": len(names),
+      "p_true_mean": float(np.mean(np.exp(logp_true))),
+      "p_true_median": float(np.median(np.exp(logp_true))),
+      "p_true_constrained_mean": float(np.mean(np.exp(s["logp_constrained"][idx, y]))),
+      "p_heldout_set_mean": float(np.mean(np.exp(s["logp"][:, held_ids]).sum(-1))),
+      "rank_mean": float(np.mean(rank)),
+      "rank_median": float(np.median(rank)),
+      "rank1": float(np.mean(rank == 1)),
+      "rank_le3": float(np.mean(rank <= 3)),
+      "named_free_greedy": float(np.mean(np.asarray(free) == truth)),
+      "named_trie_greedy": float(np.mean(s["greedy"] == y)),
+      "named_trie_beam": float(np.mean(s["beam"] == y)),
+      "colour_word_correct": float(np.mean(words(free, 0) == words(truth, 0))),
+      "shape_word_correct": float(np.mean(words(free, 1) == words(truth, 1))),
+      "onehot_accuracy": 0.0 if trained.onehot_params is not None else float("nan"),
+      "onehot_can_output": onehot_acc,
+      "chance_rank1": 1.0 / len(names),
+      "free_greedy_top": _top_counts(free),
+  }
+
+
+def _top_counts(strings: Sequence[str], n: int = 5) -> list[tuple[str, int]]:
+  values, counts = np.unique(np.asarray(strings), return_counts=True)
+  order = np.argsort(-counts, kind="stable")[:n]
+  return [(str(values[i]), int(counts[i])) for i in order]
+
+
+def decoder_config_for(class_names: Sequence[str], *, layers: int = 1, width: int = 64, heads: int = 4) -> ModelConfig:
+  """A decoder config whose ``seq_len`` fits the longest label (rounded up to a multiple of 8)."""
+  longest = max(len(s) for s in class_names)
+  return ModelConfig(num_layers=layers, width=width, num_heads=heads, seq_len=-(-longest // 8) * 8)
+
+
+def run_experiment(data: str = "shapes", *, steps: int = 600, batch_size: int = 64, seed: int = 0,
+                   learning_rate: float = 3e-3, zero_shot_holdout: bool = False, beam_size: int = 4,
+                   num_train: int | None = None, num_test: int | None = None, layers: int = 1, width: int = 64,
+                   heads: int = 4, channels: Sequence[int] = (16, 32, 64), image_size: int | None = None, data_dir: str | None = None,
+                   download: bool = False, progress=None) -> dict[str, Any]:
+  """Loads data, trains both heads, evaluates. Returns a dict (see keys) for CLI and notebook."""
+  t0 = time.perf_counter()
+  kw = dict(seed=seed, image_size=image_size, data_dir=data_dir, download=download)
+  train = images_lib.load_images(data, "train", num_examples=num_train, holdout=zero_shot_holdout, **kw)
+  test = images_lib.load_images(data, "test", num_examples=num_test, **kw)
+  labels_lib.label_trie(test.class_names)  # validates the label sentences, naming a bad one
+  config = im.ImageModelConfig(channels=tuple(channels), embed_dim=width,
+                               decoder=decoder_config_for(test.class_names, layers=layers, width=width, heads=heads))
+  t_load = time.perf_counter()
+  trained = im.train_heads(train.images, train.labels, train.class_names, config, steps=steps,
+                           batch_size=batch_size, learning_rate=learning_rate, seed=seed, progress=progress)
+  t_train = time.perf_counter()
+  if zero_shot_holdout:
+    seen = ~np.isin(test.labels, images_lib.heldout_ids(test.class_names))
+    test_seen = images_lib.ImageDataset(test.images[seen], test.labels[seen], test.class_names)
+  else:
+    test_seen = test
+  metrics = evaluate(trained, test_seen, config, beam_size=beam_size)
+  zs = zero_shot(trained, test, config, beam_size=beam_size) if zero_shot_holdout else None
+  t_eval = time.perf_counter()
+  return {
+      "data": data, "steps": steps, "batch_size": batch_size, "seed": seed, "config": config,
+      "train": train, "test": test, "trained": trained, "metrics": metrics, "zero_shot": zs,
+      "num_train": int(len(train.labels)), "num_test": int(len(test.labels)),
+      "seconds": {"load": t_load - t0, "train": t_train - t_load, "eval": t_eval - t_train},
+  }
+
+
+_ROWS = [
+    ("test images", "images", "{:.0f}"),
+    ("accuracy (one-hot: argmax; string: rank classification)", "accuracy", "{:.4f}"),
+    ("NLL per image, nats (string: -log p(label chars))", "nll_per_image", "{:.4f}"),
+    ("NLL per image, trie-constrained (string)", "nll_per_image_constrained", "{:.4f}"),
+    ("ECE, 15 bins (string: rank probs renormalised over K)", "ece", "{:.4f}"),
+    ("leakage: mass on non-label strings (string)", "leakage", "{:.4f}"),
+    ("accuracy, trie-constrained greedy (string)", "greedy_accuracy", "{:.4f}"),
+    ("accuracy, trie-constrained beam (string)", "beam_accuracy", "{:.4f}"),
+    ("accuracy, free greedy over 64 chars (string)", "free_greedy_accuracy", "{:.4f}"),
+    ("free greedy output is a valid label (string)", "free_greedy_valid", "{:.4f}"),
+]
+
+
+def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
+  """Markdown table: one row per metric, one column per head."""
+  lines = ["| metric | one-hot head | string head |", "|---|---:|---:|"]
+  for title, key, fmt in _ROWS:
+    cells = [fmt.format(metrics[h][key]) if h in metrics and key in metrics[h] else "—" for h in ("onehot", "string")]
+    lines.append(f"| {title} | {cells[0]} | {cells[1]} |")
+  return "\n".join(lines)
+
+
+_ZS_ROWS = [
+    ("held-out test images", "images", "{:.0f}"),
+    ("one-hot head accuracy (no output for these classes)", "onehot_accuracy", "{:.4f}"),
+    ("string: mean p(true label string)", "p_true_mean", "{:.4f}"),
+    ("string: median p(true label string)", "p_true_median", "{:.4g}"),
+    ("string: mean p(true label), trie-constrained over all combos", "p_true_constrained_mean", "{:.4f}"),
+    ("string: mean mass on the held-out label set", "p_heldout_set_mean", "{:.4f}"),
+    ("string: mean rank of true label among all combos", "rank_mean", "{:.2f}"),
+    ("string: rank 1 (rank classification names it)", "rank1", "{:.4f}"),
+    ("string: rank <= 3", "rank_le3", "{:.4f}"),
+    ("string: named exactly, free greedy over chars", "named_free_greedy", "{:.4f}"),
+    ("string: named exactly, trie greedy (all combos)", "named_trie_greedy", "{:.4f}"),
+    ("string: named exactly, trie beam (all combos)", "named_trie_beam", "{:.4f}"),
+    ("string: free greedy colour word correct", "colour_word_correct", "{:.4f}"),
+    ("string: free greedy shape word correct", "shape_word_correct", "{:.4f}"),
+    ("chance of rank 1 (1/K)", "chance_rank1", "{:.4f}"),
+]
+
+
+def zero_shot_table(zs: dict[str, Any]) -> str:
+  lines = ["| zero-shot metric | value |", "|---|---:|"]
+  lines += [f"| {title} | {fmt.format(zs[key])} |" for title, key, fmt in _ZS_ROWS]
+  return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  """Flags of ``python -m jaxequiv labels``."""
+  parser.add_argument("--data", default="shapes", help="shapes | digits | tfds:cifar10 | tfds:cifar100 | "
+                      "tfds:imagenette | tfds:imagenet2012")
+  parser.add_argument("--steps", type=int, default=600, help="training steps per head")
+  parser.add_argument("--batch-size", type=int, default=64)
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
+  parser.add_argument("--zero-shot", action="store_true",
+                      help="shapes only: hold out colour-shape combinations from training and measure them")
+  parser.add_argument("--beam-size", type=int, default=4)
+  parser.add_argument("--num-train", type=int, default=None, help="training images (default: the loader's)")
+  parser.add_argument("--num-test", type=int, default=None, help="test images (default: the loader's)")
+  parser.add_argument("--layers", type=int, default=1, help="string decoder layers")
+  parser.add_argument("--width", type=int, default=64, help="embedding and decoder width")
+  parser.add_argument("--heads", type=int, default=4, help="string decoder attention heads")
+  parser.add_argument("--channels", default="16,32,64", help="CNN channels per stage, comma-separated")
+  parser.add_argument("--image-size", type=int, default=None, help="shapes side / tfds resize")
+  parser.add_argument("--data-dir", default=None, help="tfds data_dir")
+  parser.add_argument("--download", action="store_true", help="let tfds download and prepare the data")
+  parser.add_argument("--out", default=None, help="directory for metrics.json and metrics.md")
+
+
+def run(args: argparse.Namespace) -> int:
+  """Trains both heads, prints the metrics table (and zero-shot table), optionally writes ``--out``."""
+  if args.zero_shot and args.data != "shapes":
+    raise SystemExit(f"--zero-shot needs --data shapes (compositional labels), not {args.data!r}")
+  every = max(1, args.steps // 4)
+
+  def progress(head, i, loss):
+    if (i + 1) % every == 0 or i == 0:
+      print(f"  {head:6s} step {i + 1:5d}/{args.steps}  loss {loss:.4f}", flush=True)
+
+  res = run_experiment(args.data, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                       learning_rate=args.lr, zero_shot_holdout=args.zero_shot, beam_size=args.beam_size,
+                       num_train=args.num_train, num_test=args.num_test, layers=args.layers, width=args.width,
+                       heads=args.heads, channels=tuple(int(c) for c in args.channels.split(",")), image_size=args.image_size, data_dir=args.data_dir, download=args.download,
+                       progress=progress)
+  sec = res["seconds"]
+  head = (f"data={args.data} train={res['num_train']} test={res['num_test']} K={len(res['test'].class_names)}"
+          f" steps={args.steps} batch={args.batch_size} seed={args.seed} backend={jax.default_backend()}"
+          f" (load {sec['load']:.1f}s, train {sec['train']:.1f}s, eval {sec['eval']:.1f}s)")
+  text = [head, "", metrics_table(res["metrics"])]
+  if res["zero_shot"] is not None:
+    zs = res["zero_shot"]
+    text += ["", f"zero-shot: held out {', '.join(zs['heldout'])}", "", zero_shot_table(zs),
+             "", f"free greedy outputs on held-out images (top 5): {zs['free_greedy_top']}"]
+  print("\n".join(text))
+  if args.out:
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "metrics.md"), "w") as f:
+      f.write("\n".join(text) + "\n")
+    summary = {k: res[k] for k in ("data", "steps", "batch_size", "seed", "num_train", "num_test", "metrics",
+                                   "zero_shot", "seconds")}
+    summary["onehot_curve"] = res["trained"].onehot_curve.tolist()
+    summary["string_curve"] = res["trained"].string_curve.tolist()
+    with open(os.path.join(args.out, "metrics.json"), "w") as f:
+      json.dump(summary, f, indent=1)
+    print(f"wrote {args.out}/metrics.md and metrics.json")
+  return 0

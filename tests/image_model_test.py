@@ -1,0 +1,153 @@
+"""Tests for jaxequiv.image_model and jaxequiv.cli_labels (tiny models, CPU)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxequiv
+from jaxequiv import alphabet, cli_labels, image_model as im, images, labels
+from jaxequiv.bitwise import assert_bitwise_equal
+from jaxequiv.model import ModelConfig
+
+CFG = im.ImageModelConfig(channels=(8, 16), embed_dim=32,
+                          decoder=ModelConfig(num_layers=1, width=32, num_heads=2, seq_len=16))
+NAMES = images.SHAPE_CLASSES
+
+
+@pytest.fixture(scope="module")
+def data():
+  return images.make_shapes(96, seed=0)
+
+
+@pytest.fixture(scope="module")
+def string_params():
+  return im.init_string(jax.random.key(0), CFG, (16, 16, 3))
+
+
+def test_output_shapes(data, string_params):
+  x = data.images[:5]
+  p1 = im.init_onehot(jax.random.key(1), CFG, 12, x.shape[1:])
+  assert im.onehot_logits(p1, x, CFG).shape == (5, 12)
+  assert im.image_embeddings(string_params, x, CFG).shape == (5, 32)
+  tokens = jnp.full((5, 9), alphabet.BOS, jnp.int32)
+  logits = im.make_string_apply(CFG, x)(string_params, tokens)
+  assert logits.shape == (5, 9, 64) and logits.dtype == jnp.float32
+  with pytest.raises(ValueError, match="4 token rows for 5 images"):
+    im.make_string_apply(CFG, x)(string_params, tokens[:4])
+  with pytest.raises(ValueError, match="more than decoder seq_len=16"):
+    im.decode_logits(string_params, jnp.zeros((1, 32)), jnp.zeros((1, 17), jnp.int32), CFG)
+
+
+def test_gathered_rows_equal_lm_batch_of_label_strings(data):
+  rows = im.label_rows(NAMES, 16)
+  got = im.gather_rows(rows, data.labels[:20])
+  want = jaxequiv.lm_batch([NAMES[y] for y in data.labels[:20]], 16)
+  for a, b in zip(got, want):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_string_loss_is_lm_nll(data, string_params, monkeypatch):
+  x, y = data.images[:8], data.labels[:8]
+  batch = jaxequiv.lm_batch([NAMES[i] for i in y], 16)
+  want = jaxequiv.lm_nll(string_params, batch, im.make_string_apply(CFG, x))
+  calls = []
+  real = jaxequiv.losses.lm_nll
+
+  def spy(params, b, apply_fn):
+    calls.append(b)
+    return real(params, b, apply_fn)
+
+  monkeypatch.setattr(jaxequiv.losses, "lm_nll", spy)
+  got = im.string_loss(string_params, x, batch, CFG)
+  assert len(calls) == 1 and calls[0] is batch  # it literally calls the core loss
+  assert_bitwise_equal(got, want)
+  # Per-image NLL sums the same per-token losses; their mean over characters is the loss.
+  per_image = im.string_nll_per_image(string_params, x, batch, CFG)
+  err = abs(float(per_image.sum() / batch.mask.sum()) - float(want))
+  print("per-image vs lm_nll abs error", err)
+  assert err < 1e-5
+
+
+def test_string_decoder_is_causal_through_gradients(data, string_params):
+  emb = im.image_embeddings(string_params, data.images[:2], CFG)
+  tokens = jaxequiv.lm_batch(["red circle.", "blue cross."], 16).inputs
+  onehot = jax.nn.one_hot(tokens, alphabet.INPUT_VOCAB)
+  np.testing.assert_allclose(im.decode_logits(string_params, emb, onehot, CFG),
+                             im.decode_logits(string_params, emb, jnp.asarray(tokens), CFG), atol=1e-5)
+
+  def out_t(oh, t):
+    return jnp.sum(im.decode_logits(string_params, emb, oh, CFG)[:, t] ** 2)
+
+  for t in (0, 3, 9, 15):
+    g_RxTxV = jax.grad(out_t)(onehot, t)
+    g_abs_T = np.asarray(jnp.abs(g_RxTxV).sum(axis=(0, 2)))
+    assert np.all(g_abs_T[t + 1:] == 0.0), (t, g_abs_T)  # exactly zero after t
+    assert np.all(g_abs_T[:t + 1] > 0.0), (t, g_abs_T)   # and it does use tokens 0..t
+
+
+def test_string_head_depends_on_the_image(data, string_params):
+  tokens = jnp.asarray(jaxequiv.lm_batch(["red circle."] * 2, 16).inputs)
+  logits = im.make_string_apply(CFG, data.images[:2])(string_params, tokens)
+  assert float(jnp.abs(logits[0] - logits[1]).max()) > 1e-4
+
+
+def test_a_few_training_steps_reduce_both_losses(data):
+  res = im.train_heads(data.images, data.labels, NAMES, CFG, steps=25, batch_size=32, learning_rate=3e-3)
+  print("one-hot", res.onehot_curve[[0, -1]], "string", res.string_curve[[0, -1]])
+  assert res.onehot_curve[-5:].mean() < res.onehot_curve[:5].mean() - 0.1
+  assert res.string_curve[-5:].mean() < 0.5 * res.string_curve[:5].mean()
+  assert res.onehot_params["head"]["kernel"].shape[-1] == len(np.unique(data.labels))
+
+
+def test_training_is_deterministic(data):
+  a = im.train_heads(data.images, data.labels, NAMES, CFG, steps=3, batch_size=16, heads=("string",))
+  b = im.train_heads(data.images, data.labels, NAMES, CFG, steps=3, batch_size=16, heads=("string",))
+  assert_bitwise_equal(a.string_params, b.string_params)
+
+
+def test_onehot_head_covers_only_training_classes():
+  train = images.load_images("shapes", "train", num_examples=64, holdout=True)
+  res = im.train_heads(train.images, train.labels, NAMES, CFG, steps=1, batch_size=8, heads=("onehot",))
+  assert len(res.onehot_classes) == 12
+  assert not np.isin(images.heldout_ids(), res.onehot_classes).any()
+
+
+def test_ece_hand_made_example():
+  conf = np.array([0.9, 0.9, 0.9, 0.9, 0.2, 0.2])
+  correct = np.array([1, 1, 1, 0, 0, 0])
+  # Bin (0.8667, 0.9333]: acc 0.75, conf 0.9 -> 0.15; bin (0.1333, 0.2]: acc 0, conf 0.2 -> 0.2.
+  got = im.expected_calibration_error(conf, correct, num_bins=15)
+  print("ECE", got, "expected", 4 / 6 * 0.15 + 2 / 6 * 0.2)
+  assert abs(got - (4 / 6 * 0.15 + 2 / 6 * 0.2)) < 1e-12
+  assert im.expected_calibration_error(np.full(10, 1.0), np.ones(10)) == 0.0
+  assert abs(im.expected_calibration_error(np.full(4, 0.5), np.array([1, 0, 1, 0]))) < 1e-12
+  with pytest.raises(ValueError, match="same length"):
+    im.expected_calibration_error(np.ones(3), np.ones(2))
+
+
+def test_constrained_decoding_yields_valid_labels(data, string_params):
+  trie = labels.label_trie(NAMES)
+  s = cli_labels.string_scores(string_params, data.images[:10], trie, CFG, beam_size=3, chunk=8)
+  for key in ("greedy", "beam"):
+    assert s[key].shape == (10,) and np.all((0 <= s[key]) & (s[key] < 16)), (key, s[key])
+  # The constrained distribution is proper: it sums to 1 over the K labels.
+  np.testing.assert_allclose(np.exp(s["logp_constrained"]).sum(-1), 1.0, atol=1e-5)
+  # Leakage is in [0, 1]; an untrained model spells mostly non-labels.
+  leak = np.asarray(labels.leakage(s["logp"]))
+  assert np.all((0 <= leak) & (leak <= 1)) and leak.mean() > 0.5
+  free = im.greedy_unconstrained(string_params, data.images[:4], CFG)
+  assert len(free) == 4 and all(isinstance(f, str) and len(f) <= 16 for f in free)
+
+
+@pytest.mark.slow  # ~20 s of compiles on an idle 2-core CPU (one per shape): run with `pytest -m slow`
+def test_cli_runs_end_to_end(tmp_path, capsys):
+  from jaxequiv import __main__ as cli  # pylint: disable=import-outside-toplevel
+  rc = cli.main([
+      "labels", "--data", "shapes", "--steps", "2", "--batch-size", "8", "--num-train", "32",
+      "--num-test", "48", "--zero-shot", "--width", "32", "--heads", "2", "--channels", "8,16",
+      "--beam-size", "3", "--out", str(tmp_path)])
+  out = capsys.readouterr().out
+  assert rc == 0
+  assert "| accuracy, trie-constrained beam (string) |" in out and "zero-shot metric" in out
+  assert (tmp_path / "metrics.json").exists()
