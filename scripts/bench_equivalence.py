@@ -1,0 +1,161 @@
+"""Benchmark: what the equivalence costs. Not a test; results go to results/bench_equivalence.md.
+
+1. Step time (jit value_and_grad + AdamW update) of the LM, packed classification
+   and unpacked classification on the same sentences, T=128. Target: packed/LM <= 1.02.
+2. Packing throughput, examples/s, on one core. Target: >= 1M examples/s.
+3. Prefix-dataset memory for a normalised corpus. Target: <= 16 bytes per character.
+
+Usage: python scripts/bench_equivalence.py [--corpus ../shared/data/tinyshakespeare.txt] [--out results/bench_equivalence.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import jax
+import numpy as np
+import optax
+
+import jaxequiv
+from jaxequiv import alphabet, batches, prefix
+
+
+def machine() -> str:
+  try:
+    cpu = next(l.split(":", 1)[1].strip() for l in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+               if l.startswith("Model name"))
+  except Exception:  # pylint: disable=broad-except
+    cpu = platform.processor()
+  return f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.machine()}, backend {jax.default_backend()}"
+
+
+def load_corpus(path: str | None) -> tuple[str, list[str]]:
+  if path and os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      return path, alphabet.normalize(f.read())
+  from jaxequiv import corpus  # pylint: disable=import-outside-toplevel
+  return "builtin (pydoc_data)", corpus.builtin_sentences()
+
+
+def step_times(sentences: list[str], t: int, batch: int, repeats: int) -> dict:
+  cfg = jaxequiv.ModelConfig(num_layers=4, width=128, num_heads=4, seq_len=t)
+  apply_fn = jaxequiv.make_apply(cfg)
+  params = jaxequiv.init(jax.random.key(0), cfg)
+  opt = optax.adamw(1e-3)
+  state = opt.init(params)
+  fits = [s for s in sentences if len(s) <= t]
+  chunk = list(np.random.default_rng(0).choice(fits, batch, replace=False))
+  ex = jaxequiv.prefix_examples(chunk)
+  bs = {
+      "lm": (jaxequiv.lm_nll, jaxequiv.lm_batch(jaxequiv.canonical_order(chunk), t)),
+      "packed": (jaxequiv.classification_xent, jaxequiv.pack(ex, t)),
+      "unpacked": (jaxequiv.classification_xent, jaxequiv.unpacked(ex, t)),
+  }
+  out = {"predictions": len(ex), "rows": {k: int(b[1][0].shape[0]) for k, b in bs.items()}}
+  for name, (loss, b) in bs.items():
+    @jax.jit
+    def step(p, s, b, loss=loss):
+      l, g = jax.value_and_grad(functools.partial(loss, apply_fn=apply_fn))(p, b)
+      u, s = opt.update(g, s, p)
+      return optax.apply_updates(p, u), s, l
+    jax.block_until_ready(step(params, state, b))
+    ts = []
+    for _ in range(repeats if name != "unpacked" else max(3, repeats // 5)):
+      t0 = time.perf_counter()
+      jax.block_until_ready(step(params, state, b))
+      ts.append(time.perf_counter() - t0)
+    out[name] = statistics.median(ts)
+  return out
+
+
+def packing(sentences: list[str], t: int) -> list[tuple[str, int, float]]:
+  fits = [s for s in sentences if len(s) <= t]
+  ex = prefix.prefix_examples(fits)
+  rng = np.random.default_rng(0)
+  rows = []
+  for label, n_sent in [("16 sentences", 16), ("256 sentences", 256), ("4096 sentences", 4096), ("whole corpus", len(fits))]:
+    n_sent = min(n_sent, len(fits))
+    sub = prefix.prefix_examples(list(rng.choice(fits, n_sent, replace=False))) if n_sent < len(fits) else ex
+    sub = sub.take(rng.permutation(len(sub)))  # a shuffled bag
+    reps = max(1, int(2e6 // max(len(sub), 1)))
+    prefix.pack(sub, t)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+      prefix.pack(sub, t)
+    rows.append((f"{label} (shuffled)", len(sub), len(sub) * reps / (time.perf_counter() - t0)))
+  return rows
+
+
+def memory(sentences: list[str]) -> dict:
+  chars = sum(map(len, sentences))
+  tracemalloc.start()
+  ex = prefix.prefix_examples(sentences)
+  _, peak = tracemalloc.get_traced_memory()
+  tracemalloc.stop()
+  return {"sentences": len(sentences), "chars": chars, "examples": len(ex), "retained": ex.nbytes / chars,
+          "peak": peak / chars}
+
+
+def main() -> None:
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--corpus", default=os.path.join(os.path.dirname(__file__), "../../shared/data/tinyshakespeare.txt"))
+  ap.add_argument("--seq-len", type=int, default=128)
+  ap.add_argument("--batch", type=int, default=16)
+  ap.add_argument("--repeats", type=int, default=20)
+  ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "../results/bench_equivalence.md"))
+  args = ap.parse_args()
+  name, sentences = load_corpus(args.corpus)
+  t = args.seq_len
+  st = step_times(sentences, t, args.batch, args.repeats)
+  if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # packing on one core
+  pk = packing(sentences, t)
+  mem = memory(sentences)
+  lines = [
+      "# bench_equivalence",
+      "",
+      f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+      f"- machine: {machine()}",
+      f"- jax {jax.__version__}, numpy {np.__version__}, Python {platform.python_version()}",
+      f"- command: `python {' '.join(sys.argv)}`",
+      f"- corpus: {os.path.basename(name)}, normalised with `jaxequiv.normalize`: {mem['sentences']:,} sentences,"
+      f" {mem['chars']:,} characters",
+      "",
+      f"## Step time, T={t} (jit value_and_grad + AdamW; 4 layers, width 128, 4 heads; median)",
+      "",
+      f"{args.batch} sentences of at most {t} characters = {st['predictions']} predictions.",
+      "",
+      "| objective | rows | step time | ÷ LM |",
+      "|---|---|---|---|",
+  ]
+  for k in ("lm", "packed", "unpacked"):
+    lines.append(f"| {k} | {st['rows'][k]} | {st[k] * 1e3:.2f} ms | {st[k] / st['lm']:.3f} |")
+  ratio = st["packed"] / st["lm"]
+  lines += ["", f"Target packed ÷ LM <= 1.02: **{'met' if ratio <= 1.02 else 'NOT met'}** ({ratio:.3f}).", "",
+            "## Packing throughput (one core)", "", "| bag | examples | examples/s |", "|---|---|---|"]
+  for label, n, rate in pk:
+    lines.append(f"| {label} | {n:,} | {rate / 1e6:.2f} M |")
+  lines += ["", f"Target >= 1M examples/s: **{'met' if pk[-1][2] >= 1e6 else 'NOT met'}** for the whole corpus"
+            f" ({pk[-1][2] / 1e6:.2f} M/s); small batches pay a fixed per-level cost (see table).", "",
+            "## Prefix-dataset memory", "",
+            f"- {mem['examples']:,} examples; retained {mem['retained']:.2f} bytes per character"
+            f" (peak while building {mem['peak']:.2f}, tracemalloc).",
+            f"- Target <= 16 bytes per character: **{'met' if mem['retained'] <= 16 else 'NOT met'}**.", ""]
+  text = "\n".join(lines)
+  print(text)
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out, "w", encoding="utf-8") as f:
+    f.write(text)
+
+
+if __name__ == "__main__":
+  main()
