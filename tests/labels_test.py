@@ -176,7 +176,7 @@ def test_grad_class_xent_equals_grad_char_xent():
   y = jnp.array([0, 3, 2, 4])
   class_loss = lambda x: -jnp.sum(jax.nn.log_softmax(x)[jnp.arange(4), y])
   char_loss = lambda x: -jnp.sum(L.path_char_logprobs(trie, x)[jnp.arange(4), y])
-  g1, g2 = jax.grad(class_loss)(x), jax.grad(char_loss)(x)
+  g1, g2 = jax.jit(lambda x: (jax.grad(class_loss)(x), jax.grad(char_loss)(x)))(x)
   err = float(jnp.max(jnp.abs(g1 - g2)))
   print(f"max |grad class xent - grad char xent| = {err:.3g} (tol 1e-5)")
   assert err <= 1e-5
@@ -216,7 +216,7 @@ def tiny_model():
 
 def _conditional_char_logits(trie, x_BxK):
   """Teacher-forced logits of the 'perfect' character model induced by a K-way model: [B, K, Lmax, 64]."""
-  cond_BxNx64 = char_conditionals(trie, x_BxK)
+  cond_BxNx64 = np.asarray(char_conditionals(trie, x_BxK))
   return cond_BxNx64[:, trie.label_nodes[:, :-1]]
 
 
@@ -230,13 +230,14 @@ def test_round_trip_k_way_characters_k_way():
     trie = L.label_trie(labels)
     x = _logits(seed, (4, len(labels)), SCALES)
     # Past a label's end the node is a leaf (all -inf); give those steps any finite logits.
-    chars = jnp.where(jnp.asarray(trie.label_mask)[None, :, :, None], _conditional_char_logits(trie, x), 0.0)
+    chars = np.where(trie.label_mask[None, :, :, None], _conditional_char_logits(trie, x), 0.0)
     got = np.asarray(label_logprobs(trie, chars, False), np.float64)
     tol = _path_tol(trie, x)
     err = np.max(np.abs(got - _log_softmax64(x)))
     errs.append(err / tol)
     assert err <= tol
-    assert abs(float(np.max(L.leakage(got)))) <= 8 * trie.max_len * EPS
+    leak = 1 - np.exp(got).sum(-1)
+    assert np.max(np.abs(leak)) <= 8 * (trie.max_len + 1) * EPS, leak
 
   check()
   print(f"round trip: max error / tolerance = {max(errs):.3g} (tolerance 8*(Lmax+1)*eps32*(1+max|logit|))")
@@ -364,10 +365,10 @@ def test_greedy_and_beam_on_known_logits():
 def test_decoding_never_leaves_the_trie_even_with_zero_probability_labels():
   trie = L.label_trie(["ab.", "ac.", "d."])
   step = lambda tokens, t: jnp.full((tokens.shape[0], 64), -jnp.inf).at[:, 25].set(0.0)  # Only 'z'.
-  for out in (L.greedy_decode(trie, step, 3), L.beam_decode(trie, step, 3, beam_size=4)):
+  greedy, beam = jax.jit(lambda: (L.greedy_decode(trie, step, 3), L.beam_decode(trie, step, 3, beam_size=4)))()
+  for out in (greedy, beam):
     assert set(out.classes.tolist()) <= {0, 1, 2}
-  out = L.beam_decode(trie, step, 1, beam_size=4)
-  assert sorted(out.beam_classes[0].tolist()) == [-1, 0, 1, 2]
+  assert sorted(beam.beam_classes[0].tolist()) == [-1, 0, 1, 2]
 
 
 def _causal_fake_model(seed: int, seq_len: int):
@@ -384,7 +385,7 @@ def test_beam_with_k_beams_is_exact_brute_force():
   """beam_size >= K returns every label with its constrained log-prob; the best is the brute-force argmax."""
   errs = []
 
-  @settings(HYP, max_examples=8)
+  @settings(HYP, max_examples=6)
   @given(labels=label_sets, seed=seeds, extra=st.integers(0, 2))
   def check(labels, seed, extra):
     trie = L.label_trie(labels)
