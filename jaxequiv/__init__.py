@@ -27,4 +27,7 @@ from jaxequiv.prefix import pack as pack
 from jaxequiv.prefix import prefix_examples as prefix_examples
 from jaxequiv.prefix import unpacked as unpacked
 
+from jaxequiv import bitwise as bitwise
+from jaxequiv import determinism as determinism
+
 __version__ = "0.1.0"
