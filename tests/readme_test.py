@@ -16,7 +16,7 @@ def test_readme_example_runs_and_gradients_are_bitwise_equal():
   out = io.StringIO()
   with contextlib.redirect_stdout(out):
     exec(compile(example, "README.md", "exec"), {})  # pylint: disable=exec-used
-  assert "mismatched_elements=0" in out.getvalue() and "elements=0," not in out.getvalue()
+  assert "mismatched_elements=0," in out.getvalue() and ", elements=0," not in out.getvalue()
 
 
 def test_ci_runs_the_readme_test_command():
