@@ -66,7 +66,7 @@ class TrainConfig:
     batch_size: sentences (rows) per batch; for ``mode="iid"``, see
       ``jaxequiv.data.classification_batches``.
     learning_rate: peak learning rate, reached after ``warmup_steps``.
-    warmup_steps: linear warm-up from 0 to the peak.
+    warmup_steps: linear warm-up from 0 to the peak (at most ``steps - 1`` are used).
     end_lr_fraction: the cosine decay ends at ``end_lr_fraction * learning_rate``.
     weight_decay: AdamW decoupled weight decay on matrices (ndim >= 2) only.
     clip_norm: clip gradients to this global L2 norm (``None`` or 0: no clipping).
@@ -91,7 +91,7 @@ class TrainConfig:
   b1: float = 0.9
   b2: float = 0.99
   eps: float = 1e-8
-  eval_every: int = 250
+  eval_every: int = 200
   checkpoint_every: int = 500
   log_every: int = 10
   eval_batch_size: int = 64
@@ -111,8 +111,6 @@ class TrainConfig:
     for name in ("warmup_steps", "eval_every", "checkpoint_every", "weight_decay", "learning_rate"):
       if getattr(self, name) < 0:
         raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-    if self.warmup_steps >= self.steps:
-      raise ValueError(f"warmup_steps={self.warmup_steps} must be less than steps={self.steps}")
 
 
 class TrainState(NamedTuple):
@@ -139,7 +137,7 @@ class EvalResult(NamedTuple):
 def make_schedule(cfg: TrainConfig) -> optax.Schedule:
   """Linear warm-up to ``learning_rate``, then cosine decay to ``end_lr_fraction`` of it at ``steps``."""
   return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=cfg.learning_rate, warmup_steps=cfg.warmup_steps,
+      init_value=0.0, peak_value=cfg.learning_rate, warmup_steps=min(cfg.warmup_steps, cfg.steps - 1),
       decay_steps=cfg.steps, end_value=cfg.learning_rate * cfg.end_lr_fraction)
 
 
@@ -451,8 +449,11 @@ def train(
       match); if False and one exists, raise.
     max_steps_this_run: stop after this many steps of this call without a final
       checkpoint (simulates being killed); None runs to ``train_config.steps``.
-    callbacks: ``cb(step, state, record)`` after every step (record: the step's
-      metrics as floats); raising ``StopTraining`` (or anything) stops the run.
+    callbacks: ``cb(step, state, record)`` after every step, its validation and
+      checkpoint (record: step, predictions_seen, loss, grad_norm, and
+      val_nats_per_char / val_bits_per_char on validation steps). Raising
+      ``StopTraining`` (or anything) stops the run at once, like a kill;
+      ``StopTraining`` is re-raised.
     progress: show a tqdm progress bar.
     mesh: a ``jaxequiv.parallel.make_mesh()`` mesh for data parallelism, or None.
     extra_config: more JSON for ``config.json`` (e.g. the data spec).
@@ -532,10 +533,6 @@ def train(
       state, metrics = train_step(state, put(batch))
       step += 1
       window.append(metrics)
-      if callbacks:
-        rec = {"step": step, **{k: float(v) for k, v in metrics.items()}}
-        for cb in callbacks:
-          cb(step, state, rec)
       if step % tcfg.log_every == 0 or step == end:
         vals = jax.device_get(window)
         log({"step": step, "predictions_seen": predictions_seen,
@@ -545,11 +542,17 @@ def train(
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
         window = []
       bar.update(1)
+      rec = {"step": step, "predictions_seen": predictions_seen}
       if eval_batches is not None and ((tcfg.eval_every and step % tcfg.eval_every == 0) or step == tcfg.steps):
-        validate(step)
+        r = validate(step)
+        rec.update(val_nats_per_char=r.nats_per_char, val_bits_per_char=r.bits_per_char)
       if out_dir is not None and ((tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0)
                                   or step == tcfg.steps):
         checkpoint()
+      if callbacks:
+        rec.update({k: float(v) for k, v in metrics.items()})
+        for cb in callbacks:
+          cb(step, state, rec)
   finally:
     bar.close()
   return TrainResult(state, history, predictions_seen, step == tcfg.steps)

@@ -72,8 +72,10 @@ def test_train_config_validates():
     tr.TrainConfig(objective="regression")
   with pytest.raises(ValueError, match="mode"):
     tr.TrainConfig(mode="shuffled")
-  with pytest.raises(ValueError, match="warmup_steps"):
-    tr.TrainConfig(steps=5, warmup_steps=10)
+  with pytest.raises(ValueError, match="batch_size"):
+    tr.TrainConfig(batch_size=0)
+  s = tr.make_schedule(tr.TrainConfig(steps=5, warmup_steps=10, learning_rate=1.0))  # warm-up clamped
+  assert float(s(4)) == 1.0
 
 
 def test_schedule_warmup_then_cosine():
@@ -225,3 +227,26 @@ def test_resume_refuses_changed_config_and_existing_dir(tmp_path):
     _run(out, _tcfg(checkpoint_every=2, learning_rate=0.5))
   with pytest.raises(FileExistsError):
     _run(out, tcfg, resume=False)
+
+
+def test_cli_train_kill_and_resume(tmp_path, capsys):
+  from jaxequiv import cli_train
+  text = tmp_path / "corpus.txt"
+  text.write_text(" ".join(SENTENCES * 2) + " " + " ".join(VAL))
+  out = str(tmp_path / "run")
+  argv = ["--data", str(text), "--val-fraction", "0.2", "--seq-len", str(SEQ), "--layers", "1", "--width", "32",
+          "--heads", "2", "--steps", str(STEPS), "--batch-size", "4", "--lr", "1e-2", "--warmup", "2",
+          "--log-every", "2", "--eval-every", "8", "--checkpoint-every", "4", "--num-samples", "0",
+          "--no-progress", "--out", out]
+  assert cli_train.main(argv + ["--max-steps-this-run", "6"]) == 0
+  assert "stopped at step 6" in capsys.readouterr().out
+  assert cli_train.main(argv) == 2  # refuses to overwrite without --resume
+  assert cli_train.main(["--out", out, "--resume", "--no-progress", "--num-samples", "0"]) == 0
+  printed = capsys.readouterr().out
+  print(printed)
+  assert f"step {STEPS}" in printed and "nats/char" in printed and "bits/char" in printed
+  with open(os.path.join(out, tr.CONFIG_FILE)) as f:
+    saved = json.load(f)
+  assert saved["data"]["spec"] == str(text) and saved["model"]["width"] == 32
+  params, cfg = cli_train.load_checkpoint(out)
+  assert cfg.width == 32 and jax.tree.leaves(params)[0].dtype == jnp.float32

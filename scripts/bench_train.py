@@ -1,0 +1,166 @@
+"""Training throughput: tokens/s of the jitted train step, LM vs packed classification.
+
+Presets:
+  cpu  : 4 layers, 4 heads, width 128, context 64, batch 12, float32 (default).
+  h100 : 6 layers, 6 heads, width 384, context 256, batch 64, bfloat16 (for a GPU).
+
+Tokens/s counts every ``[R, T]`` input position processed (R*T per step);
+predictions/s counts the real next-character predictions (the LM mask; the
+same number of examples for the packed classifier). MFU uses
+
+    FLOPs per token ~ 6 * N + 12 * L * D * T
+
+(N: parameters excluding the embedding lookups; the second term is attention's
+QK^T and AV matmuls, forward + backward, as in the PaLM paper's appendix B),
+against a peak of 989 TFLOP/s (H100 SXM, bf16 dense) on GPU. On CPU the
+achieved GFLOP/s are reported instead.
+
+Usage:
+  python scripts/bench_train.py                      # CPU preset, writes results/bench_train.{md,json}
+  python scripts/bench_train.py --preset h100 --out results/bench_train_h100
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+
+import jaxequiv
+from jaxequiv import corpus, data
+from jaxequiv import train as tr
+
+PRESETS = {
+    "cpu": dict(num_layers=4, num_heads=4, width=128, seq_len=64, batch_size=12, dtype="float32"),
+    "h100": dict(num_layers=6, num_heads=6, width=384, seq_len=256, batch_size=64, dtype="bfloat16"),
+}
+H100_BF16_PEAK = 989e12
+
+
+def flops_per_token(params, cfg: jaxequiv.ModelConfig) -> float:
+  n = sum(x.size for x in jax.tree.leaves(params))
+  n -= params["embed"]["embedding"].size + params["pos_embed"].size
+  return 6.0 * n + 12.0 * cfg.num_layers * cfg.width * cfg.seq_len
+
+
+def machine() -> dict:
+  def sh(cmd):
+    try:
+      return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+    except OSError:
+      return ""
+  return {
+      "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+      "nproc": os.cpu_count(),
+      "cpu": sh("lscpu | grep 'Model name' | sed 's/.*: *//'"),
+      "load_average": os.getloadavg()[0],
+      "python": platform.python_version(),
+      "jax": jax.__version__,
+      "backend": jax.default_backend(),
+      "devices": [str(d) for d in jax.devices()],
+  }
+
+
+def bench(objective: str, preset: dict, steps: int, warmup: int, seed: int = 0) -> dict:
+  cfg = jaxequiv.ModelConfig(num_layers=preset["num_layers"], num_heads=preset["num_heads"], width=preset["width"],
+                             seq_len=preset["seq_len"], dtype=preset["dtype"])
+  b = preset["batch_size"]
+  tcfg = tr.TrainConfig(steps=steps + warmup, batch_size=b, warmup_steps=1, objective=objective, seed=seed)
+  sentences = corpus.load_sentences("builtin", max_len=cfg.seq_len)
+  batches = list(itertools_islice(tr.sentence_batches(sentences, cfg, tcfg)(0), steps + warmup))
+  state = tr.init_state(jax.random.key(seed), cfg, tcfg)
+  step = jax.jit(tr.make_train_step(tr.make_loss_fn(objective, cfg), tr.make_optimizer(tcfg)))
+  batches = [jax.device_put(x) for x in batches]
+  t = time.perf_counter()
+  state, m = step(state, batches[0])
+  jax.block_until_ready(m)
+  compile_s = time.perf_counter() - t
+  times = []
+  for i in range(1, steps + warmup):
+    t = time.perf_counter()
+    state, m = step(state, batches[i])
+    jax.block_until_ready(m)
+    if i >= warmup:
+      times.append(time.perf_counter() - t)
+  dt = float(np.median(times))
+  r, t_ = np.shape(batches[0][0])
+  preds = float(np.mean([tr.num_predictions(jax.device_get(x)) for x in batches]))
+  fpt = flops_per_token(state.params, cfg)
+  out = {"objective": objective if objective == "lm" else "classification (packed)",
+         "rows": int(r), "seq_len": int(t_), "median_step_ms": dt * 1e3,
+         "tokens_per_s": r * t_ / dt, "predictions_per_s": preds / dt,
+         "compile_plus_first_step_s": compile_s, "timed_steps": len(times),
+         "params": int(sum(x.size for x in jax.tree.leaves(state.params))),
+         "flops_per_token": fpt, "achieved_tflops": fpt * r * t_ / dt / 1e12}
+  if jax.default_backend() == "gpu":
+    out["mfu_vs_h100_bf16_peak"] = out["achieved_tflops"] * 1e12 / H100_BF16_PEAK
+  return out
+
+
+def itertools_islice(it, n):
+  import itertools  # pylint: disable=import-outside-toplevel
+  return itertools.islice(it, n)
+
+
+def to_markdown(info: dict, preset_name: str, preset: dict, rows: list[dict], command: str) -> str:
+  lines = [
+      "# Training throughput (`scripts/bench_train.py`)", "",
+      f"- Date: {info['date_utc']}",
+      f"- Machine: {info['nproc']} cores, {info['cpu']} (load average at start {info['load_average']:.1f});"
+      f" backend {info['backend']}; jax {info['jax']}, Python {info['python']}",
+      f"- Command: `{command}`",
+      f"- Preset `{preset_name}`: {preset}",
+      "- Tokens/s = R*T input positions per second; predictions/s = real next-character predictions per second;"
+      " median step time after warm-up steps.",
+      "", "| objective | R x T | median step (ms) | tokens/s | predictions/s | TFLOP/s | compile+1st step (s) |",
+      "|---|---|---|---|---|---|---|",
+  ]
+  for r in rows:
+    lines.append(f"| {r['objective']} | {r['rows']} x {r['seq_len']} | {r['median_step_ms']:.1f} |"
+                 f" {r['tokens_per_s']:.0f} | {r['predictions_per_s']:.0f} | {r['achieved_tflops']:.4f} |"
+                 f" {r['compile_plus_first_step_s']:.1f} |")
+  if any("mfu_vs_h100_bf16_peak" in r for r in rows):
+    lines += ["", "MFU (vs 989 TFLOP/s bf16 dense): " +
+              ", ".join(f"{r['objective']}: {100 * r['mfu_vs_h100_bf16_peak']:.1f}%" for r in rows)]
+  return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+  p.add_argument("--steps", type=int, default=30, help="timed steps per objective")
+  p.add_argument("--warmup", type=int, default=3, help="untimed steps after the compiling one")
+  p.add_argument("--out", default="results/bench_train", help="writes OUT.md and OUT.json")
+  p.add_argument("--note", default="", help="appended to the markdown (e.g. 'GPU: not lent to this task')")
+  args = p.parse_args(argv)
+  preset = PRESETS[args.preset]
+  info = machine()
+  rows = []
+  for objective in ("lm", "classification"):
+    rows.append(bench(objective, preset, args.steps, args.warmup))
+    print(json.dumps(rows[-1]), flush=True)
+  command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+  md = to_markdown(info, args.preset, preset, rows, command)
+  if args.note:
+    md += "\n" + args.note + "\n"
+  os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+  with open(args.out + ".md", "w") as f:
+    f.write(md)
+  with open(args.out + ".json", "w") as f:
+    json.dump({"machine": info, "command": command, "preset": args.preset, "config": preset, "results": rows}, f,
+              indent=2)
+  print(md)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
