@@ -22,7 +22,8 @@ scores label k by teacher forcing: :math:`\log p(k) = \sum_t \log p(c_{k,t}
 \mid c_{k,<t})` (rank classification, as in T5). Mass on strings that are not
 labels is the ``leakage``. Masking each step to the trie and renormalising
 (``constrained_logprobs``) turns the model into a proper distribution over the K
-labels, which ``greedy_decode`` and ``beam_decode`` search with fixed shapes.
+labels, which ``greedy_decode`` and ``beam_decode`` search with fixed shapes
+(``lax`` loops of Lmax steps; the step function may carry state, e.g. a KV cache).
 
 Every function takes the ``LabelTrie`` as an ordinary argument. Its fields are
 numpy arrays, so it works both closed over (constants) and passed to a jitted
@@ -245,7 +246,9 @@ def char_conditionals(trie: LabelTrie, class_logits_BxK: jax.Array) -> jax.Array
   Returns:
     ``node_logprobs_BxNx64`` float32: -inf for characters that leave the trie,
     and at nodes of zero mass; each row over characters sums to 1 otherwise.
-    Leaves have no children: all -inf.
+    Leaves have no children: all -inf. Memory is ``B * N * 64`` floats (1000
+    ImageNet-size labels: N ~ 13k nodes); ``path_char_logprobs`` gives just the
+    ``[B, K, Lmax]`` entries a loss needs.
 
   Example:
     >>> lp = char_conditionals(label_trie(["ab.", "b."]), jnp.log(jnp.array([[.25, .75]])))
@@ -640,7 +643,9 @@ def trie_figure(trie: LabelTrie, *, figsize: tuple[float, float] | None = None, 
   Chains of single-child nodes are drawn as one edge labelled with their
   characters; each leaf is annotated with its class index. Readable up to a
   hundred or so labels. Uses ``matplotlib.figure.Figure`` (no pyplot state):
-  display it in a notebook with ``display(fig)`` or save it with ``fig.savefig``.
+  save it with ``fig.savefig``, or in a notebook run ``%matplotlib inline`` once
+  and then ``display(fig)`` (checked with nbclient: without that magic a bare
+  Figure shows only as text, even after ``import matplotlib.pyplot``).
   """
   from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
 
