@@ -155,6 +155,7 @@ def pack(
     *,
     num_rows: int | None = None,
     return_index: bool = False,
+    _force_general: bool = False,
 ):
   """Packs examples into shared rows: contexts that are prefixes of one another share a row.
 
@@ -168,7 +169,10 @@ def pack(
 
   In general rows are the fewest chains covering the bag: a string's copies go
   to the first rows passing through it. Works on any bag, e.g. shuffled or
-  sub-sampled examples. Cost: O(N + R*T) time and memory.
+  sub-sampled examples. Cost: O(N log N + R*T) time and O(N + R*T) memory.
+  Bags of whole chains (every prefix of some strings, e.g. ``prefix_examples``
+  of a batch, shuffled) take a fast path that sorts the strings; other bags
+  build a trie level by level. Both give the same batch.
 
   Args:
     examples: the bag, from ``prefix_examples`` or built by hand.
@@ -191,9 +195,68 @@ def pack(
   if n and labels.max() >= alphabet.NUM_CLASSES:
     i = int(np.argmax(labels >= alphabet.NUM_CLASSES))
     raise ValueError(f"example {i} has label {labels[i]}, not a class id in [0, 64)")
+  ustarts, inv = np.unique(examples.starts, return_inverse=True)
+  inv = inv.reshape(-1)
+  chains = _whole_chains(examples, ustarts, inv, lengths, labels) if n and not _force_general else None
+  if chains is not None:
+    targets, ex_row = _pack_chains(examples.chars, ustarts, chains, inv, seq_len, num_rows)
+  else:
+    targets, ex_row = _pack_general(examples, ustarts, inv, lengths, labels, seq_len, num_rows)
+  out = np.lexsort((lengths, ex_row))
+  batch = ClassificationBatch(
+      tokens=inputs_from_targets(targets),
+      rows=ex_row[out].astype(np.int32),
+      positions=lengths[out].astype(np.int32),
+      labels=labels[out].astype(np.int32),
+  )
+  return (batch, out) if return_index else batch
+
+
+def _whole_chains(examples, ustarts, inv, lengths, labels):
+  """Chain lengths per distinct start if the bag is whole chains, else None.
+
+  Whole chains: every label continues the buffer (``label == chars[start + length]``)
+  and each distinct start has exactly the context lengths 0..L-1 once. Prefix
+  closures of sentences (shuffled or not) are whole chains; then each start is
+  one row.
+  """
+  ends = examples.starts.astype(np.int64) + lengths
+  if ends.max() >= len(examples.chars) or not np.array_equal(examples.chars[ends], labels):
+    return None
+  need = np.bincount(inv, minlength=len(ustarts))
+  top = np.zeros(len(ustarts), np.int64)
+  np.maximum.at(top, inv, lengths)
+  if not np.array_equal(top + 1, need):
+    return None
+  if len(np.unique(inv.astype(np.int64) * (int(lengths.max()) + 1) + lengths)) != len(lengths):
+    return None
+  return need
+
+
+def _pack_chains(chars, ustarts, need, inv, seq_len, num_rows):
+  """Fast path: one row per start, rows sorted by their strings (bytes order = class-id order)."""
+  buf = chars.tobytes()
+  order = sorted(range(len(ustarts)), key=lambda j: buf[ustarts[j] : ustarts[j] + need[j]])
+  rank = np.empty(len(order), np.int64)
+  rank[order] = np.arange(len(order))
+  num = len(order)
+  r = num if num_rows is None else num_rows
+  if r < num:
+    raise ValueError(f"num_rows={num_rows} is fewer than the {num} rows the examples need")
+  targets = np.full((r, seq_len), -1, np.int32)
+  cols = np.arange(seq_len)
+  s_sorted, n_sorted = ustarts[order].astype(np.int64), need[order]
+  inside = cols[None, :] < n_sorted[:, None]
+  idx = np.where(inside, s_sorted[:, None] + cols[None, :], 0)
+  targets[:num] = np.where(inside, chars[idx].astype(np.int32), -1)
+  return targets, rank[inv]
+
+
+def _pack_general(examples, ustarts, inv, lengths, labels, seq_len, num_rows):
+  """Any bag: a trie of contexts and w = context + label, built level by level."""
+  n = len(examples)
 
   # Distinct context starts, deepest first, so the ones still walking are a prefix.
-  ustarts, inv = np.unique(examples.starts, return_inverse=True)
   need = np.zeros(len(ustarts), np.int64)
   np.maximum.at(need, inv, lengths)
   walk_order = np.argsort(-need, kind="stable")
@@ -255,14 +318,7 @@ def pack(
     ex_row[ex_k[order]] = start[sorted_node] + rank
     parent_start, parent_ends = start, ends[k]
 
-  out = np.lexsort((lengths, ex_row))
-  batch = ClassificationBatch(
-      tokens=inputs_from_targets(targets),
-      rows=ex_row[out].astype(np.int32),
-      positions=lengths[out].astype(np.int32),
-      labels=labels[out].astype(np.int32),
-  )
-  return (batch, out) if return_index else batch
+  return targets, ex_row
 
 
 def unpacked(examples: PrefixExamples, seq_len: int) -> ClassificationBatch:

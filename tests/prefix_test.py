@@ -136,3 +136,16 @@ def test_pack_of_any_sub_bag_places_each_example_on_a_matching_row(sentences, rn
     j = int(np.flatnonzero((got.rows == k) & (got.positions == last[k]))[0])
     rows.append(tuple(got.tokens[k, 1 : last[k] + 1].tolist()) + (int(got.labels[j]),))
   assert rows == sorted(rows) and r <= len(sub)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(sentence_st, min_size=1, max_size=8), st.integers(0, 2**31 - 1))
+def test_fast_path_for_whole_chains_equals_the_general_trie(sentences, seed):
+  ex = prefix.prefix_examples(sentences)
+  ex = ex.take(np.random.default_rng(seed).permutation(len(ex)))
+  fast = prefix.pack(ex, 10)
+  general = prefix.pack(ex, 10, _force_general=True)
+  assert prefix._whole_chains(ex, *np.unique(ex.starts, return_inverse=True), ex.lengths.astype(np.int64),  # pylint: disable=protected-access
+                              ex.labels.astype(np.int64)) is not None
+  for a, b in zip(fast, general):
+    assert a.dtype == b.dtype and np.array_equal(a, b)
