@@ -198,7 +198,8 @@ def decoder_config_for(class_names: Sequence[str], *, layers: int = 1, width: in
 def run_experiment(data: str = "shapes", *, steps: int = 600, batch_size: int = 64, seed: int = 0,
                    learning_rate: float = 3e-3, zero_shot_holdout: bool = False, beam_size: int = 4,
                    num_train: int | None = None, num_test: int | None = None, layers: int = 1, width: int = 64,
-                   heads: int = 4, channels: Sequence[int] = (16, 32, 64), image_size: int | None = None, data_dir: str | None = None,
+                   heads: int = 4, token_dropout: float = 0.0, channels: Sequence[int] = (16, 32, 64),
+                   image_size: int | None = None, data_dir: str | None = None,
                    download: bool = False, progress=None) -> dict[str, Any]:
   """Loads data, trains both heads, evaluates. Returns a dict (see keys) for CLI and notebook."""
   t0 = time.perf_counter()
@@ -210,7 +211,8 @@ def run_experiment(data: str = "shapes", *, steps: int = 600, batch_size: int = 
                                decoder=decoder_config_for(test.class_names, layers=layers, width=width, heads=heads))
   t_load = time.perf_counter()
   trained = im.train_heads(train.images, train.labels, train.class_names, config, steps=steps,
-                           batch_size=batch_size, learning_rate=learning_rate, seed=seed, progress=progress)
+                           batch_size=batch_size, learning_rate=learning_rate, seed=seed, token_dropout=token_dropout,
+                           progress=progress)
   t_train = time.perf_counter()
   if zero_shot_holdout:
     seen = ~np.isin(test.labels, images_lib.heldout_ids(test.class_names))
@@ -287,6 +289,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--zero-shot", action="store_true",
                       help="shapes only: hold out colour-shape combinations from training and measure them")
   parser.add_argument("--beam-size", type=int, default=4)
+  parser.add_argument("--token-dropout", type=float, default=0.0,
+                      help="string head: replace input characters by PAD with this probability while training")
   parser.add_argument("--num-train", type=int, default=None, help="training images (default: the loader's)")
   parser.add_argument("--num-test", type=int, default=None, help="test images (default: the loader's)")
   parser.add_argument("--layers", type=int, default=1, help="string decoder layers")
@@ -312,11 +316,14 @@ def run(args: argparse.Namespace) -> int:
   res = run_experiment(args.data, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                        learning_rate=args.lr, zero_shot_holdout=args.zero_shot, beam_size=args.beam_size,
                        num_train=args.num_train, num_test=args.num_test, layers=args.layers, width=args.width,
-                       heads=args.heads, channels=tuple(int(c) for c in args.channels.split(",")), image_size=args.image_size, data_dir=args.data_dir, download=args.download,
+                       heads=args.heads, token_dropout=args.token_dropout,
+                       channels=tuple(int(c) for c in args.channels.split(",")), image_size=args.image_size,
+                       data_dir=args.data_dir, download=args.download,
                        progress=progress)
   sec = res["seconds"]
   head = (f"data={args.data} train={res['num_train']} test={res['num_test']} K={len(res['test'].class_names)}"
-          f" steps={args.steps} batch={args.batch_size} seed={args.seed} backend={jax.default_backend()}"
+          f" steps={args.steps} batch={args.batch_size} seed={args.seed} token_dropout={args.token_dropout}"
+          f" backend={jax.default_backend()}"
           f" (load {sec['load']:.1f}s, train {sec['train']:.1f}s, eval {sec['eval']:.1f}s)")
   text = [head, "", metrics_table(res["metrics"])]
   if res["zero_shot"] is not None:

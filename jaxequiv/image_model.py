@@ -230,6 +230,17 @@ def gather_rows(rows: batches.LMBatch, labels_N: np.ndarray) -> batches.LMBatch:
   return batches.LMBatch(*(np.asarray(x)[labels_N] for x in rows))
 
 
+def drop_tokens(batch: batches.LMBatch, rate: float, rng: np.random.Generator) -> batches.LMBatch:
+  """Replaces each input character after ``BOS`` by ``PAD`` with probability ``rate`` (targets unchanged)."""
+  if rate <= 0.0:
+    return batch
+  if not 0.0 <= rate < 1.0:
+    raise ValueError(f"token dropout rate must be in [0, 1), got {rate}")
+  inputs = np.asarray(batch.inputs)
+  drop = (rng.random(inputs.shape) < rate) & (inputs != alphabet.BOS) & (inputs != alphabet.PAD)
+  return batches.LMBatch(np.where(drop, alphabet.PAD, inputs).astype(inputs.dtype), batch.targets, batch.mask)
+
+
 # ----------------------------------------------------------------------------- decoding
 
 _embed_jit = jax.jit(image_embeddings, static_argnums=2)
@@ -356,12 +367,18 @@ def train_heads(
     learning_rate: float = 3e-3,
     seed: int = 0,
     heads: Sequence[str] = ("onehot", "string"),
+    token_dropout: float = 0.0,
     progress: Callable[[str, int, float], None] | None = None,
 ) -> TrainedHeads:
   """Trains the one-hot and the string model on the same minibatches (Adam, ``steps`` each).
 
   The one-hot head gets one output per class present in ``labels_N``
   (``onehot_classes``): with held-out combinations it cannot name them at all.
+
+  ``token_dropout`` (string head, default 0): each input character after ``BOS``
+  is replaced by ``PAD`` with this probability (word dropout, Bowman et al.
+  2016), so the decoder must predict more of the label from the image than from
+  its prefix. Targets and mask are unchanged; the loss is still ``lm_nll``.
 
   Returns:
     ``TrainedHeads`` with both parameter trees and loss curves.
@@ -383,7 +400,9 @@ def train_heads(
     elif head == "string":
       params = init_string(k_string, config, image_shape)
       step = _cached_step(config, learning_rate, "string")
-      make_batch = lambda idx: (images_NxHxWxC[idx], gather_rows(rows, labels_N[idx]))  # noqa: E731
+      drop_rng = np.random.default_rng(np.random.SeedSequence([seed, 5]))
+      make_batch = lambda idx: (images_NxHxWxC[idx],  # noqa: E731
+                                drop_tokens(gather_rows(rows, labels_N[idx]), token_dropout, drop_rng))
     else:
       raise ValueError(f"unknown head {head!r}; use 'onehot' and/or 'string'")
     state = TrainState(params, optimizer.init(params))
