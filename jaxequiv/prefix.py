@@ -139,8 +139,18 @@ def _dedupe(keys: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
     uniq = np.flatnonzero(present)
     rank = np.cumsum(present, dtype=np.int64) - 1
     return uniq, rank[keys]
-  uniq, inverse = np.unique(keys, return_inverse=True)
-  return uniq, inverse.reshape(-1)
+  return _group(keys)
+
+
+def _group(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Sorted distinct values of x and each element's index among them (a sort, not a hash)."""
+  order = np.argsort(x, kind="stable")
+  xs = x[order]
+  new = np.ones(len(x), bool)
+  new[1:] = xs[1:] != xs[:-1]
+  inv = np.empty(len(x), np.int64)
+  inv[order] = np.cumsum(new) - 1
+  return xs[new], inv
 
 
 def _excl_cumsum(x: np.ndarray) -> np.ndarray:
@@ -195,8 +205,7 @@ def pack(
   if n and labels.max() >= alphabet.NUM_CLASSES:
     i = int(np.argmax(labels >= alphabet.NUM_CLASSES))
     raise ValueError(f"example {i} has label {labels[i]}, not a class id in [0, 64)")
-  ustarts, inv = np.unique(examples.starts, return_inverse=True)
-  inv = inv.reshape(-1)
+  ustarts, inv = _group(examples.starts)
   chains = _whole_chains(examples, ustarts, inv, lengths, labels) if n and not _force_general else None
   if chains is not None:
     targets, ex_row = _pack_chains(examples.chars, ustarts, chains, inv, seq_len, num_rows)
@@ -228,7 +237,8 @@ def _whole_chains(examples, ustarts, inv, lengths, labels):
   np.maximum.at(top, inv, lengths)
   if not np.array_equal(top + 1, need):
     return None
-  if len(np.unique(inv.astype(np.int64) * (int(lengths.max()) + 1) + lengths)) != len(lengths):
+  slots = np.sort(inv * (int(lengths.max()) + 1) + lengths)
+  if np.any(slots[1:] == slots[:-1]):
     return None
   return need
 

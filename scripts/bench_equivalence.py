@@ -78,20 +78,22 @@ def step_times(sentences: list[str], t: int, batch: int, repeats: int) -> dict:
 
 
 def packing(sentences: list[str], t: int) -> list[tuple[str, int, float]]:
+  """Examples/s for shuffled bags of whole chains (fast path) and random halves of them (general trie path)."""
   fits = [s for s in sentences if len(s) <= t]
-  ex = prefix.prefix_examples(fits)
   rng = np.random.default_rng(0)
   rows = []
   for label, n_sent in [("16 sentences", 16), ("256 sentences", 256), ("4096 sentences", 4096), ("whole corpus", len(fits))]:
     n_sent = min(n_sent, len(fits))
-    sub = prefix.prefix_examples(list(rng.choice(fits, n_sent, replace=False))) if n_sent < len(fits) else ex
-    sub = sub.take(rng.permutation(len(sub)))  # a shuffled bag
-    reps = max(1, int(2e6 // max(len(sub), 1)))
-    prefix.pack(sub, t)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-      prefix.pack(sub, t)
-    rows.append((f"{label} (shuffled)", len(sub), len(sub) * reps / (time.perf_counter() - t0)))
+    ex = prefix.prefix_examples(list(rng.choice(fits, n_sent, replace=False)) if n_sent < len(fits) else fits)
+    whole = ex.take(rng.permutation(len(ex)))
+    half = ex.take(rng.permutation(len(ex))[: len(ex) // 2])
+    for kind, bag in [("all prefixes, shuffled", whole), ("random half of the prefixes", half)]:
+      reps = max(1, int(2e6 // max(len(bag), 1)))
+      prefix.pack(bag, t)
+      t0 = time.perf_counter()
+      for _ in range(reps):
+        prefix.pack(bag, t)
+      rows.append((f"{label}: {kind}", len(bag), len(bag) * reps / (time.perf_counter() - t0)))
   return rows
 
 
@@ -144,8 +146,10 @@ def main() -> None:
             "## Packing throughput (one core)", "", "| bag | examples | examples/s |", "|---|---|---|"]
   for label, n, rate in pk:
     lines.append(f"| {label} | {n:,} | {rate / 1e6:.2f} M |")
-  lines += ["", f"Target >= 1M examples/s: **{'met' if pk[-1][2] >= 1e6 else 'NOT met'}** for the whole corpus"
-            f" ({pk[-1][2] / 1e6:.2f} M/s); small batches pay a fixed per-level cost (see table).", "",
+  whole = [r for label, _, r in pk if "shuffled" in label]
+  lines += ["", f"Target >= 1M examples/s: **{'met' if min(whole) >= 1e6 else 'NOT met'}** for shuffled prefix"
+            f" closures at every size (min {min(whole) / 1e6:.2f} M/s, the fast path). Arbitrary sub-bags take the"
+            " general trie path, built level by level, which pays a fixed cost per level: see the table.", "",
             "## Prefix-dataset memory", "",
             f"- {mem['examples']:,} examples; retained {mem['retained']:.2f} bytes per character"
             f" (peak while building {mem['peak']:.2f}, tracemalloc).",
