@@ -14,7 +14,7 @@ import sys
 COMMANDS = {
     "verify": ("jaxequiv.verify", "check the LM/classifier equivalence on this backend and time both"),
     "train": ("jaxequiv.cli_train", "train a character model as an LM or as a next-character classifier"),
-    "sample": ("jaxequiv.cli_train", "sample sentences from a checkpoint"),
+    "sample": ("jaxequiv.cli_sample", "sample sentences from a training run's checkpoint"),
     "labels": ("jaxequiv.cli_labels", "train image classifiers with one-hot and string label heads"),
 }
 
