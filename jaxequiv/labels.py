@@ -69,6 +69,8 @@ class LabelTrie(NamedTuple):
   label_nodes: np.ndarray    # [K, Lmax+1] node after t characters of label k (t = 0..L_k); the leaf repeats after.
   label_chars: np.ndarray    # [K, Lmax] character ids of label k; 0 past its end.
   label_lengths: np.ndarray  # [K] L_k, characters in label k (including its '.').
+  entry_node: np.ndarray     # [S] with entry_class: the pairs "label k passes through node n", sorted by
+  entry_class: np.ndarray    # [S] (node, class); S = sum_k (L_k + 1). The sparse [N, K] descendant matrix.
 
   @property
   def num_nodes(self) -> int:
@@ -180,16 +182,19 @@ def label_trie(labels: Sequence[str]) -> LabelTrie:
   child = np.full((len(parent), V), -1, np.int32)
   for node, c, nid in edges:
     child[node, c] = nid
+  on_path = np.arange(lmax + 1)[None, :] <= lengths[:, None]
+  entry_node = label_nodes[on_path]
+  entry_class = np.broadcast_to(np.arange(num_k, dtype=np.int32)[:, None], on_path.shape)[on_path]
+  order = np.lexsort((entry_class, entry_node))
   i32 = lambda x: np.asarray(x, np.int32)
-  return LabelTrie(i32(parent), i32(char), i32(depth), child, i32(leaf_class), label_nodes, label_chars, lengths)
+  return LabelTrie(i32(parent), i32(char), i32(depth), child, i32(leaf_class), label_nodes, label_chars, lengths,
+                   i32(entry_node[order]), i32(entry_class[order]))
 
 
 def descendant_classes(trie: LabelTrie) -> np.ndarray:
   """``[N, K]`` bool: True where class k's label passes through node n (numpy, for inspection)."""
   out = np.zeros((trie.num_nodes, trie.num_classes), bool)
-  mask = np.arange(trie.max_len + 1)[None, :] <= np.asarray(trie.label_lengths)[:, None]
-  k = np.broadcast_to(np.arange(trie.num_classes)[:, None], mask.shape)
-  out[np.asarray(trie.label_nodes)[mask], k[mask]] = True
+  out[np.asarray(trie.entry_node), np.asarray(trie.entry_class)] = True
   return out
 
 
@@ -216,20 +221,19 @@ def _check_class_logits(trie: LabelTrie, x) -> jax.Array:
 def node_log_mass(trie: LabelTrie, class_logits_BxK: jax.Array) -> jax.Array:
   r"""Log of each node's mass: :math:`\log \sum_{k \text{ below } n} e^{x_k}`, ``[B, N]``.
 
-  One segment-logsumexp over the K label paths, with a per-node maximum, so
+  One segment-logsumexp over the (node, class) entries, with a per-node maximum, so
   a node whose classes are all far below the batch maximum still gets a finite
   value. For log-probabilities, the root's mass is 0 and leaf_k's is ``x_k``.
   """
   x_BxK = _check_class_logits(trie, class_logits_BxK)
-  b = x_BxK.shape[0]
-  n, lmax = trie.num_nodes, trie.max_len
-  on_path_KxL1 = jnp.arange(lmax + 1)[None, :] <= jnp.asarray(trie.label_lengths)[:, None]
-  seg_S = jnp.where(on_path_KxL1, jnp.asarray(trie.label_nodes), n).reshape(-1)  # n = dropped.
-  vals_SxB = jnp.broadcast_to(x_BxK.T[:, None, :], (x_BxK.shape[1], lmax + 1, b)).reshape(-1, b)
-  m_NxB = jax.ops.segment_max(vals_SxB, seg_S, num_segments=n + 1)
+  n = trie.num_nodes
+  seg_S = jnp.asarray(trie.entry_node)
+  segment = lambda f, v: f(v, seg_S, num_segments=n, indices_are_sorted=True)  # noqa: E731
+  vals_SxB = x_BxK.T[jnp.asarray(trie.entry_class)]
+  m_NxB = segment(jax.ops.segment_max, vals_SxB)
   m_NxB = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m_NxB), m_NxB, 0.0))
-  s_NxB = jax.ops.segment_sum(jnp.exp(vals_SxB - m_NxB[seg_S]), seg_S, num_segments=n + 1)
-  return (jnp.log(s_NxB) + m_NxB)[:n].T
+  s_NxB = segment(jax.ops.segment_sum, jnp.exp(vals_SxB - m_NxB[seg_S]))
+  return (jnp.log(s_NxB) + m_NxB).T
 
 
 def char_conditionals(trie: LabelTrie, class_logits_BxK: jax.Array) -> jax.Array:

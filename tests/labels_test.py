@@ -84,6 +84,7 @@ def test_trie_invariants(labels):
   desc = L.descendant_classes(trie)
   want = [[s.startswith(prefix) for s in labels] for prefix in L.node_prefixes(trie)]
   np.testing.assert_array_equal(desc, want)
+  assert np.all(np.diff(trie.entry_node) >= 0) and len(trie.entry_node) == sum(len(s) + 1 for s in labels)
   # Leaves are exactly the nodes reached by '.'.
   np.testing.assert_array_equal(trie.leaf_class >= 0, trie.char == alphabet.PERIOD)
 
