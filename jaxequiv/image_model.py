@@ -180,7 +180,8 @@ def image_embeddings(params: Params, images_NxHxWxC: jax.Array, config: ImageMod
 def decode_logits(params: Params, emb_RxE: jax.Array, tokens_RxT: jax.Array, config: ImageModelConfig) -> jax.Array:
   """Decoder logits ``[R, T, 64]`` for embeddings ``[R, E]`` and tokens ``[R, T]`` (or one-hot ``[R, T, 66]``)."""
   if tokens_RxT.shape[1] > config.decoder.seq_len:
-    raise ValueError(f"tokens have T={tokens_RxT.shape[1]} positions, more than decoder seq_len={config.decoder.seq_len}")
+    raise ValueError(f"tokens have T={tokens_RxT.shape[1]} positions, more than decoder"
+                     f" seq_len={config.decoder.seq_len}")
   if emb_RxE.shape[0] != tokens_RxT.shape[0]:
     raise ValueError(f"{emb_RxE.shape[0]} embeddings for {tokens_RxT.shape[0]} token rows; they must match")
   return StringLabeler(config).apply({"params": params}, emb_RxE, tokens_RxT, method=StringLabeler.decode)
@@ -201,7 +202,8 @@ def make_string_apply(config: ImageModelConfig, images_RxHxWxC: jax.Array) -> mo
   return apply_fn
 
 
-def string_loss(params: Params, images_RxHxWxC: jax.Array, batch: batches.LMBatch, config: ImageModelConfig) -> jax.Array:
+def string_loss(params: Params, images_RxHxWxC: jax.Array, batch: batches.LMBatch,
+                config: ImageModelConfig) -> jax.Array:
   """The string head's loss: ``jaxequiv.lm_nll`` of the label sentences, nats per character.
 
   Args:

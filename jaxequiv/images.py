@@ -270,7 +270,8 @@ def load_tfds(
     source = tfds.data_source(name, split=TFDS_SPLITS[name][split], data_dir=data_dir, download=download)
   except Exception as e:  # pylint: disable=broad-except
     if name == "imagenet2012":
-      raise RuntimeError(f"tfds:imagenet2012 is not prepared ({type(e).__name__}: {e}). {IMAGENET_MANUAL}") from e
+      raise RuntimeError(f"tfds:imagenet2012 is not prepared in data_dir={data_dir!r}"
+                         f" ({type(e).__name__}: {str(e).splitlines()[0]}). {IMAGENET_MANUAL}") from e
     raise RuntimeError(
         f"tfds:{name} split {split!r} is not prepared in array_record format in data_dir={data_dir!r}"
         f" ({type(e).__name__}: {str(e).splitlines()[0]}). Pass download=True (CLI: --download) or run"
@@ -283,7 +284,9 @@ def load_tfds(
   # One record at a time: works for real array_record sources and under tfds.testing.mock_data
   # (whose batched __getitems__ is not mocked in tfds 4.9.10).
   records = [source[int(i)] for i in idx]
-  images = np.stack([_to_float_image(r["image"], image_size) for r in records]) if records else np.zeros((0, 1, 1, 3), np.float32)
+  if not records:
+    raise ValueError(f"tfds:{name} split {split!r} has no examples (num_examples={num_examples})")
+  images = np.stack([_to_float_image(r["image"], image_size) for r in records])
   y = np.asarray([int(r["label"]) for r in records], np.int32)
   raw = list(class_names) if class_names is not None else _tfds_names(
       name, tfds.builder(name, data_dir=data_dir).info.features["label"].names)
@@ -333,7 +336,9 @@ def load_images(
     raise ValueError(f"holdout=True is only defined for 'shapes', not {spec!r}")
   if spec == "digits":
     ds = load_digits(split, seed=seed)
-    return ds if num_examples is None else ImageDataset(ds.images[:num_examples], ds.labels[:num_examples], ds.class_names)
+    if num_examples is None:
+      return ds
+    return ImageDataset(ds.images[:num_examples], ds.labels[:num_examples], ds.class_names)
   if spec.startswith("tfds:"):
     return load_tfds(spec[5:], split, num_examples=num_examples, seed=seed, data_dir=data_dir,
                      download=download, image_size=image_size)

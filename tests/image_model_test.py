@@ -151,3 +151,17 @@ def test_cli_runs_end_to_end(tmp_path, capsys):
   assert rc == 0
   assert "| accuracy, trie-constrained beam (string) |" in out and "zero-shot metric" in out
   assert (tmp_path / "metrics.json").exists()
+
+
+def test_token_dropout_only_touches_input_characters():
+  batch = jaxequiv.lm_batch(list(NAMES), 16)
+  same = im.drop_tokens(batch, 0.0, np.random.default_rng(0))
+  assert same is batch
+  dropped = im.drop_tokens(batch, 0.5, np.random.default_rng(0))
+  np.testing.assert_array_equal(dropped.targets, batch.targets)
+  np.testing.assert_array_equal(dropped.mask, batch.mask)
+  np.testing.assert_array_equal(dropped.inputs[:, 0], alphabet.BOS)
+  changed = dropped.inputs != batch.inputs
+  assert np.all(dropped.inputs[changed] == alphabet.PAD) and 0.3 < changed[:, 1:][batch.mask[:, 1:]].mean() < 0.7
+  with pytest.raises(ValueError, match="token dropout rate"):
+    im.drop_tokens(batch, 1.0, np.random.default_rng(0))
