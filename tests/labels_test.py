@@ -370,7 +370,8 @@ def test_greedy_and_beam_on_known_logits():
 def test_decoding_never_leaves_the_trie_even_with_zero_probability_labels():
   trie = L.label_trie(["ab.", "ac.", "d."])
   step = lambda tokens, t: jnp.full((tokens.shape[0], 64), -jnp.inf).at[:, 25].set(0.0)  # Only 'z'.
-  greedy, beam = jax.jit(lambda: (L.greedy_decode(trie, step, 3), L.beam_decode(trie, step, 3, beam_size=4)))()
+  # The trie passed as a (traced) argument this time.
+  greedy, beam = jax.jit(lambda tr: (L.greedy_decode(tr, step, 3), L.beam_decode(tr, step, 3, beam_size=4)))(trie)
   for out in (greedy, beam):
     assert set(out.classes.tolist()) <= {0, 1, 2}
   assert sorted(beam.beam_classes[0].tolist()) == [-1, 0, 1, 2]
