@@ -104,3 +104,15 @@ def run_sample(args: argparse.Namespace) -> int:
 
 add_arguments = add_sample_arguments
 run = run_sample
+
+
+def main(argv: list[str] | None = None) -> int:
+  """``python -m jaxequiv.cli_sample ...``: the sample command on its own."""
+  parser = argparse.ArgumentParser(prog="python -m jaxequiv.cli_sample", description=__doc__.splitlines()[0],
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  add_sample_arguments(parser)
+  return run_sample(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -108,7 +108,8 @@ def main() -> int:
         f"- date: {info['date']}", f"- command: `{info['command']}`",
         f"- machine: {info['nproc']} CPUs, {info['cpu']}; backend {info['backend']} ({info['devices']});"
         " no GPU lent to this task",
-        f"- jax {info['jax']}; load average at start {info['loadavg_start']}, end {info['loadavg_end']}"
+        f"- jax {info['jax']}; load average (1, 5, 15 min) at start {tuple(round(x, 1) for x in info['loadavg_start'])},"
+        f" end {tuple(round(x, 1) for x in info['loadavg_end'])}"
         " (the CPU is shared with other jobs: timings are noisy)",
         f"- model: {args.layers} layers, width {args.width}, {args.heads} heads, float32, random init with '.'"
         f" suppressed so every sample runs to its budget; {args.batch} samples per batch", "",
