@@ -74,10 +74,11 @@ def string_scores(params, images_NxHxWxC: np.ndarray, trie: labels_lib.LabelTrie
     ``logp_constrained`` ``[N, K]`` the same under trie-constrained steps (sums to 1);
     ``greedy`` ``[N]`` class from trie-constrained greedy decoding;
     ``beam`` ``[N]`` best class of a beam search with ``beam_size`` beams.
+
+  Images go through in zero-padded chunks of ``chunk`` (one compile per chunk size).
   """
   inputs_KxT = jnp.asarray(labels_lib.label_model_inputs(trie).inputs)  # [K, Lmax]
   score = functools.partial(_score_fn(config, beam_size), params, trie, inputs_KxT)
-  chunk = min(chunk, max(1, len(images_NxHxWxC)))
   free, cons, greedy, beam = _chunked(score, np.asarray(images_NxHxWxC, np.float32), chunk)
   return {"logp": free, "logp_constrained": cons, "greedy": greedy, "beam": beam}
 

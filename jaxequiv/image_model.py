@@ -250,26 +250,32 @@ _decode_jit = jax.jit(decode_logits, static_argnames="config")
 onehot_logits_jit = jax.jit(onehot_logits, static_argnums=2)
 
 
-def greedy_unconstrained(params: Params, images_NxHxWxC: jax.Array, config: ImageModelConfig) -> list[str]:
+def greedy_unconstrained(params: Params, images_NxHxWxC: jax.Array, config: ImageModelConfig,
+                         chunk: int = 128) -> list[str]:
   """Free greedy decoding over all 64 characters until ``'.'`` or ``seq_len``: one string per image.
 
   No trie: the decoder may spell a label that is not a class, or a held-out one.
+  Images are processed in zero-padded chunks of ``chunk`` (one compile per chunk size).
   """
-  emb = _embed_jit(params, jnp.asarray(images_NxHxWxC), config)
-  n, t_max = emb.shape[0], config.decoder.seq_len
-  step = functools.partial(_decode_jit, config=config)
-  tokens = np.full((n, t_max), alphabet.PAD, np.int32)
-  tokens[:, 0] = alphabet.BOS
+  x = np.asarray(images_NxHxWxC, np.float32)
+  n, t_max = len(x), config.decoder.seq_len
   out = np.full((n, t_max), -1, np.int32)
-  done = np.zeros(n, bool)
-  for t in range(t_max):
-    nxt = np.asarray(jnp.argmax(step(params, emb, jnp.asarray(tokens))[:, t], -1))
-    out[:, t] = np.where(done, -1, nxt)
-    done |= nxt == alphabet.PERIOD
-    if t + 1 < t_max:
-      tokens[:, t + 1] = nxt
-    if done.all():
-      break
+  for s in range(0, n, chunk):
+    part = x[s:s + chunk]
+    m = len(part)
+    part = np.concatenate([part, np.zeros((chunk - m, *part.shape[1:]), np.float32)]) if m < chunk else part
+    emb = _embed_jit(params, jnp.asarray(part), config)
+    tokens = np.full((len(part), t_max), alphabet.PAD, np.int32)
+    tokens[:, 0] = alphabet.BOS
+    done = np.zeros(len(part), bool)
+    for t in range(t_max):
+      nxt = np.asarray(jnp.argmax(_decode_jit(params, emb, jnp.asarray(tokens), config=config)[:, t], -1))
+      out[s:s + m, t] = np.where(done, -1, nxt)[:m]
+      done |= nxt == alphabet.PERIOD
+      if t + 1 < t_max:
+        tokens[:, t + 1] = nxt
+      if done[:m].all():
+        break
   return [alphabet.decode(row[row >= 0]) for row in out]
 
 
