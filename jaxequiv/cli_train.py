@@ -31,7 +31,7 @@ import sys
 import time
 
 from jaxequiv import train as tr
-from jaxequiv.train import load_checkpoint as load_checkpoint  # re-exported for the sample command
+from jaxequiv.train import load_checkpoint as load_checkpoint  # (params, model_config) of a run dir; used by cli_sample
 
 DEFAULT_OUT = "runs/{objective}-{mode}"
 
@@ -170,26 +170,6 @@ def _samples(params, mcfg, n: int, seed: int) -> list[str]:
   import jax  # pylint: disable=import-outside-toplevel
   from jaxequiv import sample  # pylint: disable=import-outside-toplevel
   return sample.sample(params, mcfg, jax.random.key(seed), n, temperature=0.8)
-
-
-# --- sample command -------------------------------------------------------
-# Minimal placeholder so `python -m jaxequiv` works; the sampling helper replaces these two functions.
-
-
-def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument("run_dir", help="a training run directory (see `train --out`)")
-  parser.add_argument("--num-samples", type=int, default=10)
-  parser.add_argument("--temperature", type=float, default=0.8)
-  parser.add_argument("--seed", type=int, default=0)
-
-
-def run_sample(args: argparse.Namespace) -> int:
-  params, mcfg = load_checkpoint(args.run_dir)
-  import jax  # pylint: disable=import-outside-toplevel
-  from jaxequiv import sample  # pylint: disable=import-outside-toplevel
-  for s in sample.sample(params, mcfg, jax.random.key(args.seed), args.num_samples, temperature=args.temperature):
-    print(s)
-  return 0
 
 
 def main(argv: list[str] | None = None) -> int:
