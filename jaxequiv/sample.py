@@ -151,7 +151,8 @@ def encode_prompts(
     if len(ids) >= max_len:
       raise ValueError(
           f"{where} has {len(ids)} characters, too long: samples have at most max_len={max_len}"
-          f" characters (the context), so a prompt may have at most {max_len - 1}. Prompt starts: {p[:40]!r}.")
+          f" characters (max_len defaults to the context length T), so a prompt may have at most {max_len - 1}."
+          f" Prompt starts: {p[:40]!r}.")
     out[i, : len(ids)] = ids
     lengths[i] = len(ids)
   return out, lengths
