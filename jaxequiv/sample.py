@@ -28,10 +28,16 @@ restricted to the ``top_k`` largest). A sample therefore depends only on
 ``(key, b, its logits)``, not on the batch around it.
 
 **Exactness.** The classification generator builds, for a prefix of length p,
-the very row the no-cache sampler feeds ``apply_fn`` at step p, and reads the
-logits at the same slot: the same numbers, bit for bit. With the same key and
-the same ``choose_next`` both therefore emit exactly the same characters
-(``tests/sample_test.py`` checks string equality). The cached sampler's logits
+the very row the no-cache sampler feeds ``apply_fn`` at step p (same tokens,
+same ``[B, T]`` shape), and reads the logits at the same slot. Rows do not mix
+in a causal transformer, so each row's logits are the same computation on the
+same inputs; on XLA:CPU the two compiled programs (a ``while_loop`` body and a
+standalone jit) give the same bits (``tests/sample_test.py`` checks the logits
+bit for bit at every step). With the same key and the same ``choose_next`` on
+the same float32 logits, both therefore emit exactly the same characters (the
+tests check string equality for several temperatures and top-k; a backend that
+compiled ``apply_fn`` differently in the two programs could break this, which
+those tests would show). The cached sampler's logits
 differ from those by float32 rounding (~1e-6, see ``decoding``), so its samples
 agree with the others except when two candidates' perturbed scores tie to within
 that rounding: rare, but not excluded.

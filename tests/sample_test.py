@@ -222,3 +222,29 @@ def test_any_causal_apply_fn_samples_the_same_by_classification():
   clf = sampling.generate_by_classification(params, _CONV_APPLY, key, 16, seq_len=12, top_k=20)
   assert lm == clf
   assert any(s.endswith(".") for s in lm) and len(set(lm)) > 8
+
+
+def test_no_cache_step_logits_are_bitwise_the_classifier_logits():
+  """Why the samples are equal: at every step the LM step and the classifier give the same bits."""
+  from jaxequiv import bitwise, prefix  # pylint: disable=import-outside-toplevel
+  params = _params()
+  texts = ["Hello world", "ab", "x"]
+  b, t = len(texts), CFG.seq_len
+  prompt_BxL = jnp.asarray(sampling.encode_prompts(texts, b, t)[0])
+  step = sampling.full_step_fn(params, APPLY)
+
+  def body(rows, p):
+    inputs = jnp.where(p == 0, alphabet.BOS, prompt_BxL[:, jnp.maximum(p - 1, 0)])
+    logits, rows = step(rows, inputs, p)
+    return rows, logits
+
+  _, lm_PxBx64 = jax.jit(lambda: jax.lax.scan(body, sampling.empty_rows(b, t), jnp.arange(12)))()
+  for p in range(12):
+    real = np.array([len(s) >= p for s in texts])
+    ids = [alphabet.encode(s[:p] if r else "") for s, r in zip(texts, real)]
+    lengths = np.array([len(i) for i in ids], np.int32)
+    ex = prefix.PrefixExamples(np.concatenate(ids).astype(np.uint8),
+                               np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
+                               lengths, np.zeros(b, np.uint8))
+    clf = sampling._classification_logits_jit(params, prefix.unpacked(ex, t), apply_fn=APPLY)  # pylint: disable=protected-access
+    bitwise.assert_bitwise_equal(np.asarray(clf)[real], np.asarray(lm_PxBx64[p])[real])
