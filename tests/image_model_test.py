@@ -112,8 +112,8 @@ def test_a_few_training_steps_reduce_both_losses(data):
 
 
 def test_training_is_deterministic(data):
-  a = im.train_heads(data.images, data.labels, NAMES, CFG, steps=3, batch_size=16, heads=("string",))
-  b = im.train_heads(data.images, data.labels, NAMES, CFG, steps=3, batch_size=16, heads=("string",))
+  a = im.train_heads(data.images, data.labels, NAMES, CFG, steps=3, batch_size=8, heads=("string",))
+  b = im.train_heads(data.images, data.labels, NAMES, CFG, steps=3, batch_size=8, heads=("string",))
   assert_bitwise_equal(a.string_params, b.string_params)
 
 
@@ -139,7 +139,7 @@ def test_ece_hand_made_example():
 
 def test_constrained_decoding_yields_valid_labels(data, string_params):
   trie = labels.label_trie(NAMES)
-  s = cli_labels.string_scores(string_params, data.images[:10], trie, CFG, beam_size=3, chunk=8)
+  s = cli_labels.string_scores(string_params, data.images[:10], trie, CFG, beam_size=3)
   for key in ("greedy", "beam"):
     assert s[key].shape == (10,) and np.all((0 <= s[key]) & (s[key] < 16)), (key, s[key])
   # The constrained distribution is proper: it sums to 1 over the K labels.
@@ -151,9 +151,9 @@ def test_constrained_decoding_yields_valid_labels(data, string_params):
   assert len(free) == 4 and all(isinstance(f, str) and len(f) <= 16 for f in free)
 
 
-@pytest.mark.slow  # ~20 s of compiles on an idle 2-core CPU (one per shape): run with `pytest -m slow`
 def test_cli_runs_end_to_end(tmp_path, capsys):
   from jaxequiv import __main__ as cli  # pylint: disable=import-outside-toplevel
+  # Same model config, batch size and beam size as the tests above, so their compiled functions are reused.
   rc = cli.main([
       "labels", "--data", "shapes", "--steps", "2", "--batch-size", "8", "--num-train", "32",
       "--num-test", "48", "--zero-shot", "--width", "32", "--heads", "2", "--channels", "8,16",
