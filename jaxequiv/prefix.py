@@ -142,6 +142,14 @@ def _dedupe(keys: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
   return _group(keys)
 
 
+def _check_context_lengths(lengths: np.ndarray, seq_len: int) -> None:
+  if len(lengths) and lengths.max() >= seq_len:
+    i = int(np.argmax(lengths >= seq_len))
+    raise ValueError(
+        f"example {i} has a context of {lengths[i]} characters; context length"
+        f" T={seq_len} fits contexts of at most {seq_len - 1}")
+
+
 def _group(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Sorted distinct values of x and each element's index among them (a sort, not a hash)."""
   order = np.argsort(x, kind="stable")
@@ -196,11 +204,7 @@ def pack(
   """
   n = len(examples)
   lengths = examples.lengths.astype(np.int64)
-  if n and lengths.max() >= seq_len:
-    i = int(np.argmax(lengths >= seq_len))
-    raise ValueError(
-        f"example {i} has a context of {lengths[i]} characters; context length"
-        f" T={seq_len} fits contexts of at most {seq_len - 1}")
+  _check_context_lengths(lengths, seq_len)
   labels = examples.labels.astype(np.int64)
   if n and labels.max() >= alphabet.NUM_CLASSES:
     i = int(np.argmax(labels >= alphabet.NUM_CLASSES))
@@ -335,11 +339,7 @@ def unpacked(examples: PrefixExamples, seq_len: int) -> ClassificationBatch:
   """The naive classifier's batch: one right-padded row ``[BOS, context, PAD..]`` per example."""
   n = len(examples)
   lengths = examples.lengths.astype(np.int64)
-  if n and lengths.max() >= seq_len:
-    i = int(np.argmax(lengths >= seq_len))
-    raise ValueError(
-        f"example {i} has a context of {lengths[i]} characters; context length"
-        f" T={seq_len} fits contexts of at most {seq_len - 1}")
+  _check_context_lengths(lengths, seq_len)
   cols = np.arange(seq_len - 1)
   idx = np.minimum(examples.starts[:, None] + cols[None, :], max(len(examples.chars) - 1, 0))
   ctx = examples.chars[idx].astype(np.int32) if len(examples.chars) else np.zeros((n, seq_len - 1), np.int32)
