@@ -217,6 +217,7 @@ def run_experiment(data: str = "shapes", *, steps: int = 600, batch_size: int = 
                    learning_rate: float = 3e-3, zero_shot_holdout: bool = False, beam_size: int = 4,
                    num_train: int | None = None, num_test: int | None = None, layers: int = 1, width: int = 64,
                    heads: int = 4, token_dropout: float = 0.0, channels: Sequence[int] = (16, 32, 64),
+                   encoder: str = "cnn", patch: int = 4,
                    image_size: int | None = None, data_dir: str | None = None,
                    download: bool = False, progress=None) -> dict[str, Any]:
   """Loads data, trains both heads, evaluates. Returns a dict (see keys) for CLI and notebook."""
@@ -225,7 +226,7 @@ def run_experiment(data: str = "shapes", *, steps: int = 600, batch_size: int = 
   train = images_lib.load_images(data, "train", num_examples=num_train, holdout=zero_shot_holdout, **kw)
   test = images_lib.load_images(data, "test", num_examples=num_test, **kw)
   labels_lib.label_trie(test.class_names)  # validates the label sentences, naming a bad one
-  config = im.ImageModelConfig(channels=tuple(channels), embed_dim=width,
+  config = im.ImageModelConfig(channels=tuple(channels), embed_dim=width, encoder=encoder, patch=patch,
                                decoder=decoder_config_for(test.class_names, layers=layers, width=width, heads=heads))
   t_load = time.perf_counter()
   trained = im.train_heads(train.images, train.labels, train.class_names, config, steps=steps,
@@ -319,6 +320,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--width", type=int, default=64, help="embedding and decoder width")
   parser.add_argument("--heads", type=int, default=4, help="string decoder attention heads")
   parser.add_argument("--channels", default="16,32,64", help="CNN channels per stage, comma-separated")
+  parser.add_argument("--encoder", default="cnn", choices=("cnn", "vit"), help="image encoder: CNN or patch ViT")
+  parser.add_argument("--patch", type=int, default=4, help="ViT patch side")
   parser.add_argument("--image-size", type=int, default=None, help="shapes side / tfds resize")
   parser.add_argument("--data-dir", default=None, help="tfds data_dir")
   parser.add_argument("--download", action="store_true", help="let tfds download and prepare the data")
@@ -339,7 +342,8 @@ def run(args: argparse.Namespace) -> int:
                        learning_rate=args.lr, zero_shot_holdout=args.zero_shot, beam_size=args.beam_size,
                        num_train=args.num_train, num_test=args.num_test, layers=args.layers, width=args.width,
                        heads=args.heads, token_dropout=args.token_dropout,
-                       channels=tuple(int(c) for c in args.channels.split(",")), image_size=args.image_size,
+                       channels=tuple(int(c) for c in args.channels.split(",")), encoder=args.encoder,
+                       patch=args.patch, image_size=args.image_size,
                        data_dir=args.data_dir, download=args.download,
                        progress=progress)
   sec = res["seconds"]

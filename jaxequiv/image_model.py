@@ -1,7 +1,7 @@
 """Image classifiers with a one-hot head or a string head that spells the label.
 
-Both models share one encoder architecture (a small Flax CNN, ``CNNEncoder``):
-images ``[N, H, W, C]`` -> embeddings ``[N, E]``.
+Both models share one encoder architecture (a small Flax CNN, ``CNNEncoder``, or
+a patch ViT, ``PatchViTEncoder``): images ``[N, H, W, C]`` -> embeddings ``[N, E]``.
 
 * ``OneHotClassifier``: encoder + ``Dense(K)``; trained with K-way
   cross-entropy (``onehot_loss``).
@@ -51,11 +51,23 @@ class ImageModelConfig:
     embed_dim: image embedding size E.
     decoder: the string head's transformer config; ``seq_len`` must fit the
       longest label sentence (characters incl. the final period).
+    encoder: ``"cnn"`` (``CNNEncoder``) or ``"vit"`` (``PatchViTEncoder``).
+    patch: ViT patch side (image sides must be multiples of it).
+    vit_layers: ViT blocks (width ``embed_dim``, ``decoder.num_heads`` heads).
   """
 
   channels: tuple[int, ...] = (16, 32, 64)
   embed_dim: int = 64
   decoder: ModelConfig = ModelConfig(num_layers=1, width=64, num_heads=4, seq_len=16)
+  encoder: str = "cnn"
+  patch: int = 4
+  vit_layers: int = 2
+
+  def __post_init__(self):
+    if self.encoder not in ("cnn", "vit"):
+      raise ValueError(f"encoder must be 'cnn' or 'vit', got {self.encoder!r}")
+    if self.encoder == "vit" and self.embed_dim % self.decoder.num_heads:
+      raise ValueError(f"ViT width embed_dim={self.embed_dim} is not divisible by {self.decoder.num_heads} heads")
 
 
 class CNNEncoder(nn.Module):
@@ -74,6 +86,42 @@ class CNNEncoder(nn.Module):
     return nn.Dense(self.embed_dim, name="embed")(x)
 
 
+class PatchViTEncoder(nn.Module):
+  """Images ``[N, H, W, C]`` -> embeddings ``[N, E]``: non-overlapping patches, bidirectional
+  pre-LN transformer blocks (every patch sees every patch), mean pool, dense."""
+
+  embed_dim: int
+  patch: int
+  num_layers: int
+  num_heads: int
+
+  @nn.compact
+  def __call__(self, images_NxHxWxC):
+    n, h, w, _ = images_NxHxWxC.shape
+    if h % self.patch or w % self.patch:
+      raise ValueError(f"image {h}x{w} is not divisible into {self.patch}x{self.patch} patches")
+    x = nn.Conv(self.embed_dim, (self.patch, self.patch), strides=(self.patch, self.patch), padding="VALID",
+                name="patchify")(images_NxHxWxC.astype(jnp.float32))
+    x_NxPxD = x.reshape(n, -1, self.embed_dim)
+    pos_PxD = self.param("pos_embed", nn.initializers.normal(0.02), x_NxPxD.shape[1:])
+    x_NxPxD = x_NxPxD + pos_PxD
+    for i in range(self.num_layers):
+      y = nn.LayerNorm(name=f"ln_attn_{i}")(x_NxPxD)
+      x_NxPxD = x_NxPxD + nn.MultiHeadDotProductAttention(self.num_heads, name=f"attn_{i}")(y, y)
+      y = nn.LayerNorm(name=f"ln_mlp_{i}")(x_NxPxD)
+      y = nn.Dense(4 * self.embed_dim, name=f"mlp_in_{i}")(y)
+      x_NxPxD = x_NxPxD + nn.Dense(self.embed_dim, name=f"mlp_out_{i}")(jax.nn.gelu(y))
+    x = jnp.mean(nn.LayerNorm(name="ln_final")(x_NxPxD), axis=1)
+    return nn.Dense(self.embed_dim, name="embed")(x)
+
+
+def make_encoder(config: ImageModelConfig, name: str | None = None) -> nn.Module:
+  """The image encoder ``config.encoder`` names (``cnn`` or ``vit``)."""
+  if config.encoder == "vit":
+    return PatchViTEncoder(config.embed_dim, config.patch, config.vit_layers, config.decoder.num_heads, name=name)
+  return CNNEncoder(config.channels, config.embed_dim, name=name)
+
+
 class OneHotClassifier(nn.Module):
   """Images ``[N, H, W, C]`` -> logits ``[N, K]``: encoder, then an MLP head.
 
@@ -87,7 +135,7 @@ class OneHotClassifier(nn.Module):
   @nn.compact
   def __call__(self, images_NxHxWxC):
     dec = self.config.decoder
-    emb_NxE = CNNEncoder(self.config.channels, self.config.embed_dim, name="encoder")(images_NxHxWxC)
+    emb_NxE = make_encoder(self.config, name="encoder")(images_NxHxWxC)
     h = jax.nn.gelu(nn.Dense(dec.mlp_ratio * dec.width, name="mlp_in")(emb_NxE))
     return nn.Dense(self.num_classes, name="head")(h)
 
@@ -103,7 +151,7 @@ class StringLabeler(nn.Module):
 
   def setup(self):
     cfg, dec = self.config, self.config.decoder
-    self.encoder = CNNEncoder(cfg.channels, cfg.embed_dim)
+    self.encoder = make_encoder(cfg)
     self.cond = nn.Dense(dec.width)
     self.embed = nn.Embed(alphabet.INPUT_VOCAB, dec.width)
     self.pos_embed = self.param("pos_embed", nn.initializers.normal(0.02), (dec.seq_len, dec.width))

@@ -1,5 +1,7 @@
 """Tests for jaxequiv.image_model and jaxequiv.cli_labels (tiny models, CPU)."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -176,3 +178,16 @@ def test_token_dropout_only_touches_input_characters():
   assert np.all(dropped.inputs[changed] == alphabet.PAD) and 0.3 < changed[:, 1:][batch.mask[:, 1:]].mean() < 0.7
   with pytest.raises(ValueError, match="token dropout rate"):
     im.drop_tokens(batch, 1.0, np.random.default_rng(0))
+
+
+def test_patch_vit_encoder_shapes_and_errors(data):
+  cfg = im.ImageModelConfig(embed_dim=32, encoder="vit", patch=4, vit_layers=1,
+                            decoder=ModelConfig(num_layers=1, width=32, num_heads=2, seq_len=16))
+  params = im.init_string(jax.random.key(0), cfg, (16, 16, 3))
+  assert params["encoder"]["pos_embed"].shape == (16, 32)  # (16 / 4)^2 patches
+  emb = jax.jit(im.image_embeddings, static_argnums=2)(params, data.images[:3], cfg)
+  assert emb.shape == (3, 32)
+  with pytest.raises(ValueError, match="not divisible into 5x5 patches"):
+    im.init_onehot(jax.random.key(0), dataclasses.replace(cfg, patch=5), 4, (16, 16, 3))
+  with pytest.raises(ValueError, match="encoder must be 'cnn' or 'vit'"):
+    im.ImageModelConfig(encoder="resnet")
