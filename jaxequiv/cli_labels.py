@@ -9,6 +9,8 @@ measures how the string head scores and names them; the one-hot head cannot.
 
 Example:
   python -m jaxequiv labels --data shapes --steps 600 --zero-shot --out runs/labels
+  python -m jaxequiv labels --data digits            # scikit-learn's 8x8 digits, "zero." .. "nine."
+  python -m jaxequiv labels --data tfds:cifar100 --download --num-train 10000 --num-test 2000
 """
 
 from __future__ import annotations
@@ -314,8 +316,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--beam-size", type=int, default=4)
   parser.add_argument("--token-dropout", type=float, default=0.0,
                       help="string head: replace input characters by PAD with this probability while training")
-  parser.add_argument("--num-train", type=int, default=None, help="training images (default: the loader's)")
-  parser.add_argument("--num-test", type=int, default=None, help="test images (default: the loader's)")
+  parser.add_argument("--num-train", type=int, default=None, help="training images; omitted: the loader's own number")
+  parser.add_argument("--num-test", type=int, default=None, help="test images; omitted: the loader's own number")
   parser.add_argument("--layers", type=int, default=1, help="string decoder layers")
   parser.add_argument("--width", type=int, default=64, help="embedding and decoder width")
   parser.add_argument("--heads", type=int, default=4, help="string decoder attention heads")
