@@ -70,36 +70,42 @@ def machine() -> dict:
   }
 
 
-def bench(objective: str, preset: dict, steps: int, warmup: int, seed: int = 0) -> dict:
+def prepare(objective: str, preset: dict, steps: int, warmup: int, seed: int = 0) -> dict:
+  """Compiles the step (timed with the first step) and builds the batches."""
   cfg = jaxequiv.ModelConfig(num_layers=preset["num_layers"], num_heads=preset["num_heads"], width=preset["width"],
                              seq_len=preset["seq_len"], dtype=preset["dtype"])
   b = preset["batch_size"]
   tcfg = tr.TrainConfig(steps=steps + warmup, batch_size=b, warmup_steps=1, objective=objective, seed=seed)
   sentences = corpus.load_sentences("builtin", max_len=cfg.seq_len)
-  batches = list(itertools_islice(tr.sentence_batches(sentences, cfg, tcfg)(0), steps + warmup))
+  host = list(itertools_islice(tr.sentence_batches(sentences, cfg, tcfg)(0), steps + warmup))
   state = tr.init_state(jax.random.key(seed), cfg, tcfg)
   step = jax.jit(tr.make_train_step(tr.make_loss_fn(objective, cfg), tr.make_optimizer(tcfg)))
-  batches = [jax.device_put(x) for x in batches]
+  batches = [jax.device_put(x) for x in host]
   t = time.perf_counter()
   state, m = step(state, batches[0])
   jax.block_until_ready(m)
-  compile_s = time.perf_counter() - t
-  times = []
-  for i in range(1, steps + warmup):
-    t = time.perf_counter()
-    state, m = step(state, batches[i])
-    jax.block_until_ready(m)
-    if i >= warmup:
-      times.append(time.perf_counter() - t)
-  dt = float(np.median(times))
-  r, t_ = np.shape(batches[0][0])
-  preds = float(np.mean([tr.num_predictions(jax.device_get(x)) for x in batches]))
-  fpt = flops_per_token(state.params, cfg)
-  out = {"objective": objective if objective == "lm" else "classification (packed)",
+  return dict(objective=objective, cfg=cfg, step=step, state=state, batches=batches, host=host,
+              compile_s=time.perf_counter() - t, times=[])
+
+
+def run_one(run: dict, i: int, warmup: int) -> None:
+  t = time.perf_counter()
+  run["state"], m = run["step"](run["state"], run["batches"][i])
+  jax.block_until_ready(m)
+  if i >= warmup:
+    run["times"].append(time.perf_counter() - t)
+
+
+def summarize(run: dict) -> dict:
+  dt = float(np.median(run["times"]))
+  r, t_ = np.shape(run["host"][0][0])
+  preds = float(np.mean([tr.num_predictions(x) for x in run["host"]]))
+  fpt = flops_per_token(run["state"].params, run["cfg"])
+  out = {"objective": run["objective"] if run["objective"] == "lm" else "classification (packed)",
          "rows": int(r), "seq_len": int(t_), "median_step_ms": dt * 1e3,
          "tokens_per_s": r * t_ / dt, "predictions_per_s": preds / dt,
-         "compile_plus_first_step_s": compile_s, "timed_steps": len(times),
-         "params": int(sum(x.size for x in jax.tree.leaves(state.params))),
+         "compile_plus_first_step_s": run["compile_s"], "timed_steps": len(run["times"]),
+         "params": int(sum(x.size for x in jax.tree.leaves(run["state"].params))),
          "flops_per_token": fpt, "achieved_tflops": fpt * r * t_ / dt / 1e12}
   if jax.default_backend() == "gpu":
     out["mfu_vs_h100_bf16_peak"] = out["achieved_tflops"] * 1e12 / H100_BF16_PEAK
@@ -120,7 +126,7 @@ def to_markdown(info: dict, preset_name: str, preset: dict, rows: list[dict], co
       f"- Command: `{command}`",
       f"- Preset `{preset_name}`: {preset}",
       "- Tokens/s = R*T input positions per second; predictions/s = real next-character predictions per second;"
-      " median step time after warm-up steps.",
+      " median step time after warm-up steps; LM and classification steps alternate, so load changes hit both.",
       "", "| objective | R x T | median step (ms) | tokens/s | predictions/s | TFLOP/s | compile+1st step (s) |",
       "|---|---|---|---|---|---|---|",
   ]
@@ -137,17 +143,20 @@ def to_markdown(info: dict, preset_name: str, preset: dict, rows: list[dict], co
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-  p.add_argument("--steps", type=int, default=30, help="timed steps per objective")
+  p.add_argument("--steps", type=int, default=50, help="timed steps per objective")
   p.add_argument("--warmup", type=int, default=3, help="untimed steps after the compiling one")
   p.add_argument("--out", default="results/bench_train", help="writes OUT.md and OUT.json")
   p.add_argument("--note", default="", help="appended to the markdown (e.g. 'GPU: not lent to this task')")
   args = p.parse_args(argv)
   preset = PRESETS[args.preset]
   info = machine()
-  rows = []
-  for objective in ("lm", "classification"):
-    rows.append(bench(objective, preset, args.steps, args.warmup))
-    print(json.dumps(rows[-1]), flush=True)
+  runs = [prepare(objective, preset, args.steps, args.warmup) for objective in ("lm", "classification")]
+  for i in range(1, args.steps + args.warmup):  # alternate the two, so load changes hit both alike
+    for run in runs:
+      run_one(run, i, args.warmup)
+  rows = [summarize(run) for run in runs]
+  for row in rows:
+    print(json.dumps(row), flush=True)
   command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
   md = to_markdown(info, args.preset, preset, rows, command)
   if args.note:
