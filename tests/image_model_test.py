@@ -1,6 +1,7 @@
 """Tests for jaxequiv.image_model and jaxequiv.cli_labels (tiny models, CPU)."""
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -163,7 +164,11 @@ def test_cli_runs_end_to_end(tmp_path, capsys):
   out = capsys.readouterr().out
   assert rc == 0
   assert "| accuracy, trie-constrained beam (string) |" in out and "zero-shot metric" in out
-  assert (tmp_path / "metrics.json").exists()
+  summary = json.loads((tmp_path / "metrics.json").read_text())
+  zs = summary["zero_shot"]
+  assert zs["onehot_accuracy"] == 0.0 and zs["onehot_can_output"] == 0.0  # no output for held-out labels
+  assert 0.0 <= zs["p_true_mean"] <= 1.0 and 1.0 <= zs["rank_mean"] <= 16.0
+  assert len(summary["string_curve"]) == 2 and set(summary["metrics"]) == {"onehot", "string"}
 
 
 def test_token_dropout_only_touches_input_characters():
