@@ -461,7 +461,7 @@ def train(
   Returns:
     ``TrainResult(state, history, predictions_seen, completed)``.
   """
-  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
   tcfg = train_config
   state = init_state(jax.random.key(tcfg.seed), model_config, tcfg)
