@@ -198,3 +198,29 @@ def test_property_gradients_bitwise_equal(sentences, seed):
   lm_fn, clf_fn = _grad_fns("gelu/float32")
   lm, packed = _lm_and_packed(sentences, shuffle_seed=seed)
   bitwise.assert_bitwise_equal(lm_fn(params, lm), clf_fn(params, packed))
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None)
+@given(st.lists(sentence_st, min_size=1, max_size=6), st.integers(0, 2**31 - 1))
+def test_property_gradients_bitwise_equal_many_examples(sentences, seed):
+  """The property test with 400 random sentence sets (slow: `pytest -m slow`)."""
+  test_property_gradients_bitwise_equal.hypothesis.inner_test(sentences, seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_bitwise_at_benchmark_scale_on_real_text(dtype):
+  """4 layers, width 128, T=128, 32 sentences of English prose from the builtin corpus (slow)."""
+  from jaxequiv import corpus  # pylint: disable=import-outside-toplevel
+  t = 128
+  fits = [s for s in corpus.builtin_sentences() if len(s) <= t]
+  chunk = list(np.random.default_rng(0).choice(fits, 32, replace=False))
+  cfg = model.ModelConfig(num_layers=4, width=128, num_heads=4, seq_len=t, dtype=dtype)
+  params, apply_fn = model.init(jax.random.key(0), cfg), model.make_apply(cfg)
+  ex = jaxequiv.prefix_examples(chunk)
+  lm = jaxequiv.lm_batch(jaxequiv.canonical_order(chunk), t)
+  packed = jaxequiv.pack(ex.take(np.random.default_rng(1).permutation(len(ex))), t)
+  vg = lambda loss: jax.jit(jax.value_and_grad(functools.partial(loss, apply_fn=apply_fn)))
+  report = bitwise.assert_bitwise_equal(vg(jaxequiv.lm_nll)(params, lm), vg(jaxequiv.classification_xent)(params, packed))
+  print(f"{dtype}: {report.leaves} leaves, {report.elements:,} elements bitwise equal")
