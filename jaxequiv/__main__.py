@@ -20,7 +20,9 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m jaxequiv", description=__doc__.splitlines()[0])
+  parser = argparse.ArgumentParser(
+      prog="python -m jaxequiv",
+      description="jaxequiv: a character LM and a next-character classifier are the same model, to the last bit.")
   sub = parser.add_subparsers(dest="command", required=True)
   modules = {}
   for name, (module_name, help_text) in COMMANDS.items():
