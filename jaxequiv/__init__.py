@@ -1,33 +1,57 @@
-"""jaxequiv: a character LM and a next-character classifier are the same model."""
+"""jaxequiv: a character LM and a next-character classifier are the same model.
 
-from jaxequiv.alphabet import ALPHABET as ALPHABET
-from jaxequiv.alphabet import BOS as BOS
-from jaxequiv.alphabet import NUM_CLASSES as NUM_CLASSES
-from jaxequiv.alphabet import PAD as PAD
-from jaxequiv.alphabet import decode as decode
-from jaxequiv.alphabet import encode as encode
-from jaxequiv.alphabet import normalize as normalize
-from jaxequiv.alphabet import validate_sentences as validate_sentences
-from jaxequiv.batches import ClassificationBatch as ClassificationBatch
-from jaxequiv.batches import LMBatch as LMBatch
-from jaxequiv.batches import canonical_order as canonical_order
-from jaxequiv.batches import lm_batch as lm_batch
-from jaxequiv.batches import pad_examples as pad_examples
-from jaxequiv.losses import classification_xent as classification_xent
-from jaxequiv.losses import classification_xent_per_example as classification_xent_per_example
-from jaxequiv.losses import lm_nll as lm_nll
-from jaxequiv.losses import lm_nll_per_token as lm_nll_per_token
-from jaxequiv.losses import token_xent as token_xent
-from jaxequiv.model import ModelConfig as ModelConfig
-from jaxequiv.model import apply as apply
-from jaxequiv.model import init as init
-from jaxequiv.model import make_apply as make_apply
-from jaxequiv.prefix import PrefixExamples as PrefixExamples
-from jaxequiv.prefix import pack as pack
-from jaxequiv.prefix import prefix_examples as prefix_examples
-from jaxequiv.prefix import unpacked as unpacked
+The public API is re-exported here explicitly (``_EXPORTS``) and imported on first
+use, so ``import jaxequiv`` is cheap, ``python -m jaxequiv --help`` does not start
+JAX, and importing the losses does not import flax.
 
-from jaxequiv import bitwise as bitwise
-from jaxequiv import determinism as determinism
+Wings, imported by name: ``jaxequiv.lm`` (corpora, training, sampling),
+``jaxequiv.labels`` (labels as strings), ``jaxequiv.taxonomy`` and
+``jaxequiv.roles`` (the essay's later claims), ``jaxequiv.cli``.
+"""
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "jaxequiv.alphabet": ("ALPHABET", "BOS", "NUM_CLASSES", "PAD", "decode", "encode", "normalize",
+                          "validate_sentences"),
+    "jaxequiv.batches": ("ClassificationBatch", "LMBatch", "canonical_order", "lm_batch", "pad_examples"),
+    "jaxequiv.losses": ("classification_xent", "classification_xent_per_example", "lm_nll", "lm_nll_per_token",
+                        "token_xent"),
+    "jaxequiv.model": ("ModelConfig", "apply", "init", "make_apply"),
+    "jaxequiv.prefix": ("PrefixExamples", "pack", "prefix_examples", "unpacked"),
+    "jaxequiv.types": ("ApplyFn", "Params"),
+}
+_SUBMODULES = ("alphabet", "batches", "bitwise", "determinism", "losses", "model", "prefix", "types", "validation", "verify")
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE) + list(_SUBMODULES)
+
+
+def __getattr__(name: str) -> Any:
+  if name in _WHERE:
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+  elif name in _SUBMODULES:
+    value = importlib.import_module(f"jaxequiv.{name}")
+  else:
+    raise AttributeError(f"module 'jaxequiv' has no attribute {name!r}")
+  globals()[name] = value
+  return value
+
+
+def __dir__() -> list[str]:
+  return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # What the lazy table exports, for type checkers and IDEs.
+  from jaxequiv import alphabet, batches, bitwise, determinism, losses, model, prefix, types, validation, verify
+  from jaxequiv.alphabet import ALPHABET, BOS, NUM_CLASSES, PAD, decode, encode, normalize, validate_sentences
+  from jaxequiv.batches import ClassificationBatch, LMBatch, canonical_order, lm_batch, pad_examples
+  from jaxequiv.losses import (classification_xent, classification_xent_per_example, lm_nll, lm_nll_per_token,
+                               token_xent)
+  from jaxequiv.model import ModelConfig, apply, init, make_apply
+  from jaxequiv.prefix import PrefixExamples, pack, prefix_examples, unpacked
+  from jaxequiv.types import ApplyFn, Params

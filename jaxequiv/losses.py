@@ -20,8 +20,9 @@ import jax.numpy as jnp
 import optax
 
 from jaxequiv import alphabet
-from jaxequiv.batches import ClassificationBatch, LMBatch, check_classification_batch, check_lm_batch
-from jaxequiv.model import ApplyFn, Params
+from jaxequiv.batches import ClassificationBatch, LMBatch
+from jaxequiv.validation import check_classification_batch, check_lm_batch
+from jaxequiv.types import ApplyFn, Params
 
 
 def token_xent(logits_RxTxV: jax.Array, targets_RxT: jax.Array) -> jax.Array:

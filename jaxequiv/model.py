@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from jaxequiv import alphabet
+from jaxequiv.types import ApplyFn, Params
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
@@ -25,8 +25,6 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
-Params = Any
-ApplyFn = Callable[[Params, jax.Array], jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)

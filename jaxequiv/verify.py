@@ -6,7 +6,6 @@ compared (leaves, elements); the exit status is non-zero if any check fails.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import os
@@ -162,27 +161,3 @@ def run_checks(
   passed = sum(ok for ok, _ in results)
   out(f"{passed} of {len(results)} checks passed" + ("" if passed == len(results) else ": FAIL"))
   return passed == len(results)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-  d = VerifyConfig()
-  parser.add_argument("--layers", type=int, default=d.num_layers, help="transformer layers")
-  parser.add_argument("--width", type=int, default=d.width, help="model width")
-  parser.add_argument("--heads", type=int, default=d.num_heads, help="attention heads")
-  parser.add_argument("--seq-len", type=int, default=d.seq_len, help="context length T")
-  parser.add_argument("--activation", default=d.activation, choices=sorted(model.ACTIVATIONS))
-  parser.add_argument("--sentences", type=int, default=d.num_sentences, help="sentences in the batch")
-  parser.add_argument("--steps", type=int, default=d.steps, help="AdamW steps in the trajectory check")
-  parser.add_argument("--repeats", type=int, default=d.repeats, help="timed repeats per step time")
-  parser.add_argument("--seed", type=int, default=d.seed)
-  parser.add_argument("--no-determinism-flags", action="store_true",
-                      help="do not set the backend's determinism XLA flags before JAX starts")
-
-
-def run(args: argparse.Namespace) -> int:
-  if not args.no_determinism_flags:
-    from jaxequiv import determinism  # pylint: disable=import-outside-toplevel
-    determinism.set_xla_flags()
-  cfg = VerifyConfig(args.layers, args.width, args.heads, args.seq_len, args.activation, args.sentences,
-                     args.steps, args.repeats, args.seed)
-  return 0 if run_checks(cfg) else 1

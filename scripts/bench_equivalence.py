@@ -42,7 +42,7 @@ def load_corpus(path: str | None) -> tuple[str, list[str]]:
   if path and os.path.exists(path):
     with open(path, encoding="utf-8") as f:
       return path, alphabet.normalize(f.read())
-  from jaxequiv import corpus  # pylint: disable=import-outside-toplevel
+  from jaxequiv.lm import corpus  # pylint: disable=import-outside-toplevel
   return "builtin (pydoc_data)", corpus.builtin_sentences()
 
 

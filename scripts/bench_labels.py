@@ -22,8 +22,8 @@ import jax
 import numpy as np
 import optax
 
-from jaxequiv import image_model as im
-from jaxequiv import images
+from jaxequiv.labels import heads as im
+from jaxequiv.labels import images
 from jaxequiv.model import ModelConfig
 
 

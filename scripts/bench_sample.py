@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from jaxequiv import alphabet, model  # noqa: E402
-from jaxequiv import sample as sampling  # noqa: E402
+from jaxequiv.lm import sample as sampling  # noqa: E402
 
 
 def _cpu_model() -> str:

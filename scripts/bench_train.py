@@ -36,8 +36,9 @@ import jax
 import numpy as np
 
 import jaxequiv
-from jaxequiv import corpus, data
-from jaxequiv import train as tr
+from jaxequiv.lm import corpus
+from jaxequiv.lm import data
+from jaxequiv.lm import train as tr
 
 PRESETS = {
     "cpu": dict(num_layers=4, num_heads=4, width=128, seq_len=64, batch_size=12, dtype="float32"),

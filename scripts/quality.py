@@ -34,8 +34,10 @@ import time
 import jax
 
 import jaxequiv
-from jaxequiv import bitwise, corpus, grammar
-from jaxequiv import train as tr
+from jaxequiv import bitwise
+from jaxequiv.lm import corpus
+from jaxequiv.lm import grammar
+from jaxequiv.lm import train as tr
 
 RESULTS = "results"
 
@@ -138,7 +140,7 @@ def run_shakespeare(args, command: str) -> None:
   res = tr.train(mcfg, tcfg, tr.sentence_batches(train_s, mcfg, tcfg), val_sentences=val_s, progress=args.progress)
   wall = time.time() - t0
   final = tr.final_validation(res.history)
-  from jaxequiv import sample  # pylint: disable=import-outside-toplevel
+  from jaxequiv.lm import sample  # pylint: disable=import-outside-toplevel
   samples = sample.sample(res.state.params, mcfg, jax.random.key(0), 5, temperature=0.8)
   n_train = sum(len(s) for s in train_s)
   payload = {"final": final, "wall_s": wall, "model": mcfg.__dict__, "train": tcfg.__dict__,

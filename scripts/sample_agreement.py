@@ -20,8 +20,9 @@ import sys
 import jax
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from jaxequiv import cli_sample, model  # noqa: E402
-from jaxequiv import sample as sampling  # noqa: E402
+from jaxequiv import model
+from jaxequiv.cli import sample as cli_sample  # noqa: E402
+from jaxequiv.lm import sample as sampling  # noqa: E402
 
 
 def main() -> int:

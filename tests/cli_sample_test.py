@@ -9,15 +9,16 @@ import jax.numpy as jnp
 import optax
 import pytest
 
-from jaxequiv import __main__ as cli
-from jaxequiv import bitwise, cli_sample, model
-from jaxequiv import sample as sampling
+from jaxequiv import cli
+from jaxequiv import bitwise, model
+from jaxequiv.cli import sample as cli_sample
+from jaxequiv.lm import sample as sampling
 
 CFG = model.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=12)
 
 
 def _write_run(run_dir, params, step=7):
-  """The layout of jaxequiv.train: config.json + orbax checkpoints/<step>/{state, meta}."""
+  """The layout of jaxequiv.lm.train: config.json + orbax checkpoints/<step>/{state, meta}."""
   import orbax.checkpoint as ocp
   os.makedirs(run_dir, exist_ok=True)
   with open(os.path.join(run_dir, "config.json"), "w") as f:
@@ -39,7 +40,7 @@ def run(tmp_path_factory):
 
 
 def _main(monkeypatch, argv):
-  monkeypatch.setitem(cli.COMMANDS, "sample", ("jaxequiv.cli_sample", "sample sentences from a checkpoint"))
+  monkeypatch.setitem(cli.COMMANDS, "sample", ("jaxequiv.cli.sample", "sample sentences from a checkpoint"))
   return cli.main(["sample", *argv])
 
 
@@ -85,10 +86,10 @@ def test_cli_missing_run_dir(tmp_path, monkeypatch, capsys):
 
 def test_reads_checkpoints_written_by_jaxequiv_train(tmp_path):
   """Compatibility with the training module's own save/load, when it is present."""
-  train = pytest.importorskip("jaxequiv.train")
+  train = pytest.importorskip("jaxequiv.lm.train")
   if not all(hasattr(train, n) for n in ("TrainConfig", "init_state", "save_checkpoint", "config_dict",
                                          "load_checkpoint")):
-    pytest.skip("jaxequiv.train lacks the checkpoint API this test uses")
+    pytest.skip("jaxequiv.lm.train lacks the checkpoint API this test uses")
   tcfg = train.TrainConfig(steps=1, warmup_steps=0)
   state = train.init_state(jax.random.key(1), CFG, tcfg)
   with open(tmp_path / "config.json", "w") as f:

@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-from jaxequiv import alphabet, corpus, grammar
+from jaxequiv import alphabet
+from jaxequiv.lm import corpus
+from jaxequiv.lm import grammar
 
 
 def test_builtin_corpus_is_valid_english_and_deterministic():
@@ -61,7 +63,7 @@ def test_text_file_sentences(tmp_path):
 
 
 def test_import_is_light():
-  code = ("import sys, jaxequiv, jaxequiv.corpus, jaxequiv.data, jaxequiv.grammar;"
+  code = ("import sys, jaxequiv, jaxequiv.lm.corpus, jaxequiv.lm.data, jaxequiv.lm.grammar;"
           " assert 'tensorflow_datasets' not in sys.modules, 'tfds imported eagerly'")
   subprocess.run([sys.executable, "-c", code], check=True)
 

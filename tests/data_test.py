@@ -9,7 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxequiv import alphabet, bitwise, corpus, data, grammar, losses, model, prefix
+from jaxequiv import alphabet, bitwise, losses, model, prefix
+from jaxequiv.lm import corpus
+from jaxequiv.lm import data
+from jaxequiv.lm import grammar
 
 T = 32
 B = 8

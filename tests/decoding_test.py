@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxequiv import alphabet, bitwise, decoding, model
+from jaxequiv import alphabet, bitwise, model
+from jaxequiv.lm import decoding
 
 # float32: the cached path computes the same layers on [B, 1] instead of [B, T]
 # rows, so XLA may sum in another order; measured max abs error ~1.5e-6.

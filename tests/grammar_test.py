@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from jaxequiv import alphabet, grammar
+from jaxequiv import alphabet
+from jaxequiv.lm import grammar
 
 G = grammar.default_grammar()
 

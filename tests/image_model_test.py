@@ -1,4 +1,4 @@
-"""Tests for jaxequiv.image_model and jaxequiv.cli_labels (tiny models, CPU)."""
+"""Tests for jaxequiv.labels.heads and jaxequiv.labels.experiment (tiny models, CPU)."""
 
 import dataclasses
 import json
@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 import jaxequiv
-from jaxequiv import alphabet, cli_labels, image_model as im, images, labels
+from jaxequiv import alphabet, labels
+from jaxequiv.labels import experiment as cli_labels
+from jaxequiv.labels import heads as im
+from jaxequiv.labels import images
 from jaxequiv.bitwise import assert_bitwise_equal
 from jaxequiv.model import ModelConfig
 
@@ -155,7 +158,7 @@ def test_constrained_decoding_yields_valid_labels(data, string_params):
 
 
 def test_cli_runs_end_to_end(tmp_path, capsys):
-  from jaxequiv import __main__ as cli  # pylint: disable=import-outside-toplevel
+  from jaxequiv import cli  # pylint: disable=import-outside-toplevel
   # Same model config, batch size and beam size as the tests above, so their compiled functions are reused.
   rc = cli.main([
       "labels", "--data", "shapes", "--steps", "2", "--batch-size", "8", "--num-train", "32",

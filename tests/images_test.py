@@ -1,9 +1,10 @@
-"""Tests for jaxequiv.images: shapes determinism, label validity, digits, TFDS under mock_data."""
+"""Tests for jaxequiv.labels.images: shapes determinism, label validity, digits, TFDS under mock_data."""
 
 import numpy as np
 import pytest
 
-from jaxequiv import images, labels
+from jaxequiv import labels
+from jaxequiv.labels import images
 from jaxequiv.bitwise import assert_bitwise_equal, bits
 
 

@@ -457,8 +457,8 @@ def test_stateful_step_fn_matches_stateless():
 
 
 def test_beam_decode_with_kv_cache(tiny_model):
-  """The KV-cached decoder (jaxequiv.decoding) as a state-carrying step gives the same beams as full recompute."""
-  decoding = pytest.importorskip("jaxequiv.decoding")
+  """The KV-cached decoder (jaxequiv.lm.decoding) as a state-carrying step gives the same beams as full recompute."""
+  decoding = pytest.importorskip("jaxequiv.lm.decoding")
   trie = L.label_trie(["cat.", "car.", "cart.", "dog.", "do.", "c.", "cab."])
   cfg, params, _ = tiny_model
   b, w = 2, 3

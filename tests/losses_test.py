@@ -212,7 +212,7 @@ def test_property_gradients_bitwise_equal_many_examples(sentences, seed):
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_bitwise_at_benchmark_scale_on_real_text(dtype):
   """4 layers, width 128, T=128, 32 sentences of English prose from the builtin corpus (slow)."""
-  from jaxequiv import corpus  # pylint: disable=import-outside-toplevel
+  from jaxequiv.lm import corpus  # pylint: disable=import-outside-toplevel
   t = 128
   fits = [s for s in corpus.builtin_sentences() if len(s) <= t]
   chunk = list(np.random.default_rng(0).choice(fits, 32, replace=False))

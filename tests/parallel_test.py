@@ -1,4 +1,4 @@
-"""Tests for jaxequiv.parallel: data parallelism over a 'data' mesh axis.
+"""Tests for jaxequiv.lm.parallel: data parallelism over a 'data' mesh axis.
 
 The multi-device checks run in a subprocess with 8 host CPU devices
 (``XLA_FLAGS=--xla_force_host_platform_device_count=8``), since XLA reads its
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import jaxequiv
-from jaxequiv import parallel
+from jaxequiv.lm import parallel
 
 # Sharded vs single-device gradients: same maths, but the sums over rows are
 # split into per-device partial sums plus an all-reduce, so float32 rounding
@@ -29,7 +29,10 @@ SCRIPT = textwrap.dedent(r"""
     import json, os, sys
     import jax, jax.numpy as jnp, numpy as np
     import jaxequiv
-    from jaxequiv import bitwise, data, parallel, train as tr
+    from jaxequiv import bitwise
+    from jaxequiv.lm import data
+    from jaxequiv.lm import parallel
+    from jaxequiv.lm import train as tr
 
     assert jax.device_count() == 8, jax.devices()
     sentences = ["The cat sat on the mat.", "A dog ran.", "We like tea.", "It is cold today.", "She sings.",

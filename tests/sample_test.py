@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxequiv import alphabet, model
-from jaxequiv import sample as sampling
+from jaxequiv.lm import sample as sampling
 
 A = alphabet.ALPHABET
 PAD, PERIOD = alphabet.PAD, alphabet.PERIOD

@@ -1,4 +1,4 @@
-"""Tests for jaxequiv.train: optimizer, step, paired trajectories, evaluation, resumable loop."""
+"""Tests for jaxequiv.lm.train: optimizer, step, paired trajectories, evaluation, resumable loop."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import jaxequiv
-from jaxequiv import train as tr
+from jaxequiv.lm import train as tr
 from jaxequiv.bitwise import assert_bitwise_equal, compare_bits
 
 SENTENCES = [
@@ -36,7 +36,7 @@ def _pad_examples(batch: jaxequiv.ClassificationBatch, n: int) -> jaxequiv.Class
 
 
 def inline_batches(sentences, mcfg, tcfg):
-  """A small deterministic stand-in for jaxequiv.data: step k's sentences depend on (seed, k) only."""
+  """A small deterministic stand-in for jaxequiv.lm.data: step k's sentences depend on (seed, k) only."""
   b, t = tcfg.batch_size, mcfg.seq_len
 
   def sentences_at(step):
@@ -230,7 +230,8 @@ def test_resume_refuses_changed_config_and_existing_dir(tmp_path):
 
 
 def test_cli_train_kill_and_resume(tmp_path, capsys):
-  from jaxequiv import cli_train
+  from jaxequiv import cli
+  from jaxequiv.lm import train as tr_lib
   text = tmp_path / "corpus.txt"
   text.write_text(" ".join(SENTENCES * 2) + " " + " ".join(VAL))
   out = str(tmp_path / "run")
@@ -238,22 +239,22 @@ def test_cli_train_kill_and_resume(tmp_path, capsys):
           "--heads", "2", "--steps", str(STEPS), "--batch-size", "4", "--lr", "1e-2", "--warmup", "2",
           "--log-every", "2", "--eval-every", "8", "--checkpoint-every", "4", "--num-samples", "0",
           "--no-progress", "--out", out]
-  assert cli_train.main(argv + ["--max-steps-this-run", "6"]) == 0
+  assert cli.main(["train", *argv] + ["--max-steps-this-run", "6"]) == 0
   assert "stopped at step 6" in capsys.readouterr().out
-  assert cli_train.main(argv) == 2  # refuses to overwrite without --resume
-  assert cli_train.main(["--out", out, "--resume", "--no-progress", "--num-samples", "0"]) == 0
+  assert cli.main(["train", *argv]) == 2  # refuses to overwrite without --resume
+  assert cli.main(["train", "--out", out, "--resume", "--no-progress", "--num-samples", "0"]) == 0
   printed = capsys.readouterr().out
   print(printed)
   assert f"step {STEPS}" in printed and "nats/char" in printed and "bits/char" in printed
   with open(os.path.join(out, tr.CONFIG_FILE)) as f:
     saved = json.load(f)
   assert saved["data"]["spec"] == str(text) and saved["model"]["width"] == 32
-  params, cfg = cli_train.load_checkpoint(out)
+  params, cfg = tr_lib.load_checkpoint(out)
   assert cfg.width == 32 and jax.tree.leaves(params)[0].dtype == jnp.float32
 
 
 def test_resume_iid_with_data_iterators_is_bitwise_equal(tmp_path):
-  """jaxequiv.data's iid stream is stateful; resuming fast-forwards it to the same examples."""
+  """jaxequiv.lm.data's iid stream is stateful; resuming fast-forwards it to the same examples."""
   tcfg = _tcfg(objective="classification", mode="iid", checkpoint_every=5)
   batches = tr.sentence_batches(SENTENCES, MCFG, tcfg)
   straight = tr.train(MCFG, tcfg, batches, progress=False)

@@ -1,6 +1,6 @@
 import pytest
 
-from jaxequiv import __main__ as cli
+from jaxequiv import cli
 from jaxequiv import losses, verify
 
 SMALL = ["--layers", "1", "--width", "16", "--heads", "2", "--seq-len", "16", "--sentences", "6", "--steps", "3",

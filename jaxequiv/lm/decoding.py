@@ -34,7 +34,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxequiv import alphabet, model
-from jaxequiv.model import ModelConfig, Params
+from jaxequiv.model import ModelConfig
+from jaxequiv.types import Params
 
 
 class LayerCache(NamedTuple):

@@ -24,19 +24,16 @@ nats and bits per character every ``--eval-every`` steps) and
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
 import time
 
-from jaxequiv import train as tr
-from jaxequiv.train import load_checkpoint as load_checkpoint  # (params, model_config) of a run dir; used by cli_sample
+from jaxequiv.lm import train as tr
 
 DEFAULT_OUT = "runs/{objective}-{mode}"
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Adds the ``train`` subcommand's flags (``--help`` lists them with defaults)."""
   d, m = tr.TrainConfig(), _default_model()
   g = parser.add_argument_group("objective and data")
@@ -118,16 +115,16 @@ def configs_from_args(args: argparse.Namespace):
 
 def load_data(data: dict, seq_len: int, seed: int) -> tuple[list[str], list[str]]:
   """Train and validation sentences for a run's data settings."""
-  from jaxequiv import corpus  # pylint: disable=import-outside-toplevel
+  from jaxequiv.lm import corpus  # pylint: disable=import-outside-toplevel
   sentences = corpus.load_sentences(data["spec"], max_len=seq_len, too_long="split",
                                     num_synthetic=data.get("num_synthetic", 20000), seed=seed)
   train, val = corpus.train_val_split(sentences, data["val_fraction"], seed)
   return train, val
 
 
-def run_train(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
   """Runs ``train``; prints the final validation NLL (nats and bits per character) and samples."""
-  from jaxequiv import parallel  # pylint: disable=import-outside-toplevel
+  from jaxequiv.lm import parallel  # pylint: disable=import-outside-toplevel
   if parallel.maybe_initialize_distributed(True if args.distributed else None):
     args.data_parallel = True
   out = args.out or DEFAULT_OUT.format(objective=args.objective, mode=args.mode)
@@ -168,16 +165,5 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _samples(params, mcfg, n: int, seed: int) -> list[str]:
   import jax  # pylint: disable=import-outside-toplevel
-  from jaxequiv import sample  # pylint: disable=import-outside-toplevel
+  from jaxequiv.lm import sample  # pylint: disable=import-outside-toplevel
   return sample.sample(params, mcfg, jax.random.key(seed), n, temperature=0.8)
-
-
-def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m jaxequiv.cli_train", description=__doc__.splitlines()[0],
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  add_train_arguments(parser)
-  return run_train(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-  sys.exit(main())

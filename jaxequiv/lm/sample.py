@@ -63,9 +63,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxequiv import alphabet, decoding, model, prefix
-from jaxequiv.batches import ClassificationBatch, check_classification_batch
-from jaxequiv.model import ApplyFn, ModelConfig, Params
+from jaxequiv import alphabet, model, prefix
+from jaxequiv.lm import decoding
+from jaxequiv.batches import ClassificationBatch
+from jaxequiv.validation import check_classification_batch
+from jaxequiv.model import ModelConfig
+from jaxequiv.types import ApplyFn, Params
 
 State = Any
 StepFn = Callable[[State, jax.Array, jax.Array], tuple[jax.Array, State]]

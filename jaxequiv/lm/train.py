@@ -64,7 +64,7 @@ class TrainConfig:
   Attributes:
     steps: total optimizer steps of the run (the schedule's length).
     batch_size: sentences (rows) per batch; for ``mode="iid"``, see
-      ``jaxequiv.data.classification_batches``.
+      ``jaxequiv.lm.data.classification_batches``.
     learning_rate: peak learning rate, reached after ``warmup_steps``.
     warmup_steps: linear warm-up from 0 to the peak (at most ``steps - 1`` are used).
     end_lr_fraction: the cosine decay ends at ``end_lr_fraction * learning_rate``.
@@ -279,12 +279,12 @@ def sentence_batches(sentences: Sequence[str], model_config: model_lib.ModelConf
                      train_config: TrainConfig) -> Callable[[int], Iterator[Batch]]:
   """``batches(start_step)``: the run's training batches from step ``start_step`` on.
 
-  Uses ``jaxequiv.data.lm_batches`` / ``classification_batches`` seeded by
+  Uses ``jaxequiv.lm.data.lm_batches`` / ``classification_batches`` seeded by
   ``train_config.seed``; with the same seed the LM and paired classification
   streams hold the same sentences in the same (canonical) row order. Resuming
   fast-forwards the deterministic stream by ``start_step`` batches.
   """
-  from jaxequiv import data  # pylint: disable=import-outside-toplevel
+  from jaxequiv.lm import data  # pylint: disable=import-outside-toplevel
 
   sentences = list(sentences)
 
@@ -461,7 +461,7 @@ def train(
       ``StopTraining`` (or anything) stops the run at once, like a kill;
       ``StopTraining`` is re-raised.
     progress: show a tqdm progress bar.
-    mesh: a ``jaxequiv.parallel.make_mesh()`` mesh for data parallelism, or None.
+    mesh: a ``jaxequiv.lm.parallel.make_mesh()`` mesh for data parallelism, or None.
     extra_config: more JSON for ``config.json`` (e.g. the data spec).
 
   Returns:
@@ -474,7 +474,7 @@ def train(
   predictions_seen, history = 0, []
   metrics_path = os.path.join(out_dir, METRICS_FILE) if out_dir else None
   if mesh is not None:
-    from jaxequiv import parallel  # pylint: disable=import-outside-toplevel
+    from jaxequiv.lm import parallel  # pylint: disable=import-outside-toplevel
     state = parallel.replicate(state, mesh)
 
   if out_dir is not None:

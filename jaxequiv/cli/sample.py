@@ -1,6 +1,6 @@
 """``python -m jaxequiv sample``: sample sentences from a training run's checkpoint.
 
-Reads the run layout written by ``jaxequiv.train``: ``DIR/config.json`` (its
+Reads the run layout written by ``jaxequiv.lm.train``: ``DIR/config.json`` (its
 ``"model"`` entry is a ``ModelConfig``) and orbax checkpoints
 ``DIR/checkpoints/<step>/state`` holding ``{"step", "params", "opt_state"}``.
 Only the params are used.
@@ -22,7 +22,7 @@ from typing import Any
 import jax
 
 from jaxequiv import model
-from jaxequiv import sample as sampling
+from jaxequiv.lm import sample as sampling
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -61,7 +61,7 @@ def load_params(run_dir: str, step: int | None = None) -> tuple[Any, model.Model
   return params, config
 
 
-def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--checkpoint", required=True, metavar="DIR", help="training run directory")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
   parser.add_argument("--num-samples", type=int, default=10, help="sentences to sample, in one batch")
@@ -77,7 +77,7 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
                            " (gives exactly the --no-cache samples)")
 
 
-def run_sample(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
   """Prints one sample per line; timing goes to stderr. Returns 0, or 2 on bad input."""
   try:
     params, config = load_params(args.checkpoint, args.step)
@@ -100,19 +100,3 @@ def run_sample(args: argparse.Namespace) -> int:
   chars = sum(len(t) for t in texts)
   print(f"# {len(texts)} samples, {chars} characters in {seconds:.2f}s incl. compilation ({how})", file=sys.stderr)
   return 0
-
-
-add_arguments = add_sample_arguments
-run = run_sample
-
-
-def main(argv: list[str] | None = None) -> int:
-  """``python -m jaxequiv.cli_sample ...``: the sample command on its own."""
-  parser = argparse.ArgumentParser(prog="python -m jaxequiv.cli_sample", description=__doc__.splitlines()[0],
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  add_sample_arguments(parser)
-  return run_sample(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-  sys.exit(main())

@@ -245,7 +245,7 @@ def load_sentences(
   if spec == "builtin":
     sentences = builtin_sentences()
   elif spec == "synthetic":
-    from jaxequiv import grammar  # pylint: disable=import-outside-toplevel
+    from jaxequiv.lm import grammar  # pylint: disable=import-outside-toplevel
 
     sentences = grammar.sample_sentences(grammar.default_grammar(), num_synthetic, seed)
   elif spec.startswith("tfds:"):

@@ -1,0 +1,52 @@
+"""``jaxequiv verify``: flags and printing for ``jaxequiv.verify`` and the wings' exact identities."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from jaxequiv import determinism
+
+# Wings whose ``checks.run_checks() -> [(passed, line)]`` verify also runs (skipped if the wing is absent).
+WING_CHECKS = ("jaxequiv.taxonomy.checks", "jaxequiv.roles.checks")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  from jaxequiv.verify import VerifyConfig  # pylint: disable=import-outside-toplevel
+  from jaxequiv.model import ACTIVATIONS  # pylint: disable=import-outside-toplevel
+  d = VerifyConfig()
+  parser.add_argument("--layers", type=int, default=d.num_layers, help="transformer layers")
+  parser.add_argument("--width", type=int, default=d.width, help="model width")
+  parser.add_argument("--heads", type=int, default=d.num_heads, help="attention heads")
+  parser.add_argument("--seq-len", type=int, default=d.seq_len, help="context length T")
+  parser.add_argument("--activation", default=d.activation, choices=sorted(ACTIVATIONS))
+  parser.add_argument("--sentences", type=int, default=d.num_sentences, help="sentences in the batch")
+  parser.add_argument("--steps", type=int, default=d.steps, help="AdamW steps in the trajectory check")
+  parser.add_argument("--repeats", type=int, default=d.repeats, help="timed repeats per step time")
+  parser.add_argument("--seed", type=int, default=d.seed)
+  parser.add_argument("--no-determinism-flags", action="store_true",
+                      help="do not set the backend's determinism XLA flags before JAX starts")
+
+
+def run(args: argparse.Namespace) -> int:
+  """Sets the determinism flags (unless told not to), runs the core checks, then each wing's; 0 if all pass."""
+  if not args.no_determinism_flags:
+    determinism.set_xla_flags()
+  from jaxequiv import verify  # pylint: disable=import-outside-toplevel
+  cfg = verify.VerifyConfig(args.layers, args.width, args.heads, args.seq_len, args.activation, args.sentences,
+                            args.steps, args.repeats, args.seed)
+  ok = verify.run_checks(cfg)
+  for name in WING_CHECKS:
+    try:
+      module = importlib.import_module(name)
+    except ModuleNotFoundError as e:
+      if not name.startswith(e.name or "?"):
+        raise
+      continue
+    results = module.run_checks()
+    for _, line in results:
+      print(line)
+    passed = sum(bool(r) for r, _ in results)
+    print(f"{name.rsplit('.', 2)[-2]}: {passed} of {len(results)} checks passed" + ("" if passed == len(results) else ": FAIL"))
+    ok = ok and passed == len(results)
+  return 0 if ok else 1
