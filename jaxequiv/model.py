@@ -24,7 +24,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "gelu": jax.nn.gelu,
 }
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
+ATTENTION = ("auto", "einsum", "xla", "cudnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +39,9 @@ class ModelConfig:
     activation: ``"relu"``, ``"tanh"`` or ``"gelu"`` in the MLP.
     dtype: compute dtype, ``"float32"`` or ``"bfloat16"``; params stay float32.
     mlp_ratio: MLP hidden width is ``mlp_ratio * width``.
+    attention: ``"einsum"`` (explicit softmax attention), ``"xla"`` or
+      ``"cudnn"`` (``jax.nn.dot_product_attention``; cuDNN's fused kernel on
+      GPU), or ``"auto"``: the fastest measured on the backend.
   """
 
   num_layers: int = 2
@@ -48,8 +51,11 @@ class ModelConfig:
   activation: str = "gelu"
   dtype: str = "float32"
   mlp_ratio: int = 4
+  attention: str = "auto"
 
   def __post_init__(self):
+    if self.attention not in ATTENTION:
+      raise ValueError(f"attention must be one of {ATTENTION}, got {self.attention!r}")
     if self.activation not in ACTIVATIONS:
       raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
     if self.dtype not in DTYPES:
@@ -65,30 +71,85 @@ class ModelConfig:
     return DTYPES[self.dtype]
 
 
-def causal_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, q_offset=0):
-  """Softmax attention where query t (at absolute position t + q_offset) sees keys <= it."""
+def segments(tokens_BxT: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Segment ids and per-segment positions, derived from the tokens alone.
+
+  Every ``BOS`` starts a new segment (a packed row holds several sentences,
+  each beginning with ``BOS``): ``segment_ids`` is the running count of BOS
+  tokens and ``positions`` the distance to the last BOS at or before t (t
+  itself before the first BOS). A row with one BOS at 0 gets positions 0..T-1.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxequiv import model
+    >>> seg, pos = model.segments(jnp.array([[64, 7, 64, 3, 5, 65]]))
+    >>> print(seg.tolist(), pos.tolist())
+    [[1, 1, 2, 2, 2, 2]] [[0, 1, 0, 1, 2, 3]]
+  """
+  is_bos = tokens_BxT == alphabet.BOS
+  t_T = jnp.arange(tokens_BxT.shape[1], dtype=jnp.int32)
+  segment_ids = jnp.cumsum(is_bos.astype(jnp.int32), axis=1)
+  starts = jax.lax.cummax(jnp.where(is_bos, t_T, 0), axis=1)
+  return segment_ids, t_T - starts
+
+
+def attention_mask(t: int, s: int, q_offset: int = 0, segment_ids_BxT: jax.Array | None = None) -> jax.Array:
+  """Boolean ``[B or 1, 1, T, S]``: query t (at t + q_offset) sees keys <= it in its own segment."""
+  allowed = (jnp.arange(t)[:, None] + q_offset) >= jnp.arange(s)[None, :]
+  allowed = allowed[None, None]
+  if segment_ids_BxT is not None:
+    allowed = allowed & (segment_ids_BxT[:, None, :, None] == segment_ids_BxT[:, None, None, :])
+  return allowed
+
+
+def causal_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, q_offset=0, segment_ids_BxT=None, impl="einsum"):
+  """Softmax attention where query t (at absolute position t + q_offset) sees keys <= it.
+
+  With ``segment_ids_BxT`` (self-attention, T == S) a query also sees only
+  keys of its own segment. ``impl`` is ``"einsum"`` (explicit einsums, the
+  softmax in float32) or ``"xla"``/``"cudnn"`` (``jax.nn.dot_product_attention``).
+  """
   t, s = q_BxTxHxK.shape[1], k_BxSxHxK.shape[1]
+  mask = attention_mask(t, s, q_offset, segment_ids_BxT)
+  if impl in ("xla", "cudnn"):
+    return jax.nn.dot_product_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask=mask, implementation=impl)
   scale = q_BxTxHxK.shape[-1] ** -0.5
   scores_BxHxTxS = jnp.einsum("bthk,bshk->bhts", q_BxTxHxK * scale, k_BxSxHxK)
-  allowed_TxS = (jnp.arange(t)[:, None] + q_offset) >= jnp.arange(s)[None, :]
-  scores_BxHxTxS = jnp.where(allowed_TxS, scores_BxHxTxS.astype(jnp.float32), -1e30)
+  scores_BxHxTxS = jnp.where(mask, scores_BxHxTxS.astype(jnp.float32), -1e30)
   probs_BxHxTxS = jax.nn.softmax(scores_BxHxTxS, axis=-1).astype(v_BxSxHxK.dtype)
   return jnp.einsum("bhts,bshk->bthk", probs_BxHxTxS, v_BxSxHxK)
+
+
+def split_qkv(qkv_BxTx3xHxK: jax.Array, qv_bias_2xHxK: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Queries, keys, values from the bias-free ``qkv`` projection plus the query and value biases.
+
+  There is no key bias: softmax ignores a shift shared by all keys, so its true
+  gradient is exactly zero (a float gradient of rounding noise, nothing else).
+  """
+  bias = qv_bias_2xHxK.astype(qkv_BxTx3xHxK.dtype)
+  return qkv_BxTx3xHxK[:, :, 0] + bias[0], qkv_BxTx3xHxK[:, :, 1], qkv_BxTx3xHxK[:, :, 2] + bias[1]
+
+
+def _resolve_impl(impl: str) -> str:
+  if impl != "auto":
+    return impl
+  return "einsum" if jax.default_backend() == "cpu" else "xla"
 
 
 class Block(nn.Module):
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, x_BxTxD):
+  def __call__(self, x_BxTxD, segment_ids_BxT=None):
     cfg = self.config
     dt = cfg.compute_dtype
     h = cfg.num_heads
     k = cfg.width // h
     y = nn.LayerNorm(dtype=dt, name="ln_attn")(x_BxTxD)
-    qkv = nn.DenseGeneral((3, h, k), dtype=dt, name="qkv")(y)
-    q, kk, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-    att_BxTxHxK = causal_attention(q, kk, v)
+    qkv = nn.DenseGeneral((3, h, k), use_bias=False, dtype=dt, name="qkv")(y)
+    qv_bias = self.param("qv_bias", nn.initializers.zeros, (2, h, k))
+    q, kk, v = split_qkv(qkv, qv_bias)
+    att_BxTxHxK = causal_attention(q, kk, v, segment_ids_BxT=segment_ids_BxT, impl=_resolve_impl(cfg.attention))
     x_BxTxD = x_BxTxD + nn.DenseGeneral(cfg.width, axis=(-2, -1), dtype=dt, name="proj")(att_BxTxHxK)
     y = nn.LayerNorm(dtype=dt, name="ln_mlp")(x_BxTxD)
     y = nn.Dense(cfg.mlp_ratio * cfg.width, dtype=dt, name="mlp_in")(y)
@@ -97,23 +158,27 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-  """Decoder-only transformer: tokens ``[R, T]`` -> logits ``[R, T, 64]`` (float32)."""
+  """Decoder-only transformer: tokens ``[R, T]`` -> logits ``[R, T, 64]`` (float32).
+
+  Rows may be packed: each ``BOS`` starts a segment that attends only to
+  itself, with positions restarting at 0 (``segments``). The input embeddings
+  pass through ``self.perturb("embeddings", ...)``, so gradients with respect to
+  them can be probed with flax's ``perturbations`` collection.
+  """
 
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, tokens_BxT, embed_delta_BxTxD=None):
-    """``embed_delta_BxTxD`` (optional) is added to the input embeddings, for gradient probes."""
+  def __call__(self, tokens_BxT):
     cfg = self.config
     dt = cfg.compute_dtype
-    t = tokens_BxT.shape[1]
+    segment_ids_BxT, positions_BxT = segments(tokens_BxT)
     embed = nn.Embed(alphabet.INPUT_VOCAB, cfg.width, dtype=dt, name="embed")
     pos_TxD = self.param("pos_embed", nn.initializers.normal(0.02), (cfg.seq_len, cfg.width))
-    x_BxTxD = embed(tokens_BxT) + pos_TxD[:t].astype(dt)
-    if embed_delta_BxTxD is not None:
-      x_BxTxD = x_BxTxD + embed_delta_BxTxD.astype(dt)
+    x_BxTxD = embed(tokens_BxT) + jnp.take(pos_TxD, positions_BxT, axis=0).astype(dt)
+    x_BxTxD = self.perturb("embeddings", x_BxTxD)
     for i in range(cfg.num_layers):
-      x_BxTxD = Block(cfg, name=f"block_{i}")(x_BxTxD)
+      x_BxTxD = Block(cfg, name=f"block_{i}")(x_BxTxD, segment_ids_BxT)
     x_BxTxD = nn.LayerNorm(dtype=dt, name="ln_final")(x_BxTxD)
     logits_BxTxV = nn.Dense(alphabet.NUM_CLASSES, dtype=dt, name="head")(x_BxTxD)
     return logits_BxTxV.astype(jnp.float32)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jaxequiv import alphabet
-from jaxequiv.batches import ClassificationBatch, inputs_from_targets
+from jaxequiv.batches import ClassificationBatch, inputs_from_targets, pack_rows
 
 
 def _index_dtype(size: int):
@@ -150,6 +150,40 @@ def _check_context_lengths(lengths: np.ndarray, seq_len: int) -> None:
         f" T={seq_len} fits contexts of at most {seq_len - 1}")
 
 
+def check_examples(examples: PrefixExamples, where: str = "pack") -> None:
+  """Raises TypeError/ValueError naming the first bad example: labels in [0, 64), contexts in the alphabet.
+
+  Cost O(N + C): the buffer is scanned once, and only a bad character that
+  some context covers is an error.
+  """
+  if not isinstance(examples, PrefixExamples):
+    raise TypeError(
+        f"{where} expects PrefixExamples (e.g. prefix_examples(sentences)), got {type(examples).__name__};"
+        " to batch sentences use prefix_examples(sentences) or lm_batch(sentences, T)")
+  n = len(examples)
+  if n == 0:
+    raise ValueError(f"{where} got no examples; an empty batch has no prediction to average")
+  labels = np.asarray(examples.labels)
+  if labels.min() < 0 or labels.max() >= alphabet.NUM_CLASSES:
+    i = int(np.argmax((labels < 0) | (labels >= alphabet.NUM_CLASSES)))
+    raise ValueError(f"example {i} has label {labels[i]}, not a class id in [0, 64)")
+  if examples.lengths.min() < 0:
+    i = int(np.argmax(examples.lengths < 0))
+    raise ValueError(f"example {i} has a negative context length {examples.lengths[i]}")
+  chars = examples.chars
+  if len(chars) and chars.max() >= alphabet.NUM_CLASSES:
+    starts = examples.starts.astype(np.int64)
+    cover = np.zeros(len(chars) + 1, np.int64)  # how many contexts cover each buffer position
+    np.add.at(cover, starts, 1)
+    np.add.at(cover, starts + examples.lengths, -1)
+    used_bad = (np.cumsum(cover[:-1]) > 0) & (chars >= alphabet.NUM_CLASSES)
+    if used_bad.any():
+      p = int(np.argmax(used_bad))
+      i = int(np.argmax((starts <= p) & (p < starts + examples.lengths)))
+      raise ValueError(
+          f"example {i}'s context holds {int(chars[p])} at position {p - int(starts[i])}, not a class id in [0, 64)")
+
+
 def _group(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Sorted distinct values of x and each element's index among them (a sort, not a hash)."""
   order = np.argsort(x, kind="stable")
@@ -173,20 +207,28 @@ def pack(
     *,
     num_rows: int | None = None,
     return_index: bool = False,
+    packed: bool = False,
     _force_general: bool = False,
 ):
   """Packs examples into shared rows: contexts that are prefixes of one another share a row.
 
-  Each example ``(c, y)`` stands for the string ``w = c + y``. A row holds a
+  Each example ``(c, y)`` stands for the string ``w = c + y``. A chain holds a
   string s and classifies, at position k, the example whose w is ``s[:k+1]``.
-  Rows come out in **canonical order**: sorted by their strings' class ids
+  Chains come out in **canonical order**: sorted by their strings' class ids
   (``a`` < .. < ``z`` < ``A`` < .. < ``9`` < space < ``.``, shorter first). For
-  the prefix closure of sentences S this gives one row per sentence, in the
+  the prefix closure of sentences S this gives one chain per sentence, in the
   order of ``batches.canonical_order(S)``, and the classification batch does
   exactly the LM's arithmetic on ``lm_batch(canonical_order(S))``.
 
-  In general rows are the fewest chains covering the bag: a string's copies go
-  to the first rows passing through it. Works on any bag, e.g. shuffled or
+  * ``packed=False``: one chain per row.
+  * ``packed=True``: chains are packed several to a row by
+    ``batches.pack_rows``, each a segment starting with ``BOS``, exactly as
+    ``lm_batch(S, T, packed=True)`` packs sentences; the tokens then equal
+    that LM batch's inputs. The model must keep segments apart (as
+    ``jaxequiv.model`` does).
+
+  In general chains are the fewest covering the bag: a string's copies go to
+  the first chains passing through it. Works on any bag, e.g. shuffled or
   sub-sampled examples. Cost: O(N log N + R*T) time and O(N + R*T) memory.
   Bags of whole chains (every prefix of some strings, e.g. ``prefix_examples``
   of a batch, shuffled) take a fast path that sorts the strings; other bags
@@ -197,32 +239,62 @@ def pack(
     seq_len: context length T; contexts may have up to T-1 characters.
     num_rows: pad with empty rows to this many rows (fixed shapes for jit).
     return_index: also return, for each output example, its input index.
+    packed: pack several chains per row.
 
   Returns:
     A ``ClassificationBatch`` with examples sorted by (row, position); with
     ``return_index``, ``(batch, index_N)``.
+
+  Raises:
+    TypeError: if ``examples`` is not ``PrefixExamples`` (e.g. a list of str).
+    ValueError: for no examples, a label outside [0, 64), a context character
+      outside the alphabet, or a context of T or more characters.
+
+  Example:
+    >>> from jaxequiv.prefix import pack, prefix_examples
+    >>> pack(prefix_examples(["Hi.", "Ok."]), 8, packed=True).tokens.tolist()
+    [[64, 33, 8, 64, 40, 10, 65, 65]]
   """
+  check_examples(examples, "pack")
   n = len(examples)
   lengths = examples.lengths.astype(np.int64)
   _check_context_lengths(lengths, seq_len)
   labels = examples.labels.astype(np.int64)
-  if n and labels.max() >= alphabet.NUM_CLASSES:
-    i = int(np.argmax(labels >= alphabet.NUM_CLASSES))
-    raise ValueError(f"example {i} has label {labels[i]}, not a class id in [0, 64)")
   ustarts, inv = _group(examples.starts)
   chains = _whole_chains(examples, ustarts, inv, lengths, labels) if n and not _force_general else None
+  rows_out = None if packed else num_rows
   if chains is not None:
-    targets, ex_row = _pack_chains(examples.chars, ustarts, chains, inv, seq_len, num_rows)
+    targets, ex_row = _pack_chains(examples.chars, ustarts, chains, inv, seq_len, rows_out)
   else:
-    targets, ex_row = _pack_general(examples, ustarts, inv, lengths, labels, seq_len, num_rows)
+    targets, ex_row = _pack_general(examples, ustarts, inv, lengths, labels, seq_len, rows_out)
+  starts = None
+  if packed:
+    targets, starts, ex_row, lengths = _pack_segments(targets, ex_row, lengths, seq_len, num_rows)
   out = np.lexsort((lengths, ex_row))
   batch = ClassificationBatch(
-      tokens=inputs_from_targets(targets),
+      tokens=inputs_from_targets(targets, starts),
       rows=ex_row[out].astype(np.int32),
       positions=lengths[out].astype(np.int32),
       labels=labels[out].astype(np.int32),
   )
   return (batch, out) if return_index else batch
+
+
+def _pack_segments(targets, ex_row, positions, seq_len, num_rows):
+  """Chains (one per row of ``targets``) packed into shared rows: new targets, segment starts, rows, positions."""
+  chain_len = (targets >= 0).sum(axis=1)
+  row, offset, need = pack_rows(chain_len, seq_len)
+  r = need if num_rows is None else num_rows
+  if r < need:
+    raise ValueError(f"num_rows={num_rows} is fewer than the {need} rows the examples need")
+  out = np.full((r, seq_len), -1, np.int32)
+  starts = np.zeros((r, seq_len), bool)
+  cols = np.arange(seq_len)
+  inside = cols[None, :] < chain_len[:, None]
+  src_r, src_c = np.nonzero(inside)
+  out[row[src_r], offset[src_r] + src_c] = targets[src_r, src_c]
+  starts[row, offset] = True
+  return out, starts, row[ex_row], offset[ex_row] + positions
 
 
 def _whole_chains(examples, ustarts, inv, lengths, labels):
@@ -336,7 +408,12 @@ def _pack_general(examples, ustarts, inv, lengths, labels, seq_len, num_rows):
 
 
 def unpacked(examples: PrefixExamples, seq_len: int) -> ClassificationBatch:
-  """The naive classifier's batch: one right-padded row ``[BOS, context, PAD..]`` per example."""
+  """The naive classifier's batch: one right-padded row ``[BOS, context, PAD..]`` per example.
+
+  Validates like ``pack`` (TypeError for non-``PrefixExamples``, ValueError
+  naming the first bad example or for an empty bag).
+  """
+  check_examples(examples, "unpacked")
   n = len(examples)
   lengths = examples.lengths.astype(np.int64)
   _check_context_lengths(lengths, seq_len)
