@@ -16,11 +16,32 @@ import jaxequiv
 from jaxequiv import bitwise, model
 from jaxequiv.roles import digits, jem, mlp, ratio, reparam
 
-_SENTENCES = ["Hello there.", "a.", "ab cd.", "ab ce.", "Zz 9."]
+_SENTENCES = ("Hello there.", "a.", "ab cd.", "ab ce.", "The cat sat on.", "Zz 9.")
 
 
 def _line(ok: bool, name: str, what: str, detail: str) -> tuple[bool, str]:
   return ok, f"{'PASS' if ok else 'FAIL'}  {name}: {what}: {detail}"
+
+
+GRID_SEQ_LEN = 16
+
+
+@functools.lru_cache(maxsize=None)
+def grid_grad_fns(activation: str, dtype: str = "float32"):
+  """``(params, lm_grad_fn, clf_grad_fn)`` for a 1-layer width-16 transformer; cached so tests reuse the compiles."""
+  cfg = model.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=GRID_SEQ_LEN, activation=activation, dtype=dtype)
+  apply_fn, params = model.make_apply(cfg), model.init(jax.random.key(0), cfg)
+  lm = jax.jit(jax.value_and_grad(functools.partial(jaxequiv.lm_nll, apply_fn=apply_fn)))
+  clf = jax.jit(jax.value_and_grad(functools.partial(jaxequiv.classification_xent, apply_fn=apply_fn)))
+  return params, lm, clf
+
+
+def grid_batches(sentences=tuple(_SENTENCES), shuffle_seed: int | None = None):
+  """``lm_batch(canonical_order(S))`` and ``pack(prefix_examples(S))`` (examples optionally shuffled first)."""
+  ex = jaxequiv.prefix_examples(list(sentences))
+  if shuffle_seed is not None:
+    ex = ex.take(np.random.default_rng(shuffle_seed).permutation(len(ex)))
+  return jaxequiv.lm_batch(jaxequiv.canonical_order(list(sentences)), GRID_SEQ_LEN), jaxequiv.pack(ex, GRID_SEQ_LEN)
 
 
 def check_activation_grid() -> list[tuple[bool, str]]:
@@ -29,15 +50,11 @@ def check_activation_grid() -> list[tuple[bool, str]]:
   (GELU, the default, is the core ``verify``'s own check; ``tests/roles/activation_grid_test.py`` covers every
   activation in ``model.ACTIVATIONS`` in float32 and bfloat16.)
   """
-  out, t = [], 16
-  lm_b = jaxequiv.lm_batch(jaxequiv.canonical_order(_SENTENCES), t)
-  packed = jaxequiv.pack(jaxequiv.prefix_examples(_SENTENCES), t)
+  out = []
+  lm_b, packed = grid_batches(shuffle_seed=0)
   for act in ("relu", "tanh"):
-    cfg = model.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=t, activation=act)
-    apply_fn, params = model.make_apply(cfg), model.init(jax.random.key(0), cfg)
-    g1 = jax.jit(jax.grad(functools.partial(jaxequiv.lm_nll, apply_fn=apply_fn)))(params, lm_b)
-    g2 = jax.jit(jax.grad(functools.partial(jaxequiv.classification_xent, apply_fn=apply_fn)))(params, packed)
-    r = bitwise.compare_bits(g1, g2)
+    params, lm_fn, clf_fn = grid_grad_fns(act, "float32")
+    r = bitwise.compare_bits(lm_fn(params, lm_b)[1], clf_fn(params, packed)[1])
     out.append(_line(r.equal and r.elements > 0, f"roles.activation_grid[{act}]",
                      "LM vs packed-classifier gradient bits", f"{r.mismatched_elements} of {r.elements} differ"))
   return out

@@ -4,33 +4,19 @@ The equivalence is indifferent to whether the model is "rectangular" (ReLU), "ta
 and bfloat16 compute. Raw bits are compared (uint32 / uint16 views), not values.
 """
 
-import functools
-
 import jax
 import numpy as np
 import pytest
 
-import jaxequiv
 from jaxequiv import bitwise, model
+from jaxequiv.roles import checks
 
-T = 16
-SENTENCES = ["Hello there.", "a.", "ab cd.", "ab ce.", "The cat sat on.", "Zz 9."]
-
-
-@functools.lru_cache(maxsize=None)
-def _setup(activation, dtype):
-  cfg = model.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=T, activation=activation, dtype=dtype)
-  apply_fn = model.make_apply(cfg)
-  params = model.init(jax.random.key(0), cfg)
-  lm = jax.jit(jax.value_and_grad(functools.partial(jaxequiv.lm_nll, apply_fn=apply_fn)))
-  clf = jax.jit(jax.value_and_grad(functools.partial(jaxequiv.classification_xent, apply_fn=apply_fn)))
-  return params, lm, clf
+# One cached set of compiled gradient functions per (activation, dtype), shared with roles.checks.
+_setup = checks.grid_grad_fns
 
 
 def _batches(shuffle_seed):
-  ex = jaxequiv.prefix_examples(SENTENCES)
-  ex = ex.take(np.random.default_rng(shuffle_seed).permutation(len(ex)))
-  return jaxequiv.lm_batch(jaxequiv.canonical_order(SENTENCES), T), jaxequiv.pack(ex, T)
+  return checks.grid_batches(shuffle_seed=shuffle_seed)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])

@@ -21,7 +21,7 @@ def _both(layers, x, act_pair=("tanh", "sigmoid")):
 
 
 @settings(max_examples=20, deadline=None)
-@given(depth=st.integers(1, 4), width=st.sampled_from([1, 7, 32]), seed=st.integers(0, 2**16))
+@given(depth=st.sampled_from([1, 3]), width=st.sampled_from([1, 32]), seed=st.integers(0, 2**16))
 def test_tanh_mlp_equals_rescaled_sigmoid_mlp(depth, width, seed):
   k1, k2 = jax.random.split(jax.random.key(seed))
   layers = mlp.init_mlp(k1, [3] + [width] * (depth - 1) + [2], scale=1.5)

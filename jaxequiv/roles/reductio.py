@@ -1,0 +1,136 @@
+"""The reductio: {relu, tanh} x {trained as an LM, trained as a classifier}, several seeds, one program per cell.
+
+Each run trains ``jaxequiv.model``'s transformer with Adam in ``lax.scan`` (seeds vmapped). The LM objective sees
+``lm_batch(canonical_order(S))``; the classifier objective sees ``pack(prefix_examples(S))`` for the same sentence
+batches S, padded to fixed shapes. Because the two gradients are bitwise equal, so are the whole trajectories:
+the objective axis of the grid differs by exactly zero, while the activation axis differs like any other
+hyper-parameter, by about the seed spread.
+
+Datasets (offline): the ``builtin`` corpus (``pydoc_data`` prose) and sklearn digits spelled as sentences, 64 pixel
+letters (grey level 0..16 -> ``a``..``q``) then the label digit and ``'.'``, so classifying a digit is predicting the
+65th character.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jaxequiv
+from jaxequiv import alphabet, bitwise, model
+
+OBJECTIVES = ("lm", "classifier")
+
+
+def digit_sentences() -> tuple[list[str], list[str]]:
+  """sklearn digits as 66-character sentences: (train, test) with the roles wing's fixed 80/20 split."""
+  from jaxequiv.roles import digits  # pylint: disable=import-outside-toplevel
+  images, labels = digits._load()  # pylint: disable=protected-access
+  letters = "abcdefghijklmnopq"
+  s = ["".join(letters[int(v)] for v in img.ravel()) + str(int(y)) + "." for img, y in zip(images, labels)]
+  tr, te = digits.split(len(s))
+  return [s[i] for i in tr], [s[i] for i in te]
+
+
+def corpus_sentences(max_len: int = 64) -> tuple[list[str], list[str]]:
+  """The library's ``builtin`` corpus (``pydoc_data``), sentences of at most ``max_len`` chars: (train, val)."""
+  try:
+    from jaxequiv.lm import corpus  # pylint: disable=import-outside-toplevel
+  except ImportError:  # before the restructuring
+    from jaxequiv import corpus  # pylint: disable=import-outside-toplevel,no-name-in-module
+  sentences = [s for s in corpus.load_sentences("builtin", max_len=max_len, too_long="split") if len(s) <= max_len]
+  return corpus.train_val_split(sentences, 0.1, seed=0)
+
+
+def make_batches(sentences: list[str], objective: str, seq_len: int, batch_size: int, steps: int, seed: int):
+  """Stacked fixed-shape batches ``[steps, ...]`` for one objective; the sentence draws depend only on ``seed``."""
+  if objective not in OBJECTIVES:
+    raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+  rng = np.random.default_rng(seed)
+  out = []
+  for _ in range(steps):
+    s = [sentences[i] for i in rng.choice(len(sentences), batch_size, replace=False)]
+    if objective == "lm":
+      out.append(jaxequiv.lm_batch(jaxequiv.canonical_order(s), seq_len, num_rows=batch_size))
+    else:
+      packed = jaxequiv.pack(jaxequiv.prefix_examples(s), seq_len, num_rows=batch_size)
+      out.append(jaxequiv.pad_examples(packed, batch_size * seq_len))
+  return jax.tree.map(lambda *xs: np.stack(xs), *out)
+
+
+def train_cell(sentences: list[str], cfg: model.ModelConfig, objective: str, seeds: list[int], steps: int,
+               batch_size: int = 16, lr: float = 3e-3) -> Any:
+  """Final parameters ``[S, ...]`` of one grid cell, one run per seed (vmapped, one compiled program)."""
+  apply_fn = model.make_apply(cfg)
+  loss = jaxequiv.lm_nll if objective == "lm" else jaxequiv.classification_xent
+  loss = functools.partial(loss, apply_fn=apply_fn)
+  opt = optax.adam(lr)
+  batches = jax.tree.map(lambda *xs: np.stack(xs),
+                         *[make_batches(sentences, objective, cfg.seq_len, batch_size, steps, s) for s in seeds])
+
+  def one(key, batches_S):
+    params = model.init(key, cfg)
+
+    def step(carry, batch):
+      params, opt_state = carry
+      g = jax.grad(loss)(params, batch)
+      upd, opt_state = opt.update(g, opt_state, params)
+      return (optax.apply_updates(params, upd), opt_state), None
+
+    return jax.lax.scan(step, (params, opt.init(params)), batches_S)[0][0]
+
+  keys = jnp.stack([jax.random.key(s) for s in seeds])
+  return jax.jit(jax.vmap(one))(keys, jax.tree.map(jnp.asarray, batches))
+
+
+def evaluate(params_S, sentences: list[str], cfg: model.ModelConfig, label_position: int | None = None):
+  """Per seed: NLL (nats/char) and next-char accuracy on ``sentences``; with ``label_position``, the digit-label
+  accuracy and NLL (renormalised over the 10 digits) at that position."""
+  apply_fn = model.make_apply(cfg)
+  b = jax.tree.map(jnp.asarray, jaxequiv.lm_batch(sentences, cfg.seq_len))
+  digit_ids = jnp.asarray(alphabet.encode("0123456789"))
+
+  @jax.jit
+  @jax.vmap
+  def ev(params):
+    logits = apply_fn(params, b.inputs)
+    m = b.mask.astype(jnp.float32)
+    nll = jnp.sum(jaxequiv.token_xent(logits, b.targets) * m) / jnp.sum(m)
+    acc = jnp.sum((jnp.argmax(logits, -1) == b.targets) * m) / jnp.sum(m)
+    out = {"nll": nll, "acc": acc}
+    if label_position is not None:
+      lp = jax.nn.log_softmax(logits[:, label_position][:, digit_ids])
+      y = b.targets[:, label_position] - digit_ids[0]
+      out["label_acc"] = jnp.mean(jnp.argmax(lp, -1) == y)
+      out["label_nll"] = -jnp.mean(jnp.take_along_axis(lp, y[:, None], -1))
+    return out
+
+  return jax.tree.map(np.asarray, ev(params_S))
+
+
+def run_grid(dataset: str, seeds: list[int], steps: int, batch_size: int = 16, width: int = 32, num_layers: int = 2,
+             activations: tuple[str, ...] = ("relu", "tanh")) -> dict[str, Any]:
+  """The 2x2 grid on ``dataset`` (``"builtin"`` or ``"digits"``): per-cell metrics and the objective-axis bit check."""
+  if dataset == "digits":
+    train, test = digit_sentences()
+    seq_len, label_position = 66, 64
+  elif dataset == "builtin":
+    train, test = corpus_sentences()
+    seq_len, label_position = 64, None
+  else:
+    raise ValueError(f"dataset must be 'builtin' or 'digits', got {dataset!r}")
+  out: dict[str, Any] = {"dataset": dataset, "train_sentences": len(train), "eval_sentences": len(test), "cells": {}}
+  for act in activations:
+    cfg = model.ModelConfig(num_layers=num_layers, width=width, num_heads=2, seq_len=seq_len, activation=act)
+    params = {obj: train_cell(train, cfg, obj, seeds, steps, batch_size) for obj in OBJECTIVES}
+    report = bitwise.compare_bits(params["lm"], params["classifier"])
+    for obj in OBJECTIVES:
+      m = evaluate(params[obj], test, cfg, label_position)
+      out["cells"][f"{act}/{obj}"] = {k: v.tolist() for k, v in m.items()}
+    out[f"{act}/bits"] = {"elements": report.elements, "mismatched": report.mismatched_elements}
+  return out
