@@ -1,33 +1,21 @@
 """``python -m jaxequiv sample`` on a checkpoint written in the training run layout."""
 
-import dataclasses
-import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import jax
-import jax.numpy as jnp
-import optax
+import numpy as np
 import pytest
 
-from jaxequiv import cli
+from jaxequiv import checkpoint, cli
 from jaxequiv import bitwise, model
 from jaxequiv.cli import sample as cli_sample
 from jaxequiv.lm import sample as sampling
+from tests import testutil
 
 CFG = model.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=12)
-
-
-def _write_run(run_dir, params, step=7):
-  """The layout of jaxequiv.lm.train: config.json + orbax checkpoints/<step>/{state, meta}."""
-  import orbax.checkpoint as ocp
-  os.makedirs(run_dir, exist_ok=True)
-  with open(os.path.join(run_dir, "config.json"), "w") as f:
-    json.dump({"model": dataclasses.asdict(CFG), "train": {}}, f)
-  state = {"step": jnp.int32(step), "params": params, "opt_state": optax.adam(1e-3).init(params)}
-  options = ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=False)
-  with ocp.CheckpointManager(os.path.abspath(os.path.join(run_dir, "checkpoints")), options=options) as mngr:
-    mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave({})), force=True)
-    mngr.wait_until_finished()
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +23,7 @@ def run(tmp_path_factory):
   params = model.init(jax.random.key(0), CFG)
   params["head"]["bias"] = params["head"]["bias"].at[63].add(2.0)  # '.' likelier: samples finish
   run_dir = str(tmp_path_factory.mktemp("run"))
-  _write_run(run_dir, params)
+  testutil.write_run(run_dir, params, CFG)
   return run_dir, params
 
 
@@ -84,19 +72,54 @@ def test_cli_missing_run_dir(tmp_path, monkeypatch, capsys):
   assert "config.json not found" in capsys.readouterr().err
 
 
-def test_reads_checkpoints_written_by_jaxequiv_train(tmp_path):
-  """Compatibility with the training module's own save/load, when it is present."""
-  train = pytest.importorskip("jaxequiv.lm.train")
-  if not all(hasattr(train, n) for n in ("TrainConfig", "init_state", "save_checkpoint", "config_dict",
-                                         "load_checkpoint")):
-    pytest.skip("jaxequiv.lm.train lacks the checkpoint API this test uses")
-  tcfg = train.TrainConfig(steps=1, warmup_steps=0)
-  state = train.init_state(jax.random.key(1), CFG, tcfg)
-  with open(tmp_path / "config.json", "w") as f:
-    json.dump(train.config_dict(CFG, tcfg), f)
-  train.save_checkpoint(str(tmp_path), state, {}, tcfg)
-  theirs, their_cfg = train.load_checkpoint(str(tmp_path))
-  ours, our_cfg = cli_sample.load_params(str(tmp_path))
-  assert our_cfg == their_cfg == CFG
-  bitwise.assert_bitwise_equal(ours, theirs)
-  bitwise.assert_bitwise_equal(ours, state.params)
+def test_a_damaged_newest_checkpoint_falls_back_with_one_line(tmp_path, monkeypatch, capsys):
+  params = model.init(jax.random.key(0), CFG)
+  run_dir = str(tmp_path / "run")
+  testutil.write_run(run_dir, params, CFG, step=7)
+  newest = testutil.write_run(run_dir, jax.tree.map(lambda x: x + 1, params), CFG, step=9)
+  testutil.flip_byte(testutil.largest_file(newest))
+  loaded, _ = cli_sample.load_params(run_dir)
+  bitwise.assert_bitwise_equal(loaded, params)  # step 7's, not the damaged step 9's
+  capsys.readouterr()
+  assert _main(monkeypatch, ["--checkpoint", run_dir, "--num-samples", "2", "--no-cache"]) == 0
+  err = [l for l in capsys.readouterr().err.splitlines() if "damaged" in l]
+  assert len(err) == 1 and "checkpoints/9 is damaged" in err[0]
+  testutil.truncate(testutil.largest_file(os.path.join(checkpoint.checkpoint_dir(run_dir), "7")))
+  assert _main(monkeypatch, ["--checkpoint", run_dir]) == 2
+  last = capsys.readouterr().err.strip().splitlines()[-1]
+  assert last.startswith("error: no good checkpoint in") and run_dir in last
+
+
+DATA_PARALLEL_RUN = textwrap.dedent(r"""
+    import sys, jax, numpy as np
+    from jaxequiv import model
+    from jaxequiv.lm import parallel, train as tr
+    assert jax.device_count() == 2, jax.devices()
+    cfg = model.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=12)
+    tcfg = tr.TrainConfig(steps=2, batch_size=4, warmup_steps=1, eval_every=0, checkpoint_every=0, log_every=1)
+    sentences = ["A cat.", "The dog ran.", "We sing.", "Go home.", "It is.", "Hi there."]
+    res = tr.train(cfg, tcfg, tr.sentence_batches(sentences, cfg, tcfg), out_dir=sys.argv[1], progress=False,
+                   mesh=parallel.make_mesh())
+    print(jax.tree.leaves(res.state.params)[0].sharding)
+    np.savez(sys.argv[2], *[np.asarray(x) for x in jax.tree.leaves(res.state.params)])
+""")
+
+
+def test_sampling_a_data_parallel_checkpoint_works_on_one_device(tmp_path, monkeypatch, capsys):
+  """Written by a 2-device data-parallel run (replicated params), read in this 1-device process."""
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
+  env["JAX_PLATFORMS"] = "cpu"
+  run_dir, saved = str(tmp_path / "dp"), str(tmp_path / "params.npz")
+  proc = subprocess.run([sys.executable, "-c", DATA_PARALLEL_RUN, run_dir, saved], env=env, capture_output=True,
+                        text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "NamedSharding" in proc.stdout
+  params, config = cli_sample.load_params(run_dir)
+  assert config.width == 16 and config.seq_len == 12
+  assert all(x.sharding.device_set == {jax.devices()[0]} for x in jax.tree.leaves(params))
+  want = np.load(saved)
+  bitwise.assert_bitwise_equal([np.asarray(x) for x in jax.tree.leaves(params)],
+                               [want[f"arr_{i}"] for i in range(len(want.files))])
+  assert _main(monkeypatch, ["--checkpoint", run_dir, "--num-samples", "3", "--seed", "1", "--no-cache"]) == 0
+  assert len(capsys.readouterr().out.splitlines()) == 3

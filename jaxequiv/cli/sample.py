@@ -1,9 +1,7 @@
 """``python -m jaxequiv sample``: sample sentences from a training run's checkpoint.
 
-Reads the run layout written by ``jaxequiv.lm.train``: ``DIR/config.json`` (its
-``"model"`` entry is a ``ModelConfig``) and orbax checkpoints
-``DIR/checkpoints/<step>/state`` holding ``{"step", "params", "opt_state"}``.
-Only the params are used.
+Reads a run directory written by ``jaxequiv.lm.train`` (layout: ``jaxequiv.checkpoint``);
+only the params of the newest good checkpoint (or ``--step``) are used.
 
 Example::
 
@@ -21,79 +19,71 @@ from typing import Any
 
 import jax
 
-from jaxequiv import model
+from jaxequiv import cli, model
+from jaxequiv.alphabet import NUM_CLASSES
 from jaxequiv.lm import sample as sampling
-
-CONFIG_FILE = "config.json"
-CHECKPOINT_DIR = "checkpoints"
 
 
 def load_params(run_dir: str, step: int | None = None) -> tuple[Any, model.ModelConfig]:
-  """``(params, model_config)`` from a run directory's latest (or given) checkpoint.
+  """``(params, model_config)`` from a run directory's newest good (or given) checkpoint, on one device.
 
-  Restores the saved tree as written (no optimizer structure needed) and keeps
-  its ``"params"``.
+  ``jaxequiv.lm.train.load_params``: checksums verified, damaged checkpoints
+  skipped with a one-line notice, data-parallel checkpoints read onto one device.
 
   Raises:
-    FileNotFoundError: naming the missing config file or checkpoint directory/step.
-    ValueError: if the params do not fit the config.
+    jaxequiv.checkpoint.RunDirError: (a ``ValueError``) one line naming the
+      directory, if it holds no good checkpoint or the params do not fit its config.
   """
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  path = os.path.join(run_dir, CONFIG_FILE)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} not found: --checkpoint must be a training run directory (python -m jaxequiv train)")
-  with open(path) as f:
-    config = model.ModelConfig(**json.load(f)["model"])
-  ckpt_dir = os.path.abspath(os.path.join(run_dir, CHECKPOINT_DIR))
-  if not os.path.isdir(ckpt_dir):
-    raise FileNotFoundError(f"no checkpoints directory {ckpt_dir}")
-  with ocp.CheckpointManager(ckpt_dir) as mngr:
-    steps = list(mngr.all_steps())
-    step = mngr.latest_step() if step is None else step
-    if step is None or step not in steps:
-      raise FileNotFoundError(f"no checkpoint for step {step} in {ckpt_dir}; saved steps: {sorted(steps)}")
-    out = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  params = out["state"]["params"]
-  want = jax.eval_shape(lambda: model.init(jax.random.key(0), config))
-  got_shapes = jax.tree.map(lambda x: tuple(x.shape), params)
-  if jax.tree.map(lambda x: tuple(x.shape), want) != got_shapes:
-    raise ValueError(f"params in {ckpt_dir}/{step} do not match the config {config} in {path}")
-  return params, config
+  from jaxequiv.lm import train  # pylint: disable=import-outside-toplevel
+  return train.load_params(run_dir, step)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--checkpoint", required=True, metavar="DIR", help="training run directory")
-  parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-  parser.add_argument("--num-samples", type=int, default=10, help="sentences to sample, in one batch")
-  parser.add_argument("--temperature", type=float, default=1.0, help="divide logits by this; 0 = greedy")
-  parser.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest characters only")
+  parser.add_argument("--step", type=cli.nonnegative_int, default=None, help="checkpoint step (default: latest)")
+  parser.add_argument("--num-samples", type=cli.positive_int, default=10, help="sentences to sample, in one batch")
+  parser.add_argument("--temperature", type=cli.nonnegative_float, default=1.0,
+                      help="divide logits by this, >= 0; 0 = greedy")
+  parser.add_argument("--top-k", type=int, default=None,
+                      help=f"sample among the k likeliest characters only, k in [1, {NUM_CLASSES}]")
   parser.add_argument("--prompt", default="", help="unfinished sentence to continue (no '.')")
-  parser.add_argument("--max-len", type=int, default=None, help="most characters per sample (default: context T)")
-  parser.add_argument("--seed", type=int, default=0, help="PRNG seed; same seed, same samples")
+  parser.add_argument("--max-len", type=cli.positive_int, default=None,
+                      help="most characters per sample, in [1, T] (default: context T)")
+  parser.add_argument("--seed", type=cli.seed_int, default=0,
+                      help=f"PRNG seed in [0, {cli.SEED_MAX}]; same seed, same samples")
   parser.add_argument("--no-cache", action="store_true",
                       help="re-run the model on the whole row per character instead of the KV cache (slow)")
   parser.add_argument("--by-classification", action="store_true",
                       help="generate by asking the classifier for each prefix's next character"
                            " (gives exactly the --no-cache samples)")
+  cli.add_determinism_flag(parser)
+
+
+def check_args(args: argparse.Namespace) -> None:
+  """Checks that need no checkpoint; raises ``cli.UsageError`` naming the flag."""
+  if args.top_k is not None and not 1 <= args.top_k <= NUM_CLASSES:
+    raise cli.UsageError(f"argument --top-k: top_k must be None or an int in [1, {NUM_CLASSES}], got {args.top_k}"
+                         " (omit --top-k to sample from all classes)")
+  if not os.path.isdir(args.checkpoint):
+    raise cli.UsageError(f"argument --checkpoint: {os.path.join(args.checkpoint, 'config.json')} not found:"
+                         " --checkpoint must be a training run directory (python -m jaxequiv train)")
 
 
 def run(args: argparse.Namespace) -> int:
-  """Prints one sample per line; timing goes to stderr. Returns 0, or 2 on bad input."""
-  try:
-    params, config = load_params(args.checkpoint, args.step)
-    key = jax.random.key(args.seed)
-    kw = dict(temperature=args.temperature, top_k=args.top_k, prompt=args.prompt, max_len=args.max_len)
-    start = time.perf_counter()
-    if args.by_classification:
-      texts = sampling.generate_by_classification(
-          params, model.make_apply(config), key, args.num_samples, seq_len=config.seq_len, **kw)
-      how = "by classification"
-    else:
-      texts = sampling.sample(params, config, key, args.num_samples, use_cache=not args.no_cache, **kw)
-      how = "no cache" if args.no_cache else "KV cache"
-  except (ValueError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  """Prints one sample per line; timing goes to stderr. Returns 0 (bad input raises; ``cli.main`` prints it)."""
+  check_args(args)
+  cli.set_determinism_flags(args)
+  params, config = load_params(args.checkpoint, args.step)
+  key = jax.random.key(args.seed)
+  kw = dict(temperature=args.temperature, top_k=args.top_k, prompt=args.prompt, max_len=args.max_len)
+  start = time.perf_counter()
+  if args.by_classification:
+    texts = sampling.generate_by_classification(
+        params, model.make_apply(config), key, args.num_samples, seq_len=config.seq_len, **kw)
+    how = "by classification"
+  else:
+    texts = sampling.sample(params, config, key, args.num_samples, use_cache=not args.no_cache, **kw)
+    how = "no cache" if args.no_cache else "KV cache"
   seconds = time.perf_counter() - start
   for text in texts:
     print(text)

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxequiv import alphabet, batches, losses, model
+from jaxequiv import alphabet, batches, losses, model, training
 from jaxequiv.model import ModelConfig
 
 Params = Any
@@ -363,23 +363,6 @@ def expected_calibration_error(confidences_N: np.ndarray, correct_N: np.ndarray,
 # ----------------------------------------------------------------------------- training
 
 
-class TrainState(NamedTuple):
-  params: Params
-  opt_state: Any
-
-
-def make_train_step(loss_fn: Callable[..., jax.Array], optimizer: optax.GradientTransformation):
-  """Jitted ``step(state, *batch) -> (state, loss)`` for ``loss_fn(params, *batch)``."""
-
-  @jax.jit
-  def step(state: TrainState, *batch):
-    loss, grads = jax.value_and_grad(loss_fn)(state.params, *batch)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
-
-  return step
-
-
 def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> Iterator[np.ndarray]:
   """Seeded minibatch indices: reshuffled epochs, ``steps`` batches of ``batch_size``."""
   if n < 1:
@@ -397,11 +380,31 @@ def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> Iterator[np
     yield np.asarray(idx)
 
 
+def optimizer_config(learning_rate: float) -> training.OptimizerConfig:
+  """Adam at a constant ``learning_rate`` (b2 = 0.999, no clipping, no weight decay) in the shared optimizer.
+
+  With no warm-up and ``end_lr_fraction=1`` the schedule is constant, so its
+  length (``steps=1``) does not matter and one compile serves every run length.
+  """
+  return training.OptimizerConfig(steps=1, learning_rate=learning_rate, warmup_steps=0, end_lr_fraction=1.0,
+                                  weight_decay=0.0, clip_norm=None, b1=0.9, b2=0.999, eps=1e-8)
+
+
+def head_loss_fn(head: str, config: ImageModelConfig) -> Callable[[Params, tuple], jax.Array]:
+  """``loss(params, (images, targets))`` of a head: ``onehot_loss`` (targets: labels ``[N]``) or
+  ``string_loss`` (targets: the ``LMBatch`` of the label sentences)."""
+  if head == "onehot":
+    return lambda p, b: onehot_loss(p, b[0], b[1], config)
+  if head == "string":
+    return lambda p, b: string_loss(p, b[0], b[1], config)
+  raise ValueError(f"unknown head {head!r}; use 'onehot' and/or 'string'")
+
+
 @functools.lru_cache(maxsize=32)
 def _cached_step(config: ImageModelConfig, learning_rate: float, head: str):
-  """One jitted Adam step per (config, learning rate, head), reused across ``train_heads`` calls."""
-  loss = {"onehot": onehot_loss, "string": string_loss}[head]
-  return make_train_step(lambda p, x, b: loss(p, x, b, config), optax.adam(learning_rate))
+  """``jaxequiv.training``'s train step, jitted with the state donated, per (config, learning rate, head)."""
+  optimizer = training.make_optimizer(optimizer_config(learning_rate))
+  return training.jit_train_step(training.make_train_step(head_loss_fn(head, config), optimizer)), optimizer
 
 
 class TrainedHeads(NamedTuple):
@@ -428,6 +431,10 @@ def train_heads(
 ) -> TrainedHeads:
   """Trains the one-hot and the string model on the same minibatches (Adam, ``steps`` each).
 
+  Both go through ``jaxequiv.training`` (``make_train_step``, ``make_optimizer``
+  with ``optimizer_config(learning_rate)``), the stack the text models use. A
+  non-finite loss raises ``jaxequiv.training.NonFiniteLossError`` naming the step.
+
   The one-hot head gets one output per class present in ``labels_N``
   (``onehot_classes``): with held-out combinations it cannot name them at all.
 
@@ -445,27 +452,27 @@ def train_heads(
   local[onehot_classes] = np.arange(len(onehot_classes), dtype=np.int32)
   rows = label_rows(class_names, config.decoder.seq_len)
   k_onehot, k_string = jax.random.split(jax.random.key(seed))
-  optimizer = optax.adam(learning_rate)
   image_shape = images_NxHxWxC.shape[1:]
   out = {"onehot": (None, np.zeros(0, np.float32)), "string": (None, np.zeros(0, np.float32))}
   for head in heads:
     if head == "onehot":
       params = init_onehot(k_onehot, config, len(onehot_classes), image_shape)
-      step = _cached_step(config, learning_rate, "onehot")
       make_batch = lambda idx: (images_NxHxWxC[idx], local[labels_N[idx]])  # noqa: E731
     elif head == "string":
       params = init_string(k_string, config, image_shape)
-      step = _cached_step(config, learning_rate, "string")
       drop_rng = np.random.default_rng(np.random.SeedSequence([seed, 5]))
       make_batch = lambda idx: (images_NxHxWxC[idx],  # noqa: E731
                                 drop_tokens(gather_rows(rows, labels_N[idx]), token_dropout, drop_rng))
     else:
       raise ValueError(f"unknown head {head!r}; use 'onehot' and/or 'string'")
-    state = TrainState(params, optimizer.init(params))
+    step, optimizer = _cached_step(config, float(learning_rate), head)
+    state = training.init_train_state(params, optimizer)
     curve = np.zeros(steps, np.float32)
     for i, idx in enumerate(batch_indices(len(labels_N), batch_size, steps, seed)):
-      state, loss = step(state, *make_batch(idx))
-      curve[i] = float(loss)
+      state, metrics = step(state, make_batch(idx))
+      m = jax.device_get(metrics)
+      training.check_finite(i + 1, [m])
+      curve[i] = m["loss"]
       if progress is not None:
         progress(head, i, curve[i])
     out[head] = (state.params, curve)

@@ -1,4 +1,4 @@
-"""Training: optimizer, train step, validation NLL, and a resumable loop.
+"""Training: the resumable loop over the shared training stack, validation NLL, the run directory.
 
 The loop trains either objective on the same model:
 
@@ -9,27 +9,32 @@ The loop trains either objective on the same model:
   the LM's arithmetic, bit for bit) or ``mode="iid"`` (examples drawn
   independently, one row each).
 
-A step is the pure function ``train_step(state, batch) -> (state, metrics)``
-(flax lm1b / nanodo style); ``train`` jits it and adds a progress bar,
-periodic validation NLL, a JSONL metrics log and orbax checkpoints. Runs are
-resumable bit for bit: a checkpoint holds the params, the optimizer state, the
-step and the number of predictions seen; the data iterator is a deterministic
-function of (seed, step), so resuming fast-forwards it to the saved step.
+A step is the pure ``train_step(state, batch) -> (state, metrics)`` of
+``jaxequiv.training`` (the same one the image heads use); ``train`` jits it with
+the state donated and adds a progress bar, periodic validation NLL, a JSONL
+metrics log and checkpoints through ``jaxequiv.checkpoint`` (checksummed, one
+writer at a time). Runs are resumable bit for bit: a checkpoint holds the
+params, the optimizer state, the step, the number of predictions seen, the
+unlogged part of the current metrics window and the settings the run was
+started with; the data iterator is a deterministic function of (seed, step).
+A non-finite loss or gradient norm stops the run with
+``jaxequiv.training.NonFiniteLossError`` naming the step; no checkpoint is
+written after it.
 
-Example:
-  >>> mcfg = jaxequiv.ModelConfig(num_layers=1, width=32, seq_len=32)
-  >>> tcfg = TrainConfig(steps=100, batch_size=8)
-  >>> result = train(mcfg, tcfg, sentence_batches(sentences, mcfg, tcfg),
-  ...                val_sentences=val, out_dir="runs/demo")
-  >>> result.history[-1]["val_nats_per_char"]
+Example (not run here: it trains)::
+
+  mcfg = jaxequiv.ModelConfig(num_layers=1, width=32, seq_len=32)
+  tcfg = TrainConfig(steps=100, batch_size=8)
+  result = train(mcfg, tcfg, sentence_batches(sentences, mcfg, tcfg), val_sentences=val, out_dir="runs/demo")
+  result.history[-1]["val_nats_per_char"]
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import itertools
-import json
 import math
 import os
 import time
@@ -42,9 +47,13 @@ import numpy as np
 import optax
 
 from jaxequiv import alphabet
+from jaxequiv import checkpoint
 from jaxequiv import losses
 from jaxequiv import model as model_lib
+from jaxequiv import training
 from jaxequiv.batches import ClassificationBatch, LMBatch, lm_batch
+from jaxequiv.checkpoint import CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, RunDirError  # noqa: F401 (re-exported)
+from jaxequiv.training import NonFiniteLossError, TrainState, make_schedule, make_train_step  # noqa: F401
 
 Batch = LMBatch | ClassificationBatch
 LossFn = Callable[[Any, Batch], jax.Array]
@@ -52,9 +61,6 @@ OBJECTIVES = ("lm", "classification")
 MODES = ("paired", "iid")
 # TrainConfig fields that do not change the trajectory, so may differ on resume.
 _RESUME_FREE_FIELDS = ("eval_every", "checkpoint_every", "log_every", "eval_batch_size", "max_to_keep")
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-CHECKPOINT_DIR = "checkpoints"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,17 +114,10 @@ class TrainConfig:
     for name in ("steps", "batch_size", "log_every", "eval_batch_size", "max_to_keep"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-    for name in ("warmup_steps", "eval_every", "checkpoint_every", "weight_decay", "learning_rate"):
+    for name in ("eval_every", "checkpoint_every"):
       if getattr(self, name) < 0:
         raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-
-
-class TrainState(NamedTuple):
-  """Everything a step changes. A pytree, so ``jax.jit`` and orbax take it."""
-
-  step: jax.Array   # int32 scalar: steps taken.
-  params: Any       # model parameters (float32).
-  opt_state: Any    # optax state.
+    training.validate_optimizer_settings(self)
 
 
 class TrainResult(NamedTuple):
@@ -134,28 +133,9 @@ class EvalResult(NamedTuple):
   num_chars: int
 
 
-def make_schedule(cfg: TrainConfig) -> optax.Schedule:
-  """Linear warm-up to ``learning_rate``, then cosine decay to ``end_lr_fraction`` of it at ``steps``."""
-  return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=cfg.learning_rate, warmup_steps=min(cfg.warmup_steps, cfg.steps - 1),
-      decay_steps=cfg.steps, end_value=cfg.learning_rate * cfg.end_lr_fraction)
-
-
-def _decay_mask(params):
-  return jax.tree.map(lambda p: p.ndim >= 2, params)
-
-
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
-  r"""AdamW with warm-up + cosine schedule, after global-norm gradient clipping.
-
-  ``optax.chain(clip_by_global_norm(clip_norm), adamw(schedule, b1, b2, eps,
-  weight_decay, mask=ndim >= 2))``: biases, LayerNorm scales are not decayed.
-  """
-  adamw = optax.adamw(make_schedule(cfg), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
-                      weight_decay=cfg.weight_decay, mask=_decay_mask)
-  if cfg.clip_norm:
-    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), adamw)
-  return adamw
+  """``jaxequiv.training.make_optimizer`` of the config's optimizer fields (AdamW, warm-up + cosine, clipping)."""
+  return training.make_optimizer(training.OptimizerConfig.of(cfg))
 
 
 def init_state(key: jax.Array, model_config: model_lib.ModelConfig, train_config: TrainConfig) -> TrainState:
@@ -172,8 +152,7 @@ def init_state(key: jax.Array, model_config: model_lib.ModelConfig, train_config
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _init_state(key, model_config, train_config):
-  params = model_lib.init(key, model_config)
-  return TrainState(jnp.zeros((), jnp.int32), params, make_optimizer(train_config).init(params))
+  return training.init_train_state(model_lib.init(key, model_config), make_optimizer(train_config))
 
 
 def make_loss_fn(objective: str, model_config: model_lib.ModelConfig) -> LossFn:
@@ -184,31 +163,6 @@ def make_loss_fn(objective: str, model_config: model_lib.ModelConfig) -> LossFn:
   if objective == "classification":
     return functools.partial(losses.classification_xent, apply_fn=apply_fn)
   raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-
-
-def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
-  """Returns the pure ``train_step(state, batch) -> (state, metrics)``; jit it yourself.
-
-  Args:
-    loss_fn: ``loss(params, batch) -> scalar``, e.g. ``make_loss_fn("lm", cfg)``.
-    optimizer: e.g. ``make_optimizer(train_config)``.
-
-  Returns:
-    ``train_step``; metrics are ``{"loss", "grad_norm"}`` (the norm before clipping).
-
-  Example:
-    >>> step = jax.jit(make_train_step(make_loss_fn("lm", mcfg), make_optimizer(tcfg)))
-    >>> state, metrics = step(state, batch)
-  """
-
-  def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
-    loss, grads = jax.value_and_grad(loss_fn)(state.params, batch)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
-    return TrainState(state.step + 1, params, opt_state), metrics
-
-  return train_step
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -275,6 +229,13 @@ def num_predictions(batch: Batch) -> int:
   return int(np.sum(np.asarray(batch.rows) != np.shape(batch.tokens)[0]))
 
 
+def _supports_start_step(fn) -> bool:
+  try:
+    return "start_step" in inspect.signature(fn).parameters
+  except (TypeError, ValueError):  # pragma: no cover
+    return False
+
+
 def sentence_batches(sentences: Sequence[str], model_config: model_lib.ModelConfig,
                      train_config: TrainConfig) -> Callable[[int], Iterator[Batch]]:
   """``batches(start_step)``: the run's training batches from step ``start_step`` on.
@@ -282,7 +243,9 @@ def sentence_batches(sentences: Sequence[str], model_config: model_lib.ModelConf
   Uses ``jaxequiv.lm.data.lm_batches`` / ``classification_batches`` seeded by
   ``train_config.seed``; with the same seed the LM and paired classification
   streams hold the same sentences in the same (canonical) row order. Resuming
-  fast-forwards the deterministic stream by ``start_step`` batches.
+  starts the stream at ``start_step``: in O(1) through the iterators'
+  ``start_step`` argument where ``jaxequiv.lm.data`` has one, else by skipping
+  ``start_step`` batches.
   """
   from jaxequiv.lm import data  # pylint: disable=import-outside-toplevel
 
@@ -290,114 +253,78 @@ def sentence_batches(sentences: Sequence[str], model_config: model_lib.ModelConf
 
   def batches(start_step: int) -> Iterator[Batch]:
     if train_config.objective == "lm":
-      it = data.lm_batches(sentences, train_config.batch_size, model_config.seq_len, seed=train_config.seed)
+      fn = data.lm_batches
+      kw = {}
     else:
-      it = data.classification_batches(sentences, train_config.batch_size, model_config.seq_len,
-                                       mode=train_config.mode, seed=train_config.seed)
+      fn = data.classification_batches
+      kw = {"mode": train_config.mode}
+    if _supports_start_step(fn):
+      return fn(sentences, train_config.batch_size, model_config.seq_len, seed=train_config.seed,
+                start_step=start_step, **kw)
+    it = fn(sentences, train_config.batch_size, model_config.seq_len, seed=train_config.seed, **kw)
     return itertools.islice(it, start_step, None)
 
   return batches
 
 
-# ----------------------------------------------------------------------------- checkpoints
+# ----------------------------------------------------------------------------- the run directory
 
 
 def config_dict(model_config: model_lib.ModelConfig, train_config: TrainConfig, **extra) -> dict:
+  """The JSON of a run's settings: ``{"model": ..., "train": ..., **extra}``."""
   return {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config), **extra}
 
 
-def _checkpoint_manager(out_dir: str, train_config: TrainConfig | None = None):
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  options = ocp.CheckpointManagerOptions(
-      max_to_keep=train_config.max_to_keep if train_config else None, create=True,
-      enable_async_checkpointing=False)
-  return ocp.CheckpointManager(os.path.abspath(os.path.join(out_dir, CHECKPOINT_DIR)), options=options)
-
-
-def _abstract(tree):
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
-
-
-def latest_step(out_dir: str) -> int | None:
-  """The step of the newest checkpoint in ``out_dir``, or None."""
-  if not os.path.isdir(os.path.join(out_dir, CHECKPOINT_DIR)):
-    return None
-  with _checkpoint_manager(out_dir) as mngr:
-    return mngr.latest_step()
-
-
-def save_checkpoint(out_dir: str, state: TrainState, meta: dict, train_config: TrainConfig | None = None) -> None:
-  """Saves ``state`` (params, opt_state, step) and a JSON ``meta`` under ``out_dir/checkpoints/<step>``."""
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  with _checkpoint_manager(out_dir, train_config) as mngr:
-    step = int(state.step)
-    mngr.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state._asdict()), meta=ocp.args.JsonSave(meta)), force=True)
-    mngr.wait_until_finished()
-
-
-def restore_checkpoint(out_dir: str, like: TrainState, step: int | None = None) -> tuple[TrainState, dict]:
-  """Restores ``(state, meta)`` from ``out_dir`` (latest step by default); ``like`` gives structure and sharding."""
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  with _checkpoint_manager(out_dir) as mngr:
-    step = mngr.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {os.path.join(out_dir, CHECKPOINT_DIR)}")
-    out = mngr.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(_abstract(like._asdict())), meta=ocp.args.JsonRestore()))
-  return TrainState(**out["state"]), dict(out["meta"])
+def configs_from_dict(cfg: dict, where: str = "config") -> tuple[model_lib.ModelConfig, TrainConfig]:
+  """``(ModelConfig, TrainConfig)`` from a ``config_dict``; ``RunDirError`` naming ``where`` if they do not parse."""
+  try:
+    return model_lib.ModelConfig(**cfg["model"]), TrainConfig(**cfg["train"])
+  except (KeyError, TypeError, ValueError) as e:
+    raise RunDirError(f"{where} does not hold valid model/train settings: {e}") from None
 
 
 def read_config(out_dir: str) -> tuple[model_lib.ModelConfig, TrainConfig, dict]:
-  """``(model_config, train_config, whole_json)`` from ``out_dir/config.json``."""
-  path = os.path.join(out_dir, CONFIG_FILE)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} not found: is {out_dir!r} a training run directory?")
-  with open(path) as f:
-    cfg = json.load(f)
-  return model_lib.ModelConfig(**cfg["model"]), TrainConfig(**cfg["train"]), cfg
+  """``(model_config, train_config, whole_json)`` from ``out_dir/config.json`` (``jaxequiv.checkpoint.read_config``)."""
+  cfg = checkpoint.read_config(out_dir)
+  return (*configs_from_dict(cfg, os.path.join(out_dir, CONFIG_FILE)), cfg)
 
 
-def load_checkpoint(out_dir: str, step: int | None = None) -> tuple[Any, model_lib.ModelConfig]:
-  """``(params, model_config)`` of a run directory's latest (or given) checkpoint.
+def latest_step(out_dir: str) -> int | None:
+  """The step of the newest checkpoint in ``out_dir`` that passes its checksums, or None."""
+  return checkpoint.latest_step(out_dir)
 
-  Example:
-    >>> params, cfg = load_checkpoint("runs/lm")
-    >>> logits = jaxequiv.apply(params, tokens, cfg)
+
+def recorded_config(out_dir: str, step: int | None = None) -> dict:
+  """The settings recorded in a checkpoint (newest good one by default): what a resume must match."""
+  return dict(checkpoint.restore(out_dir, {}, step).meta.get("config", {}))
+
+
+def load_params(out_dir: str, step: int | None = None) -> tuple[Any, model_lib.ModelConfig]:
+  """``(params, model_config)`` of a run's newest good (or given) checkpoint, on one device.
+
+  The model config is the one recorded in the checkpoint. The params are read
+  onto ``jax.devices()[0]`` whatever mesh wrote them, so a data-parallel run
+  samples on one device.
+
+  Raises:
+    RunDirError: one line, if the directory has no good checkpoint, or its
+      params do not fit its recorded model config.
   """
-  model_config, train_config, _ = read_config(out_dir)
-  like = jax.eval_shape(lambda: init_state(jax.random.key(0), model_config, train_config))
-  like = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
-                                                     sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0])),
-                      like)
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  with _checkpoint_manager(out_dir) as mngr:
-    step = mngr.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint in {os.path.join(out_dir, CHECKPOINT_DIR)}")
-    out = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(like._asdict())))
-  return out["state"]["params"], model_config
-
-
-def _check_resume_config(out_dir, model_config, train_config):
-  old_model, old_train, _ = read_config(out_dir)
-  diffs = [f"model.{k}: saved {v!r}, now {getattr(model_config, k)!r}"
-           for k, v in dataclasses.asdict(old_model).items() if getattr(model_config, k) != v]
-  diffs += [f"train.{k}: saved {v!r}, now {getattr(train_config, k)!r}"
-            for k, v in dataclasses.asdict(old_train).items()
-            if k not in _RESUME_FREE_FIELDS and getattr(train_config, k) != v]
-  if diffs:
-    raise ValueError(f"cannot resume {out_dir!r} with a different configuration: " + "; ".join(diffs))
-
-
-def _read_metrics(path: str, up_to_step: int) -> list[dict]:
-  """Records with step <= up_to_step (later ones came from a run that was killed after its last checkpoint)."""
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  return [r for r in records if r["step"] <= up_to_step]
+  if not checkpoint.steps(out_dir) and not os.path.exists(os.path.join(out_dir, CONFIG_FILE)):
+    raise RunDirError(f"{os.path.join(out_dir, CONFIG_FILE)} not found: is {out_dir!r} a training run directory?")
+  step = step if step is not None else checkpoint.latest_step(out_dir)
+  if step is None:
+    checkpoint.restore(out_dir, {})  # raises the one-line reason (no or no good checkpoint)
+  meta_cfg = recorded_config(out_dir, step)
+  if "model" not in meta_cfg:  # a checkpoint without recorded settings: fall back to config.json
+    meta_cfg = checkpoint.read_config(out_dir)
+  try:
+    model_config = model_lib.ModelConfig(**meta_cfg["model"])
+  except (KeyError, TypeError, ValueError) as e:
+    raise RunDirError(f"checkpoint step {step} in {out_dir!r} has no valid model settings: {e}") from None
+  like = checkpoint.single_device(jax.eval_shape(lambda: model_lib.init(jax.random.key(0), model_config)))
+  restored = checkpoint.restore(out_dir, {"params": like}, step)
+  return restored.items["params"], model_config
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -419,11 +346,21 @@ def _jitted_train_step(model_config: model_lib.ModelConfig, train_config: TrainC
 
 @functools.lru_cache(maxsize=32)
 def _jit_step(model_config, train_config):
-  return jax.jit(make_train_step(make_loss_fn(train_config.objective, model_config), make_optimizer(train_config)))
+  return training.jit_train_step(
+      make_train_step(make_loss_fn(train_config.objective, model_config), make_optimizer(train_config)))
 
 
 class StopTraining(Exception):
   """Raise from a callback to stop the loop (like a kill: nothing more is saved)."""
+
+
+def _parallel_record(mesh) -> dict:
+  return {"data_parallel": mesh is not None, "device_count": int(mesh.size) if mesh is not None else 1}
+
+
+def _window_means(vals: Sequence[dict]) -> dict[str, float]:
+  # float32 means of the float32 per-step values, whether they came from the device or a checkpoint.
+  return {k: float(np.mean(np.asarray([v[k] for v in vals], np.float32))) for k in ("loss", "grad_norm")}
 
 
 def train(
@@ -439,6 +376,7 @@ def train(
     progress: bool = True,
     mesh: jax.sharding.Mesh | None = None,
     extra_config: dict | None = None,
+    log: checkpoint.Log | None = checkpoint.say,
 ) -> TrainResult:
   """Trains ``model_config`` with ``train_config`` on ``batches``; resumable bit for bit.
 
@@ -449,55 +387,97 @@ def train(
       start_step + 1, ...``; must be deterministic (see ``sentence_batches``).
     val_sentences: validation sentences; NLL in nats and bits per character is
       recorded every ``eval_every`` steps and at the end.
-    out_dir: run directory for ``config.json``, ``metrics.jsonl`` and
-      ``checkpoints/``; None keeps everything in memory.
-    resume: if ``out_dir`` holds a checkpoint, continue from it (configs must
-      match); if False and one exists, raise.
+    out_dir: run directory (``jaxequiv.checkpoint`` layout: ``config.json``,
+      ``metrics.jsonl``, ``checkpoints/``), locked against a second writer for
+      the whole call; None keeps everything in memory.
+    resume: if ``out_dir`` holds a checkpoint, continue from the newest good one
+      (damaged ones are reported and skipped); the settings recorded in it must
+      match (bookkeeping fields excepted). If False and one exists, raise.
     max_steps_this_run: stop after this many steps of this call without a final
       checkpoint (simulates being killed); None runs to ``train_config.steps``.
     callbacks: ``cb(step, state, record)`` after every step, its validation and
       checkpoint (record: step, predictions_seen, loss, grad_norm, and
-      val_nats_per_char / val_bits_per_char on validation steps). Raising
-      ``StopTraining`` (or anything) stops the run at once, like a kill;
-      ``StopTraining`` is re-raised.
+      val_nats_per_char / val_bits_per_char on validation steps). ``state`` is
+      donated to the next step: copy what you keep. Raising ``StopTraining``
+      (or anything) stops the run at once, like a kill.
     progress: show a tqdm progress bar.
-    mesh: a ``jaxequiv.lm.parallel.make_mesh()`` mesh for data parallelism, or None.
-    extra_config: more JSON for ``config.json`` (e.g. the data spec).
+    mesh: a ``jaxequiv.lm.parallel.make_mesh()`` mesh for data parallelism, or
+      None. The flag and the device count are recorded; resuming with others
+      works but is not bitwise equal to an uninterrupted run (``log`` says so).
+    extra_config: more JSON for ``config.json`` and the checkpoints' recorded
+      settings (e.g. the data spec; compared on resume too).
+    log: one-line notices (damaged checkpoints skipped, topology changes).
 
   Returns:
     ``TrainResult(state, history, predictions_seen, completed)``.
+
+  Raises:
+    jaxequiv.checkpoint.LockedError: another writer holds ``out_dir``.
+    jaxequiv.checkpoint.ConfigMismatchError: resuming with other settings (names the fields).
+    jaxequiv.checkpoint.RunDirError: checkpoints exist and ``resume`` is False, or none is good.
+    jaxequiv.training.NonFiniteLossError: the loss or gradient norm became
+      non-finite (names the step and the last good checkpoint).
   """
+  lock = checkpoint.RunLock(out_dir) if out_dir is not None else None
+  try:
+    return _train(model_config, train_config, batches, val_sentences=val_sentences, out_dir=out_dir, resume=resume,
+                  max_steps_this_run=max_steps_this_run, callbacks=callbacks, progress=progress, mesh=mesh,
+                  extra_config=extra_config, log=log)
+  finally:
+    if lock is not None:
+      lock.close()
+
+
+def _resume(out_dir, state, current, log):
+  """(state, predictions_seen, history, window, step) restored from the newest good checkpoint."""
+  restored = checkpoint.restore(out_dir, {"params": state.params, "opt_state": state.opt_state},
+                                log=log, quarantine=True)
+  s, meta = restored.step, restored.meta
+  recorded = dict(meta.get("config", {}))
+  diffs = checkpoint.config_differences({k: v for k, v in recorded.items() if k != "parallel"},
+                                        {k: v for k, v in current.items() if k != "parallel"},
+                                        ignore=_RESUME_FREE_FIELDS)
+  if diffs:
+    raise checkpoint.ConfigMismatchError(
+        f"cannot resume {out_dir!r}: settings differ from those recorded in its checkpoint at step {s}: "
+        + "; ".join(diffs))
+  if recorded.get("parallel", _parallel_record(None)) != current["parallel"] and log is not None:
+    was, now = recorded.get("parallel", _parallel_record(None)), current["parallel"]
+    log(f"resuming {out_dir} at step {s} with data_parallel={now['data_parallel']} on {now['device_count']}"
+        f" device(s); it was trained with data_parallel={was['data_parallel']} on {was['device_count']}:"
+        " the result will not be bitwise equal to an uninterrupted run")
+  step_arr = jax.device_put(np.int32(s), state.step.sharding)
+  state = TrainState(step_arr, restored.items["params"], restored.items["opt_state"])
+  window = [{"loss": np.float32(a), "grad_norm": np.float32(b)} for a, b in meta.get("window", [])]
+  return state, int(meta.get("predictions_seen", 0)), checkpoint.read_metrics(out_dir, s, log=log), window, s
+
+
+def _train(model_config, train_config, batches, *, val_sentences, out_dir, resume, max_steps_this_run, callbacks,
+           progress, mesh, extra_config, log) -> TrainResult:
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
   tcfg = train_config
   state = init_state(jax.random.key(tcfg.seed), model_config, tcfg)
-  predictions_seen, history = 0, []
-  metrics_path = os.path.join(out_dir, METRICS_FILE) if out_dir else None
+  predictions_seen, history, window, last_saved = 0, [], [], None
+  current = {**config_dict(model_config, tcfg, **(extra_config or {})), "parallel": _parallel_record(mesh)}
   if mesh is not None:
     from jaxequiv.lm import parallel  # pylint: disable=import-outside-toplevel
     state = parallel.replicate(state, mesh)
 
   if out_dir is not None:
-    os.makedirs(out_dir, exist_ok=True)
-    start = latest_step(out_dir)
-    if start is not None:
+    if checkpoint.steps(out_dir):
       if not resume:
-        raise FileExistsError(f"{out_dir!r} already holds checkpoints (latest step {start}); pass resume=True"
-                              " or use a fresh directory")
-      _check_resume_config(out_dir, model_config, tcfg)
-      state, meta = restore_checkpoint(out_dir, state, start)
-      predictions_seen = int(meta["predictions_seen"])
-      history = _read_metrics(metrics_path, start)
-    with open(os.path.join(out_dir, CONFIG_FILE), "w") as f:
-      json.dump(config_dict(model_config, tcfg, **(extra_config or {})), f, indent=2)
-    with open(metrics_path, "w") as f:  # drop records past the checkpoint we resumed from
-      f.writelines(json.dumps(r) + "\n" for r in history)
+        raise RunDirError(f"{out_dir!r} already holds checkpoints; resume it or use a fresh directory")
+      state, predictions_seen, history, window, last_saved = _resume(out_dir, state, current, log)
+    checkpoint.write_config(out_dir, current)
+    checkpoint.write_metrics(out_dir, history)  # drops records past the checkpoint we resumed from
 
   step0 = int(state.step)
   end = tcfg.steps if max_steps_this_run is None else min(tcfg.steps, step0 + max_steps_this_run)
   if mesh is not None:
-    train_step = parallel.jit_train_step(make_train_step(make_loss_fn(tcfg.objective, model_config),
-                                                         make_optimizer(tcfg)), mesh)
+    rep = parallel.replicated(mesh)
+    train_step = training.jit_train_step(make_train_step(make_loss_fn(tcfg.objective, model_config),
+                                                         make_optimizer(tcfg)), out_shardings=(rep, rep))
     put = functools.partial(parallel.shard_batch, mesh=mesh)
   else:
     train_step = _jitted_train_step(model_config, tcfg)
@@ -506,27 +486,26 @@ def train(
   apply_fn = cached_apply_fn(model_config)
   eval_batches = make_eval_batches(val_sentences, model_config.seq_len, tcfg.eval_batch_size) if val_sentences else None
 
-  def log(record):
+  def log_record(record):
     history.append(record)
-    if metrics_path:
-      with open(metrics_path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    if out_dir is not None:
+      checkpoint.append_metrics(out_dir, [record])
 
   def validate(step):
     r = evaluate_batches(state.params, eval_batches, apply_fn)
-    log({"step": step, "predictions_seen": predictions_seen, "val_nats_per_char": r.nats_per_char,
-         "val_bits_per_char": r.bits_per_char, "time": time.time() - t0})
+    log_record({"step": step, "predictions_seen": predictions_seen, "val_nats_per_char": r.nats_per_char,
+                "val_bits_per_char": r.bits_per_char, "time": time.time() - t0})
     return r
 
-  def checkpoint():
-    save_checkpoint(out_dir, state, {"step": int(state.step), "predictions_seen": predictions_seen,
-                                     **config_dict(model_config, tcfg)}, tcfg)
+  def fetch_window(step):
+    vals = jax.device_get(window)
+    training.check_finite(step - len(vals) + 1, vals)
+    return vals
 
   t0 = time.time()
   if step0 == 0 and eval_batches is not None and tcfg.eval_every:
     validate(0)
   bar = tqdm(total=tcfg.steps, initial=step0, disable=not progress, desc=f"train {tcfg.objective}", leave=False)
-  window = []
   step = step0
   it = batches(step0)
   try:
@@ -540,12 +519,10 @@ def train(
       step += 1
       window.append(metrics)
       if step % tcfg.log_every == 0 or step == end:
-        vals = jax.device_get(window)
-        log({"step": step, "predictions_seen": predictions_seen,
-             "loss": float(np.mean([v["loss"] for v in vals])),
-             "grad_norm": float(np.mean([v["grad_norm"] for v in vals])),
-             "lr": float(schedule(step - 1)), "time": time.time() - t0})
-        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
+        means = _window_means(fetch_window(step))
+        log_record({"step": step, "predictions_seen": predictions_seen, **means,
+                    "lr": float(schedule(step - 1)), "time": time.time() - t0})
+        bar.set_postfix(loss=f"{means['loss']:.3f}")
         window = []
       bar.update(1)
       rec = {"step": step, "predictions_seen": predictions_seen}
@@ -554,11 +531,20 @@ def train(
         rec.update(val_nats_per_char=r.nats_per_char, val_bits_per_char=r.bits_per_char)
       if out_dir is not None and ((tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0)
                                   or step == tcfg.steps):
-        checkpoint()
+        pending = fetch_window(step)  # every step up to here has a finite loss and gradient
+        checkpoint.save(out_dir, step, {"params": state.params, "opt_state": state.opt_state},
+                        {"predictions_seen": predictions_seen, "config": current,
+                         "window": [[float(v["loss"]), float(v["grad_norm"])] for v in pending]},
+                        max_to_keep=tcfg.max_to_keep)
+        last_saved = step
       if callbacks:
         rec.update({k: float(v) for k, v in metrics.items()})
         for cb in callbacks:
           cb(step, state, rec)
+  except NonFiniteLossError as e:
+    where = (f"the last good checkpoint is step {last_saved} in {checkpoint.checkpoint_dir(out_dir)}"
+             if last_saved is not None else "no checkpoint was saved")
+    raise NonFiniteLossError(f"{e}; {where}") from None
   finally:
     bar.close()
   return TrainResult(state, history, predictions_seen, step == tcfg.steps)

@@ -1,0 +1,503 @@
+"""The run directory: its layout, checkpoints with checksums, a writer lock, atomic JSON files.
+
+One module owns every file of a run directory; training, sampling, the labels
+experiment and the tests go through it. It works on plain pytrees and
+JSON-able dicts (no model or config types), so both wings sit above it::
+
+    RUN/config.json              the run's settings (atomic: temp file + rename)
+    RUN/metrics.jsonl            one JSON record per line (whole lines appended; torn lines skipped on read)
+    RUN/.lock                    held (flock) by the one writer
+    RUN/checkpoints/<step>/      one directory per saved step, renamed into place when complete:
+        <item>/                  one orbax (StandardCheckpointer) tree per item, e.g. params/, opt_state/
+        meta.json                JSON metadata (step, counters, the config the run was started with)
+        manifest.json            size and SHA-256 of every file above, written last
+    RUN/damaged/<step>-<ns>/     damaged checkpoints a writer moved out of the way (kept, not deleted)
+
+``restore`` verifies every file against the manifest and falls back, with one
+line on stderr per skipped step, to the newest checkpoint that verifies; if
+none does it raises ``RunDirError`` naming the directory. Every error meant for
+a user is a ``RunDirError`` (a ``ValueError``) whose message is one line.
+
+Example:
+  >>> import tempfile, jax.numpy as jnp
+  >>> from jaxequiv import checkpoint
+  >>> run = tempfile.mkdtemp()
+  >>> _ = checkpoint.save(run, 3, {"params": {"w": jnp.ones(2)}}, {"note": "hi"})
+  >>> r = checkpoint.restore(run, {"params": checkpoint.single_device({"w": jnp.zeros(2)})})
+  >>> r.step, r.meta["note"], r.items["params"]["w"].tolist()
+  (3, 'hi', [1.0, 1.0])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+LOCK_FILE = ".lock"
+DAMAGED_DIR = "damaged"
+META_FILE = "meta.json"
+MANIFEST_FILE = "manifest.json"
+_TMP_PREFIX = ".tmp-"
+_FORMAT = 1
+
+Log = Callable[[str], None]
+
+
+class RunDirError(ValueError):
+  """A run directory is missing, damaged, locked, or does not match the request. One-line message."""
+
+
+class LockedError(RunDirError):
+  """Another writer holds the run directory."""
+
+
+class ConfigMismatchError(RunDirError):
+  """Resuming with settings that differ from those recorded in the checkpoint."""
+
+
+def say(message: str) -> None:
+  """The default ``log``: one line on stderr, prefixed ``jaxequiv:``."""
+  print(f"jaxequiv: {message}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- atomic files
+
+
+def write_text_atomic(path: str, text: str) -> None:
+  """Writes ``text`` to ``path`` via a temporary file in the same directory, fsync and rename.
+
+  A reader (or a crash) sees either the old file or the new one, never a mix.
+  """
+  d = os.path.dirname(os.path.abspath(path))
+  tmp = os.path.join(d, f"{_TMP_PREFIX}{os.path.basename(path)}.{os.getpid()}")
+  with open(tmp, "w") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def write_json(path: str, obj: Any) -> None:
+  """``json.dump`` to ``path`` atomically (``write_text_atomic``)."""
+  write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+def read_json(path: str) -> Any:
+  """``json.load`` of ``path``; ``RunDirError`` naming the file if it is missing or not JSON."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    raise RunDirError(f"{path} not found") from None
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise RunDirError(f"{path} is not valid JSON ({e})") from None
+
+
+def write_config(run_dir: str, config: Mapping[str, Any]) -> None:
+  """Writes ``RUN/config.json`` atomically."""
+  os.makedirs(run_dir, exist_ok=True)
+  write_json(os.path.join(run_dir, CONFIG_FILE), dict(config))
+
+
+def read_config(run_dir: str) -> dict:
+  """The dict in ``RUN/config.json``.
+
+  Raises:
+    RunDirError: naming the file, if it is missing (not a run directory) or not JSON.
+  """
+  path = os.path.join(run_dir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise RunDirError(f"{path} not found: is {run_dir!r} a training run directory?")
+  cfg = read_json(path)
+  if not isinstance(cfg, dict):
+    raise RunDirError(f"{path} holds a {type(cfg).__name__}, not a JSON object")
+  return cfg
+
+
+def read_metrics(run_dir: str, up_to_step: int | None = None, *, log: Log | None = say) -> list[dict]:
+  """Records of ``RUN/metrics.jsonl`` with ``step <= up_to_step`` (all if None).
+
+  Lines that are not a JSON object with an integer ``"step"`` (a torn last line
+  after a kill, or garbage) are skipped, with one line to ``log``.
+  """
+  path = os.path.join(run_dir, METRICS_FILE)
+  if not os.path.exists(path):
+    return []
+  out, bad = [], []
+  with open(path, "rb") as f:
+    for i, raw in enumerate(f, 1):
+      if not raw.strip():
+        continue
+      try:
+        rec = json.loads(raw)
+        if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
+          raise ValueError
+      except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        bad.append(i)
+        continue
+      if up_to_step is None or rec["step"] <= up_to_step:
+        out.append(rec)
+  if bad and log is not None:
+    log(f"{path}: skipped {len(bad)} unreadable line(s) (line {', '.join(map(str, bad[:5]))}"
+        f"{', ...' if len(bad) > 5 else ''})")
+  return out
+
+
+def write_metrics(run_dir: str, records: Iterable[dict]) -> None:
+  """Replaces ``RUN/metrics.jsonl`` with ``records``, atomically."""
+  write_text_atomic(os.path.join(run_dir, METRICS_FILE), "".join(json.dumps(r) + "\n" for r in records))
+
+
+def append_metrics(run_dir: str, records: Iterable[dict]) -> None:
+  """Appends whole lines to ``RUN/metrics.jsonl`` in one ``write`` (a kill can tear at most the last line)."""
+  data = "".join(json.dumps(r) + "\n" for r in records).encode()
+  fd = os.open(os.path.join(run_dir, METRICS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+  try:
+    os.write(fd, data)
+  finally:
+    os.close(fd)
+
+
+# ----------------------------------------------------------------------------- the writer lock
+
+
+class RunLock:
+  """An exclusive ``flock`` on ``RUN/.lock`` for one writer; released on ``close`` or process death.
+
+  A second writer (another process, or another ``RunLock`` in this one) gets
+  ``LockedError`` at once. On systems without ``fcntl`` the lock is a no-op.
+
+  Example:
+    >>> import tempfile
+    >>> run = tempfile.mkdtemp()
+    >>> with RunLock(run):
+    ...   try:
+    ...     RunLock(run)
+    ...   except LockedError as e:
+    ...     print("refused")
+    refused
+  """
+
+  def __init__(self, run_dir: str):
+    os.makedirs(run_dir, exist_ok=True)
+    self.path = os.path.join(run_dir, LOCK_FILE)
+    self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      import fcntl  # pylint: disable=import-outside-toplevel
+    except ImportError:  # pragma: no cover (Windows)
+      return
+    try:
+      fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "unknown"
+      os.close(self._fd)
+      self._fd = None
+      raise LockedError(f"{run_dir!r} is in use by another writer (pid {holder}); wait for it to finish"
+                        " or choose another directory") from None
+    os.ftruncate(self._fd, 0)
+    os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+
+  def close(self) -> None:
+    if self._fd is not None:
+      os.close(self._fd)  # closing the descriptor drops the flock
+      self._fd = None
+
+  def __enter__(self) -> RunLock:
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+class Restored(NamedTuple):
+  step: int
+  items: dict[str, Any]  # item name -> pytree, placed as the ``like`` trees ask
+  meta: dict
+
+
+def checkpoint_dir(run_dir: str) -> str:
+  return os.path.join(os.path.abspath(run_dir), CHECKPOINT_DIR)
+
+
+def steps(run_dir: str) -> list[int]:
+  """Steps of the checkpoint directories present, newest first (not verified)."""
+  d = checkpoint_dir(run_dir)
+  if not os.path.isdir(d):
+    return []
+  return sorted((int(n) for n in os.listdir(d) if n.isdigit() and os.path.isdir(os.path.join(d, n))), reverse=True)
+
+
+def _sha256(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def _files(root: str) -> list[str]:
+  out = []
+  for d, _, names in os.walk(root):
+    out += [os.path.relpath(os.path.join(d, n), root) for n in names]
+  return sorted(out)
+
+
+def _fsync_dir(path: str) -> None:
+  try:
+    fd = os.open(path, os.O_RDONLY)
+  except OSError:  # pragma: no cover
+    return
+  try:
+    os.fsync(fd)
+  except OSError:  # pragma: no cover
+    pass
+  finally:
+    os.close(fd)
+
+
+def save(run_dir: str, step: int, items: Mapping[str, Any], meta: Mapping[str, Any], *,
+         max_to_keep: int | None = None) -> str:
+  """Saves pytrees ``items`` and JSON ``meta`` as ``RUN/checkpoints/<step>``; returns that path.
+
+  Everything is written into a temporary directory, a manifest of file sizes
+  and SHA-256 digests last, then the directory is renamed into place: a kill
+  leaves either no step directory or a complete one. An existing directory for
+  the same step is replaced. Then only the newest ``max_to_keep`` steps are
+  kept (None: all). Callers that may run concurrently must hold a ``RunLock``.
+
+  Args:
+    run_dir: the run directory.
+    step: the step number (the directory name).
+    items: name -> pytree of arrays (e.g. ``{"params": ..., "opt_state": ...}``);
+      names must be plain words.
+    meta: JSON-able metadata; ``"step"`` is added.
+    max_to_keep: checkpoints to keep, or None.
+
+  Returns:
+    The checkpoint's directory.
+  """
+  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+  step = int(step)
+  if step < 0:
+    raise ValueError(f"step must be >= 0, got {step}")
+  for name in items:
+    if not name.isidentifier() or name in (META_FILE, MANIFEST_FILE):
+      raise ValueError(f"checkpoint item names must be identifiers, got {name!r}")
+  root = checkpoint_dir(run_dir)
+  os.makedirs(root, exist_ok=True)
+  final = os.path.join(root, str(step))
+  tmp = os.path.join(root, f"{_TMP_PREFIX}{step}-{os.getpid()}-{time.time_ns()}")
+  with ocp.StandardCheckpointer() as ckptr:
+    for name, tree in items.items():
+      ckptr.save(os.path.join(tmp, name), tree)
+    ckptr.wait_until_finished()
+  if jax.process_index() == 0:
+    write_json(os.path.join(tmp, META_FILE), {**dict(meta), "step": step})
+    manifest = {"format": _FORMAT, "items": sorted(items),
+                "files": {f: [os.path.getsize(os.path.join(tmp, f)), _sha256(os.path.join(tmp, f))]
+                          for f in _files(tmp)}}
+    write_json(os.path.join(tmp, MANIFEST_FILE), manifest)
+    _fsync_dir(tmp)
+    if os.path.exists(final):
+      old = os.path.join(root, f"{_TMP_PREFIX}old-{step}-{time.time_ns()}")
+      os.rename(final, old)
+      shutil.rmtree(old, ignore_errors=True)
+    os.rename(tmp, final)
+    _fsync_dir(root)
+    if max_to_keep is not None:
+      for s in steps(run_dir)[max_to_keep:]:
+        shutil.rmtree(os.path.join(root, str(s)), ignore_errors=True)
+  return final
+
+
+def verify(run_dir: str, step: int) -> str | None:
+  """Why checkpoint ``step`` is damaged (a short reason), or None if every file matches its manifest."""
+  d = os.path.join(checkpoint_dir(run_dir), str(int(step)))
+  path = os.path.join(d, MANIFEST_FILE)
+  if not os.path.isfile(path):
+    return "no manifest (incomplete, or not written by jaxequiv.checkpoint)"
+  try:
+    with open(path) as f:
+      manifest = json.load(f)
+    files = manifest["files"]
+  except (ValueError, KeyError, TypeError):
+    return "unreadable manifest"
+  for rel, (size, digest) in sorted(files.items()):
+    p = os.path.join(d, rel)
+    if not os.path.isfile(p):
+      return f"{rel} is missing"
+    if os.path.getsize(p) != size:
+      return f"{rel} has {os.path.getsize(p)} bytes, {size} were written"
+    if _sha256(p) != digest:
+      return f"{rel} fails its SHA-256 checksum"
+  for name in manifest.get("items", []):
+    if not os.path.isdir(os.path.join(d, name)):
+      return f"{name}/ is missing"
+  if META_FILE not in files:
+    return f"{META_FILE} is missing"
+  return None
+
+
+def _quarantine(run_dir: str, step: int, log: Log | None) -> None:
+  src = os.path.join(checkpoint_dir(run_dir), str(step))
+  dst_root = os.path.join(os.path.abspath(run_dir), DAMAGED_DIR)
+  os.makedirs(dst_root, exist_ok=True)
+  dst = os.path.join(dst_root, f"{step}-{time.time_ns()}")
+  os.rename(src, dst)
+  if log is not None:
+    log(f"moved damaged checkpoint step {step} to {dst}")
+
+
+def latest_step(run_dir: str, *, log: Log | None = say) -> int | None:
+  """The newest step that verifies (``log`` gets one line per damaged newer step), or None if none does."""
+  for s in steps(run_dir):
+    reason = verify(run_dir, s)
+    if reason is None:
+      return s
+    if log is not None:
+      log(f"checkpoint {os.path.join(checkpoint_dir(run_dir), str(s))} is damaged ({reason}); skipping it")
+  return None
+
+
+def single_device(tree: Any, device: jax.Device | None = None) -> Any:
+  """Abstract ``ShapeDtypeStruct`` leaves of ``tree`` on one device (default: the first): a ``like`` for ``restore``.
+
+  Use it to read a checkpoint written on any mesh (e.g. data-parallel over 8
+  devices) on a single device.
+  """
+  sharding = jax.sharding.SingleDeviceSharding(device or jax.devices()[0])
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding), tree)
+
+
+def abstract(tree: Any) -> Any:
+  """``ShapeDtypeStruct`` leaves with each array's own sharding (restore onto the same placement)."""
+  def leaf(x):
+    sharding = getattr(x, "sharding", None)
+    return jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding)
+  return jax.tree.map(leaf, tree)
+
+
+def restore(run_dir: str, like: Mapping[str, Any], step: int | None = None, *, log: Log | None = say,
+            quarantine: bool = False) -> Restored:
+  """Restores items of a verified checkpoint: the given ``step``, or the newest good one.
+
+  Each step is checked against its manifest first (sizes and SHA-256 of every
+  file). Without ``step``, damaged steps are skipped, newest first, with one
+  line each to ``log``; ``quarantine=True`` (for a writer holding the lock)
+  also moves them to ``RUN/damaged/`` so the run can write those steps again.
+
+  Args:
+    run_dir: the run directory.
+    like: item name -> pytree of arrays or ``ShapeDtypeStruct`` s with
+      shardings (``single_device``, ``abstract``): which items to read, with
+      their structure, dtypes and placement. Items not named are not read.
+    step: a step to restore, or None for the newest good one.
+    log: where the one-line notices go (None: nowhere).
+    quarantine: move damaged checkpoints out of ``checkpoints/``.
+
+  Returns:
+    ``Restored(step, items, meta)``.
+
+  Raises:
+    RunDirError: one line naming the directory, if there is no checkpoint, the
+      requested step is missing or damaged, none verifies, or the saved arrays
+      do not fit ``like``.
+  """
+  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+  root = checkpoint_dir(run_dir)
+  present = steps(run_dir)
+  if not present:
+    raise RunDirError(f"no checkpoint in {root}")
+  if step is not None:
+    if int(step) not in present:
+      raise RunDirError(f"no checkpoint for step {step} in {root}; saved steps: {sorted(present)}")
+    reason = verify(run_dir, step)
+    if reason is not None:
+      raise RunDirError(f"checkpoint {os.path.join(root, str(step))} is damaged: {reason}")
+    chosen = int(step)
+  else:
+    chosen, skipped = None, []
+    for s in present:
+      reason = verify(run_dir, s)
+      if reason is None:
+        chosen = s
+        break
+      skipped.append(s)
+      if log is not None:
+        log(f"checkpoint {os.path.join(root, str(s))} is damaged ({reason}); falling back to an older one")
+    if chosen is None:
+      raise RunDirError(f"no good checkpoint in {root}: all {len(present)} saved step(s) are damaged")
+    if quarantine:
+      for s in skipped:
+        _quarantine(run_dir, s, log)
+  d = os.path.join(root, str(chosen))
+  meta = read_json(os.path.join(d, META_FILE))
+  items = {}
+  with ocp.StandardCheckpointer() as ckptr:
+    for name, target in like.items():
+      if not os.path.isdir(os.path.join(d, name)):
+        raise RunDirError(f"checkpoint {d} has no item {name!r}")
+      try:
+        items[name] = ckptr.restore(os.path.join(d, name), abstract(target))
+      except (ValueError, TypeError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RunDirError(f"checkpoint {d}/{name} does not fit the requested structure: {first[:300]}") from None
+  return Restored(chosen, items, meta)
+
+
+# ----------------------------------------------------------------------------- recorded settings
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  """Nested dicts -> ``{"a.b": value}``.
+
+  >>> flatten({"model": {"width": 32}, "seed": 0})
+  {'model.width': 32, 'seed': 0}
+  """
+  out = {}
+  for k, v in config.items():
+    if isinstance(v, Mapping):
+      out.update(flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def config_differences(recorded: Mapping[str, Any], current: Mapping[str, Any],
+                       ignore: Iterable[str] = ()) -> list[str]:
+  """``"field: recorded X, now Y"`` for every dotted field whose value differs (``ignore``: field names to skip).
+
+  A field only one side has counts as a difference (its value there is ``<absent>``).
+
+  >>> config_differences({"train": {"seed": 0, "steps": 9}}, {"train": {"seed": 1, "steps": 9}})
+  ['train.seed: recorded 0, now 1']
+  """
+  a, b = flatten(recorded), flatten(current)
+  ignore = set(ignore)
+  out = []
+  for k in sorted(set(a) | set(b)):
+    if k in ignore or k.rsplit(".", 1)[-1] in ignore:
+      continue
+    va, vb = a.get(k, "<absent>"), b.get(k, "<absent>")
+    if isinstance(va, list):
+      va = tuple(va)
+    if isinstance(vb, list):
+      vb = tuple(vb)
+    if va != vb:
+      out.append(f"{k}: recorded {a.get(k, '<absent>')!r}, now {b.get(k, '<absent>')!r}")
+  return out

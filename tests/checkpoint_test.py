@@ -1,0 +1,229 @@
+"""Tests for jaxequiv.checkpoint: checksummed save/restore, fallback past damage, the writer lock, atomic files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from jaxequiv import checkpoint
+from jaxequiv.bitwise import assert_bitwise_equal
+from tests import testutil
+
+PARAMS = {"dense": {"kernel": jnp.arange(12.0).reshape(3, 4) / 7, "bias": jnp.array([-0.0, 1.5, 2.0, 3.0])}}
+OPT = optax.adam(1e-3)
+
+
+def _items(scale=1.0):
+  p = jax.tree.map(lambda x: x * scale, PARAMS)
+  return {"params": p, "opt_state": OPT.init(p)}
+
+
+def _like():
+  return {k: checkpoint.single_device(v) for k, v in _items().items()}
+
+
+@pytest.fixture
+def run(tmp_path):
+  """A run directory with good checkpoints at steps 2 and 4 (params scaled by the step)."""
+  d = str(tmp_path / "run")
+  for s in (2, 4):
+    checkpoint.save(d, s, _items(s), {"predictions_seen": 10 * s})
+  return d
+
+
+def _lines(capsys):
+  return [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+
+
+def test_round_trip_is_bitwise_and_keeps_structure(run):
+  r = checkpoint.restore(run, _like())
+  assert r.step == 4 and r.meta == {"predictions_seen": 40, "step": 4}
+  assert_bitwise_equal(r.items, _items(4))  # -0.0 kept: compared as raw bits
+  assert type(r.items["opt_state"][0]) is type(OPT.init(PARAMS)[0])
+  only = checkpoint.restore(run, {"params": checkpoint.single_device(PARAMS)}, step=2)
+  assert set(only.items) == {"params"} and only.step == 2
+  assert_bitwise_equal(only.items["params"], _items(2)["params"])
+  assert checkpoint.steps(run) == [4, 2] and checkpoint.latest_step(run) == 4
+
+
+def _flip_params(step_dir):
+  testutil.flip_byte(testutil.largest_file(step_dir))
+
+
+def _truncate_params(step_dir):
+  testutil.truncate(testutil.largest_file(step_dir))
+
+
+def _empty_metadata(step_dir):
+  open(os.path.join(step_dir, "params", "_METADATA"), "w").close()
+
+
+def _empty_meta_json(step_dir):
+  open(os.path.join(step_dir, checkpoint.META_FILE), "w").close()
+
+
+def _remove_state(step_dir):
+  shutil.rmtree(os.path.join(step_dir, "opt_state"))
+
+
+def _remove_manifest(step_dir):
+  os.remove(os.path.join(step_dir, checkpoint.MANIFEST_FILE))
+
+
+DAMAGE = {"flipped byte": (_flip_params, "checksum"), "truncated file": (_truncate_params, "bytes"),
+          "emptied metadata": (_empty_metadata, "_METADATA"), "emptied meta.json": (_empty_meta_json, "meta.json"),
+          "removed state": (_remove_state, "missing"), "removed manifest": (_remove_manifest, "no manifest")}
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGE))
+def test_damaged_newest_checkpoint_falls_back_with_one_line(run, capsys, name):
+  damage, reason = DAMAGE[name]
+  damage(os.path.join(checkpoint.checkpoint_dir(run), "4"))
+  capsys.readouterr()
+  r = checkpoint.restore(run, _like())
+  lines = _lines(capsys)
+  print(name, lines)
+  assert r.step == 2
+  assert_bitwise_equal(r.items, _items(2))
+  assert len(lines) == 1 and "checkpoints/4 is damaged" in lines[0] and reason in lines[0]
+  with pytest.raises(checkpoint.RunDirError, match=r"checkpoints/4 is damaged"):
+    checkpoint.restore(run, _like(), step=4)
+  assert checkpoint.latest_step(run, log=None) == 2
+
+
+def test_empty_stray_step_folder_is_skipped(run, capsys):
+  os.makedirs(os.path.join(checkpoint.checkpoint_dir(run), "99"))
+  capsys.readouterr()
+  assert checkpoint.restore(run, _like()).step == 4
+  assert "checkpoints/99 is damaged (no manifest" in _lines(capsys)[0]
+
+
+def test_quarantine_moves_damaged_checkpoints_aside(run):
+  os.makedirs(os.path.join(checkpoint.checkpoint_dir(run), "99"))
+  _flip_params(os.path.join(checkpoint.checkpoint_dir(run), "4"))
+  assert checkpoint.restore(run, _like(), quarantine=True, log=None).step == 2
+  assert checkpoint.steps(run) == [2]
+  assert sorted(n.split("-")[0] for n in os.listdir(os.path.join(run, checkpoint.DAMAGED_DIR))) == ["4", "99"]
+
+
+def test_no_good_checkpoint_is_a_one_line_error_naming_the_directory(run, tmp_path):
+  for s in (2, 4):
+    _flip_params(os.path.join(checkpoint.checkpoint_dir(run), str(s)))
+  with pytest.raises(checkpoint.RunDirError) as e:
+    checkpoint.restore(run, _like(), log=None)
+  assert "no good checkpoint in" in str(e.value) and run in str(e.value) and "\n" not in str(e.value)
+  with pytest.raises(checkpoint.RunDirError, match="no checkpoint in"):
+    checkpoint.restore(str(tmp_path / "empty"), _like())
+  with pytest.raises(checkpoint.RunDirError, match=r"no checkpoint for step 3 .*saved steps: \[2, 4\]"):
+    checkpoint.restore(run, _like(), step=3)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10**6), st.integers(0, 10**6))
+def test_any_flipped_byte_is_detected(tmp_path_factory, which, where):
+  """Any byte of any file of a checkpoint; negative control: the untouched copy verifies."""
+  d = str(tmp_path_factory.mktemp("flip"))
+  step_dir = checkpoint.save(d, 1, _items(), {})
+  assert checkpoint.verify(d, 1) is None
+  files = [f for f in testutil.files_of(step_dir) if os.path.getsize(f)]
+  path = files[which % len(files)]
+  testutil.flip_byte(path, where % os.path.getsize(path))
+  assert checkpoint.verify(d, 1) is not None, path
+
+
+def test_restore_with_wrong_structure_is_a_one_line_error(run):
+  with pytest.raises(checkpoint.RunDirError, match="does not fit") as e:
+    checkpoint.restore(run, {"params": checkpoint.single_device({"dense": {"kernel": jnp.zeros((5, 4))}})})
+  assert "\n" not in str(e.value)
+
+
+def test_save_replaces_a_step_and_keeps_max_to_keep(tmp_path):
+  d = str(tmp_path / "run")
+  for s in (1, 2, 3):
+    checkpoint.save(d, s, _items(s), {}, max_to_keep=2)
+  assert checkpoint.steps(d) == [3, 2]
+  checkpoint.save(d, 3, _items(30), {}, max_to_keep=2)
+  assert_bitwise_equal(checkpoint.restore(d, _like()).items, _items(30))
+  assert not [n for n in os.listdir(checkpoint.checkpoint_dir(d)) if n.startswith(".tmp")]
+
+
+def test_a_save_killed_before_its_rename_leaves_no_step(tmp_path, monkeypatch):
+  d = str(tmp_path / "run")
+  checkpoint.save(d, 1, _items(1), {})
+
+  def killed(*a):
+    raise KeyboardInterrupt("killed")
+
+  monkeypatch.setattr(checkpoint.os, "rename", killed)
+  with pytest.raises(KeyboardInterrupt):
+    checkpoint.save(d, 2, _items(2), {})
+  monkeypatch.undo()
+  assert checkpoint.steps(d) == [1]  # the half-written .tmp directory is not a step
+  assert checkpoint.restore(d, _like()).step == 1
+
+
+def test_lock_refuses_a_second_writer_in_one_line(tmp_path):
+  d = str(tmp_path / "run")
+  first = checkpoint.RunLock(d)
+  with pytest.raises(checkpoint.LockedError) as e:
+    checkpoint.RunLock(d)
+  print(e.value)
+  assert f"pid {os.getpid()}" in str(e.value) and "\n" not in str(e.value)
+  first.close()
+  with checkpoint.RunLock(d):  # free again
+    pass
+
+
+def test_config_write_is_atomic(tmp_path, monkeypatch):
+  """A write killed after its bytes but before the rename leaves the old file whole (in-place writes truncate it)."""
+  d = str(tmp_path / "run")
+  checkpoint.write_config(d, {"train": {"seed": 0}})
+
+  def killed(fd):
+    raise KeyboardInterrupt("killed")
+
+  monkeypatch.setattr(checkpoint.os, "fsync", killed)
+  with pytest.raises(KeyboardInterrupt):
+    checkpoint.write_config(d, {"train": {"seed": 1}, "pad": "x" * 100000})
+  monkeypatch.undo()
+  assert checkpoint.read_config(d) == {"train": {"seed": 0}}
+
+
+def test_read_config_errors_name_the_file(tmp_path):
+  with pytest.raises(checkpoint.RunDirError, match="config.json not found"):
+    checkpoint.read_config(str(tmp_path))
+  (tmp_path / "config.json").write_text("{not json")
+  with pytest.raises(checkpoint.RunDirError, match="config.json is not valid JSON"):
+    checkpoint.read_config(str(tmp_path))
+
+
+def test_garbage_metrics_lines_are_skipped_with_one_line(tmp_path, capsys):
+  d = str(tmp_path)
+  checkpoint.write_metrics(d, [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}])
+  with open(os.path.join(d, checkpoint.METRICS_FILE), "ab") as f:
+    f.write(b"\x00\xffgarbage\n[1, 2]\n")
+  checkpoint.append_metrics(d, [{"step": 3, "loss": 1.0}])
+  with open(os.path.join(d, checkpoint.METRICS_FILE), "ab") as f:
+    f.write(b'{"step": 4, "lo')  # a torn last line
+  capsys.readouterr()
+  assert [r["step"] for r in checkpoint.read_metrics(d)] == [1, 2, 3]
+  assert [r["step"] for r in checkpoint.read_metrics(d, up_to_step=2, log=None)] == [1, 2]
+  lines = _lines(capsys)
+  assert len(lines) == 1 and "skipped 3 unreadable line(s) (line 3, 4, 6)" in lines[0]
+
+
+def test_config_differences_name_each_field():
+  rec = {"model": {"width": 32, "channels": [8, 16]}, "train": {"seed": 0, "steps": 10, "log_every": 2}}
+  now = {"model": {"width": 32, "channels": (8, 16)}, "train": {"seed": 1, "steps": 12, "log_every": 5}}
+  assert checkpoint.config_differences(rec, now, ignore=("log_every",)) == [
+      "train.seed: recorded 0, now 1", "train.steps: recorded 10, now 12"]
+  assert checkpoint.config_differences(rec, rec) == []
+  assert checkpoint.config_differences({"a": 1}, {}) == ["a: recorded 1, now '<absent>'"]
