@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxequiv import alphabet, labels
+
 Params = Any
 
 
@@ -66,3 +68,66 @@ def minibatches(rng: np.random.Generator, n: int, batch_size: int, *arrays: np.n
   """``batches(step)``: i.i.d. rows (with replacement) of ``arrays``, ``batch_size`` at a time."""
   idx = rng.integers(0, n, size=(1 << 16, batch_size))
   return lambda i: tuple(a[idx[i % len(idx)]] for a in arrays)
+
+
+def fit_early_stopping(loss_fn: Callable[[Params, Any], jax.Array], params: Params, train_batch: Any,
+                       val_batch: Any, steps: int, every: int = 25, learning_rate: float = 3e-3,
+                       weight_decay: float = 1e-4) -> tuple[Params, int, float]:
+  """Full-batch AdamW on ``train_batch``; returns the params with the lowest ``loss_fn`` on ``val_batch``.
+
+  Validation is checked every ``every`` steps (and at step 0). Returns ``(params, best_step, best_val_loss)``.
+  """
+  opt = optax.adamw(learning_rate, weight_decay=weight_decay)
+
+  @jax.jit
+  def run_chunk(p, s):
+    def body(_, carry):
+      p, s = carry
+      g = jax.grad(loss_fn)(p, train_batch)
+      u, s = opt.update(g, s, p)
+      return optax.apply_updates(p, u), s
+    p, s = jax.lax.fori_loop(0, every, body, (p, s))
+    return p, s, loss_fn(p, val_batch)
+
+  val = jax.jit(loss_fn)
+  state = opt.init(params)
+  best = (params, 0, float(val(params, val_batch)))
+  for i in range(every, steps + 1, every):
+    params, state, v = run_chunk(params, state)
+    if float(v) < best[2]:
+      best = (params, i, float(v))
+  return best
+
+
+# --- a small character decoder conditioned on features, evaluated at trie nodes ------------------------------
+
+
+def prefix_features(trie: labels.LabelTrie) -> tuple[np.ndarray, np.ndarray]:
+  """``[N, Lmax]`` char ids of each node's prefix and a mask (for a bag-of-positioned-characters decoder)."""
+  prefixes = labels.node_prefixes(trie)
+  chars = np.zeros((len(prefixes), trie.max_len), np.int32)
+  mask = np.zeros((len(prefixes), trie.max_len), bool)
+  for n, p in enumerate(prefixes):
+    chars[n, :len(p)] = alphabet.encode(p) if p else []
+    mask[n, :len(p)] = True
+  return chars, mask
+
+
+def decoder_init(key: jax.Array, feat: int, max_len: int, width: int = 32) -> dict[str, Any]:
+  """A character decoder conditioned on features: logits(c | prefix, h) = MLP(h W + sum_t E[t, c_t]).
+
+  The prefix enters as a bag of (position, character) embeddings: an autoregressive
+  model p(c_t | c_<t, h), evaluated at the trie's nodes (``decoder_node_logits``).
+  """
+  k1, k2, k3 = jax.random.split(key, 3)
+  return {"in": mlp_init(k1, [feat, width])[0], "pos": 0.1 * jax.random.normal(k2, (max_len, 64, width)),
+          "out": mlp_init(k3, [width, width, 64])}
+
+
+def decoder_node_logits(p: dict[str, Any], h_BxF: jax.Array, chars_NxL: np.ndarray, mask_NxL: np.ndarray,
+                        nodes_BxT: jax.Array | None = None) -> jax.Array:
+  """Next-character logits after trie nodes' prefixes: every node ``[B, N, 64]``, or ``nodes_BxT`` ``[B, T, 64]``."""
+  prefix_NxW = jnp.sum(jnp.where(mask_NxL[..., None], p["pos"][jnp.arange(chars_NxL.shape[1]), chars_NxL], 0.0), 1)
+  pre = prefix_NxW[None] if nodes_BxT is None else prefix_NxW[nodes_BxT]
+  z = (h_BxF @ p["in"]["w"] + p["in"]["b"])[:, None, :] + pre
+  return mlp_apply(p["out"], jax.nn.relu(z))
