@@ -135,16 +135,23 @@ def validate_sentences(
       fits sentences of up to T characters), or None for no limit.
     too_long: ``"error"`` (default) raises; ``"drop"`` removes such sentences;
       ``"split"`` cuts them at spaces into pieces of at most ``max_len``
-      characters, each ending with ``'.'`` (this changes the text).
+      characters, each ending with ``'.'`` (this changes the text; needs
+      ``max_len >= 2``).
 
   Raises:
     ValueError: naming the sentence index, the character and its position, or
-      the sentence's length and the limit.
+      the sentence's length and the limit; or a ``max_len`` below 1 (below 2
+      for ``"split"``).
   """
   if isinstance(sentences, str):
     raise TypeError("sentences must be a sequence of str, not one str")
   if too_long not in TOO_LONG_POLICIES:
     raise ValueError(f"too_long must be one of {TOO_LONG_POLICIES}, got {too_long!r}")
+  if max_len is not None and max_len < 1:
+    raise ValueError(f"max_len must be None or an int >= 1, got {max_len}")
+  if max_len is not None and max_len < 2 and too_long == "split":
+    raise ValueError(f"too_long='split' needs max_len >= 2 (each piece is at least one character and its '.'),"
+                     f" got max_len={max_len}")
   out = []
   for i, s in enumerate(sentences):
     check_sentence(s, i)

@@ -5,6 +5,11 @@ unknown flag aborts the process. ``set_xla_flags()`` therefore probes, in a
 subprocess, which backend JAX will pick and which candidate flags the installed
 jaxlib accepts, then appends those to ``XLA_FLAGS``. Call it before the first
 JAX computation (importing jax or jaxequiv is fine).
+
+Where JAX has already started without the flags (a notebook that skipped its
+first cell), ``warn_if_unset()`` says so once, in plain words, before a bitwise
+claim is checked; ``ensure_xla_flags()`` (what the CLI calls) sets the flags if
+it still can and warns otherwise.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import functools
 import os
 import subprocess
 import sys
+import warnings
 
 # Flags that make a backend's results run-to-run deterministic. Older and newer
 # XLA spell the GPU flag differently; only the accepted ones are set.
@@ -73,3 +79,65 @@ def set_xla_flags(backend: str | None = None) -> list[str]:
   if added:
     os.environ["XLA_FLAGS"] = " ".join(current + added)
   return added
+
+
+class DeterminismWarning(UserWarning):
+  """JAX runs on a backend whose determinism flags are not set, so bitwise claims may fail run to run."""
+
+
+_WARNED: set[str] = set()  # backends already warned about (warn once per process)
+
+
+def flags_set(backend: str) -> bool:
+  """Whether ``XLA_FLAGS`` holds one of ``backend``'s determinism flags (True for CPU and TPU, which need none).
+
+  XLA reads ``XLA_FLAGS`` when JAX starts, so this is only right if the
+  variable has not changed since.
+  """
+  candidates = CANDIDATE_FLAGS.get(backend, ())
+  current = os.environ.get("XLA_FLAGS", "").split()
+  return not candidates or any(f in current for f in candidates)
+
+
+def warn_if_unset(backend: str | None = None) -> bool:
+  """Warns once (``DeterminismWarning``) if JAX has started on a GPU without the determinism flags.
+
+  Call it before checking a bitwise claim. It never starts JAX: if no backend
+  is initialised yet (and ``backend`` is not given) the flags can still be set,
+  so it stays silent.
+
+  Args:
+    backend: the backend to judge (default: ``jax.default_backend()`` once JAX
+      has started).
+
+  Returns:
+    True if it warned now; False if the flags are set, the backend needs none,
+    JAX has not started, or this backend was warned about already.
+  """
+  if backend is None:
+    if not _backends_initialised():
+      return False
+    import jax  # pylint: disable=import-outside-toplevel
+    backend = jax.default_backend()
+  if flags_set(backend) or backend in _WARNED:
+    return False
+  _WARNED.add(backend)
+  warnings.warn(
+      f"JAX started on {backend} without the determinism flags ({' or '.join(CANDIDATE_FLAGS[backend])})."
+      " On a GPU, reductions may then add in a different order from run to run, so a bitwise comparison can"
+      " fail for reasons that have nothing to do with the models compared. Set the flags before JAX starts:"
+      " run `from jaxequiv import determinism; determinism.set_xla_flags()` first (in a notebook: in its first"
+      " cell, after restarting the runtime).", DeterminismWarning, stacklevel=2)
+  return True
+
+
+def ensure_xla_flags() -> list[str]:
+  """``set_xla_flags()`` if JAX has not started yet; otherwise ``warn_if_unset()``. For entry points.
+
+  Returns:
+    The flags added (empty if none were needed or JAX had already started).
+  """
+  if _backends_initialised():
+    warn_if_unset()
+    return []
+  return set_xla_flags()

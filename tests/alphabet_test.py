@@ -73,3 +73,19 @@ def test_normalize_policy():
   out = alphabet.normalize("Straße 42 — naïve café: 3.14 € ✓")
   alphabet.validate_sentences(out)
   assert out == ["Strasse 42 naive cafe 3.", "14."]
+
+
+@pytest.mark.parametrize("max_len,policy,pattern", [
+    (1, "split", r"too_long='split' needs max_len >= 2"),
+    (0, "drop", r"max_len must be None or an int >= 1, got 0"),
+    (-3, "error", r"max_len must be None or an int >= 1, got -3"),
+])
+def test_too_long_rejects_limits_it_cannot_meet(max_len, policy, pattern):
+  # max_len=1 with "split" used to loop forever: a piece holds one character and its '.'.
+  with pytest.raises(ValueError, match=pattern):
+    alphabet.validate_sentences(["ab cd."], max_len=max_len, too_long=policy)
+
+
+def test_split_at_the_smallest_limit_terminates_and_keeps_the_text():
+  pieces = alphabet.validate_sentences(["ab cd.", "."], max_len=2, too_long="split")
+  assert pieces == ["a.", "b.", "c.", "d.", "."]

@@ -1,4 +1,4 @@
-"""Tests for the sentence sources: builtin corpus, text files, TFDS (mocked), load_sentences, train_val_split."""
+"""Tests for the sentence sources: builtin corpus, text files, load_sentences, train_val_split (TFDS: tfds_test.py)."""
 
 import collections
 import subprocess
@@ -68,55 +68,6 @@ def test_import_is_light():
   subprocess.run([sys.executable, "-c", code], check=True)
 
 
-# --- TFDS: the data_source path with tfds.testing.mock_data (offline, no TensorFlow) ---
-
-tfds = pytest.importorskip("tensorflow_datasets")
-
-_SHAKESPEARE = [{"text": b"First Citizen:\nBefore we proceed any further, hear me"},
-                {"text": b" speak.\n\nAll:\nSpeak, speak."}]
-
-
-def _fake_source(self, split, decoders=None, **kwargs):
-  del decoders, kwargs
-  assert split in ("train", "validation")
-  return _SHAKESPEARE
-
-
-def test_tfds_data_source_random_mock_is_normalised():
-  with tfds.testing.mock_data(num_examples=3, policy=tfds.testing.MockPolicy.USE_CODE):
-    lm1b = corpus.tfds_sentences("lm1b", "train")
-    shakespeare = corpus.tfds_sentences("tiny_shakespeare", "train")
-    capped = corpus.tfds_sentences("lm1b", "train", max_examples=2)
-  assert len(lm1b) == 3 and len(capped) == 2 and capped == lm1b[:2]
-  assert alphabet.validate_sentences(lm1b) == lm1b
-  assert len(shakespeare) == 1  # the 3 texts are joined; mock texts have no periods
-
-
-def test_tfds_bytes_are_decoded_and_joined_per_dataset():
-  with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE, as_data_source_fn=_fake_source):
-    shakespeare = corpus.tfds_sentences("tiny_shakespeare", "validation")
-    per_example = corpus.tfds_sentences("lm1b", "train")
-    via_spec = corpus.load_sentences("tfds:tiny_shakespeare")
-  # tiny_shakespeare: one text per split, joined before normalising.
-  assert shakespeare == via_spec == ["First Citizen Before we proceed any further hear me speak.", "All Speak speak."]
-  # lm1b: each example normalised on its own.
-  assert per_example == ["First Citizen Before we proceed any further hear me.", "speak.", "All Speak speak."]
-
-
-def test_tfds_falls_back_to_load_when_files_are_not_random_access(monkeypatch):
-  # Only the branch logic: the real tfds.load path needs TensorFlow, which is not installed.
-  def no_data_source(*args, **kwargs):
-    raise NotImplementedError("Random access data source for file format tfrecord is not supported.")
-
-  calls = []
-  monkeypatch.setattr(tfds, "data_source", no_data_source)
-  monkeypatch.setattr(tfds, "load", lambda name, **kw: calls.append((name, kw["split"])) or _SHAKESPEARE)
-  monkeypatch.setattr(tfds, "as_numpy", lambda ds: iter(ds))
-  assert corpus.tfds_sentences("tiny_shakespeare", "test") == [
-      "First Citizen Before we proceed any further hear me speak.", "All Speak speak."]
-  assert calls == [("tiny_shakespeare", "test")]
-
-
 # --- load_sentences ---
 
 
@@ -167,3 +118,37 @@ def test_train_val_split_edge_cases():
     corpus.train_val_split(["A b."], 0.1)
   with pytest.raises(ValueError, match="val_fraction"):
     corpus.train_val_split(["A b."], 1.0)
+
+
+# --- bad files and specs name the culprit ---
+
+
+@pytest.mark.parametrize("content,pattern", [
+    (b"Hello there.\x00\x01\x02 binary", r"is not a text file: it holds a NUL byte at offset 12"),
+    ("Caf\u00e9 au lait.".encode("latin-1"), r"is not utf-8 text: byte 0xe9 at offset 3"),
+])
+def test_binary_and_latin1_files_name_the_file(tmp_path, content, pattern):
+  path = tmp_path / "bad.txt"
+  path.write_bytes(content)
+  for load in (corpus.text_file_sentences, corpus.load_sentences):
+    with pytest.raises(ValueError, match=pattern) as e:
+      load(str(path))
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_latin1_file_reads_with_its_encoding(tmp_path):
+  path = tmp_path / "latin.txt"
+  path.write_bytes("Caf\u00e9 au lait.".encode("latin-1"))
+  assert corpus.text_file_sentences(path, encoding="latin-1") == ["Cafe au lait."]
+
+
+def test_parse_spec_reads_no_data(tmp_path):
+  path = tmp_path / "t.txt"
+  path.write_text("Hi there.")
+  assert corpus.parse_spec("builtin") == ("builtin", "builtin", None)
+  assert corpus.parse_spec("tfds:tiny_shakespeare") == ("tfds", "tiny_shakespeare", "train")
+  assert corpus.parse_spec("tfds:lm1b/bytes:validation[:10%]") == ("tfds", "lm1b/bytes", "validation[:10%]")
+  assert corpus.parse_spec(str(path)) == ("file", str(path), None)
+  for bad in ("tfds:/x", "tfds:lm1b/", "nope.txt"):
+    with pytest.raises(ValueError, match="Valid forms"):
+      corpus.parse_spec(bad)

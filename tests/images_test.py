@@ -1,4 +1,4 @@
-"""Tests for jaxequiv.labels.images: shapes determinism, label validity, digits, TFDS under mock_data."""
+"""Tests for jaxequiv.labels.images: shapes determinism, label validity, digits, class names (TFDS: tfds_test.py)."""
 
 import numpy as np
 import pytest
@@ -81,40 +81,38 @@ def test_digits_loader():
   assert_bitwise_equal(test.images, again.images)
 
 
-# TFDS: tfds.testing.mock_data (policy AUTO -> USE_CODE here, no metadata files
-# needed) mocks tfds.data_source offline with random records of the right
-# features, so the real loading path runs. Class names under the mock are tfds'
-# placeholders ('0'..'9'), which our loader replaces by the real CIFAR names.
-
-tfds = pytest.importorskip("tensorflow_datasets")
-
-
-@pytest.mark.parametrize("name,k", [("cifar10", 10), ("cifar100", 100)])
-def test_tfds_cifar_under_mock_data(name, k):
-  with tfds.testing.mock_data(num_examples=12):
-    ds = images.load_images(f"tfds:{name}", "test", num_examples=5, seed=0)
-    ds_all = images.load_images(f"tfds:{name}", "train")
-  assert ds.images.shape == (5, 32, 32, 3) and ds.images.dtype == np.float32
-  assert len(ds_all.labels) == 12
-  assert ds.labels.dtype == np.int32 and np.all((0 <= ds.labels) & (ds.labels < k))
-  assert len(ds.class_names) == k
-  labels.label_trie(ds.class_names)
-  if name == "cifar100":
-    assert "maple tree." in ds.class_names and "oak tree." in ds.class_names
-    assert ds.class_names[1] == "aquarium fish."
-  else:
-    assert ds.class_names[0] == "airplane."
+def test_class_names_replace_and_normalise_the_data_sets_own():
+  words = [f"n0{i:07d} thing_{chr(97 + i)}, synonym" for i in range(16)]
+  ds = images.load_images("shapes", "test", num_examples=8, class_names=words)
+  assert ds.class_names[:2] == ["thing a.", "thing b."] and len(ds.class_names) == 16
+  plain = images.load_images("shapes", "test", num_examples=8)
+  np.testing.assert_array_equal(ds.labels, plain.labels)
+  assert_bitwise_equal(ds.images, plain.images)
+  with pytest.raises(ValueError, match="got 3 class names for 16 classes"):
+    images.load_images("shapes", "test", num_examples=8, class_names=["a", "b", "c"])
+  with pytest.raises(ValueError, match="both normalise to 'x.'"):
+    images.load_images("shapes", "test", num_examples=8, class_names=["x"] * 16)
+  with pytest.raises(TypeError, match="not one str"):
+    images.load_images("shapes", "test", num_examples=8, class_names="abc")
 
 
-def test_tfds_imagenette_under_mock_data_resizes():
-  with tfds.testing.mock_data(num_examples=4):
-    ds = images.load_images("tfds:imagenette", "test", image_size=24)
-  assert ds.images.shape == (4, 24, 24, 3)
-  assert ds.class_names[0] == "tench." and "English springer." in ds.class_names
+@pytest.mark.parametrize("rest,name,train,test", [
+    ("cifar10", "cifar10", "train", "test"),
+    ("imagenette/160px-v2", "imagenette/160px-v2", "train", "validation"),
+    ("cifar10:train[:1000]", "cifar10", "train[:1000]", "test"),
+    ("cifar100:train[:80%],train[80%:]", "cifar100", "train[:80%]", "train[80%:]"),
+    ("imagenet2012:[:1%]", "imagenet2012", "train[:1%]", "validation[:1%]"),
+    ("cifar10:[:50],test[:20]", "cifar10", "train[:50]", "test[:20]"),
+])
+def test_tfds_specs_take_configs_and_split_slices(rest, name, train, test):
+  assert images.parse_tfds_spec(rest) == (name, {"train": train, "test": test})
 
 
-def test_tfds_missing_data_errors_name_the_fix(tmp_path):
-  with pytest.raises(RuntimeError, match="manual_dir"):
-    images.load_images("tfds:imagenet2012", "train", data_dir=str(tmp_path))
-  with pytest.raises(RuntimeError, match="not prepared in array_record format"):
-    images.load_images("tfds:cifar10", "train", data_dir=str(tmp_path))
+@pytest.mark.parametrize("rest", ["svhn", "cifar10/", "cifar10:a,b,c", "cifar10:train,"])
+def test_bad_tfds_specs_are_named(rest):
+  with pytest.raises(ValueError, match=r"not supported|split part"):
+    images.parse_tfds_spec(rest)
+
+
+def test_imagenette_parachute_is_its_wordnet_id():
+  assert images.IMAGENETTE_NAMES["n03888257"] == "parachute" and "n03888605" not in images.IMAGENETTE_NAMES

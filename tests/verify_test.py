@@ -1,18 +1,42 @@
+import sys
+import types
+
 import pytest
 
 from jaxequiv import cli
 from jaxequiv import losses, verify
+from jaxequiv.cli import verify as cli_verify
 
 SMALL = ["--layers", "1", "--width", "16", "--heads", "2", "--seq-len", "16", "--sentences", "6", "--steps", "3",
          "--repeats", "1", "--no-determinism-flags"]
 
 
-def test_verify_main_passes_and_reports(capsys):
+def _fake_wing(monkeypatch, name, results):
+  module = types.ModuleType(f"{name}.checks")
+  module.run_checks = lambda: results
+  monkeypatch.setitem(sys.modules, f"{name}.checks", module)
+  return f"{name}.checks"
+
+
+def test_verify_main_passes_and_reports(capsys, monkeypatch):
+  # The core checks only (the wings' own checks have their own tests), plus one fake wing and one absent wing.
+  wing = _fake_wing(monkeypatch, "fakewing", [(True, "PASS  fake identity: a vs b: 0 bits differ")])
+  monkeypatch.setattr(cli_verify, "WING_CHECKS", (wing, "jaxequiv.no_such_wing.checks"))
   assert cli.main(["verify", *SMALL]) == 0
   out = capsys.readouterr().out
-  assert out.count("PASS") == 5 and "FAIL" not in out
+  assert out.count("PASS") == 6 and "FAIL" not in out
   assert "5 of 5 checks passed" in out and "leaves" in out and "elements" in out
   assert "max ULP distance" in out and "unpacked" in out and "x LM" in out
+  assert "fakewing: 1 of 1 checks passed" in out and "no_such_wing" not in out
+
+
+def test_verify_main_fails_when_a_wing_check_fails(capsys, monkeypatch):
+  wing = _fake_wing(monkeypatch, "badwing", [(True, "PASS  one: ok"), (False, "FAIL  two: 3 bits differ")])
+  monkeypatch.setattr(cli_verify, "WING_CHECKS", (wing,))
+  monkeypatch.setattr(verify, "run_checks", lambda cfg: True)  # the core passes; only the wing fails
+  assert cli.main(["verify", *SMALL]) == 1
+  out = capsys.readouterr().out
+  assert "FAIL  two" in out and "badwing: 1 of 2 checks passed: FAIL" in out
 
 
 def test_verify_fails_and_says_so_when_a_loss_differs():

@@ -11,49 +11,115 @@ Example:
   python -m jaxequiv labels --data shapes --steps 600 --zero-shot --out runs/labels
   python -m jaxequiv labels --data digits            # scikit-learn's 8x8 digits, "zero." .. "nine."
   python -m jaxequiv labels --data tfds:cifar100 --download --num-train 10000 --num-test 2000
+  python -m jaxequiv labels --data tfds:imagenette/160px-v2 --image-size 64
+  python -m jaxequiv labels --data tfds:imagenet2012:train[:5%] --class-names LOC_synset_mapping.txt
+
+TFDS data is read with tensorflow-datasets alone (``pip install 'jaxequiv[tfds]'``);
+preparing it the first time (``--download``) needs TensorFlow as well
+(``pip install 'jaxequiv[tfds-prepare]'``).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 
-import jax
+from jaxequiv import cli
 
-from jaxequiv.labels.experiment import metrics_table, run_experiment, zero_shot_table
+DATA_HELP = ("shapes | digits | tfds:NAME[/CONFIG][:TRAIN_SPLIT[,TEST_SPLIT]] with NAME one of cifar10, cifar100,"
+             " imagenette, imagenet2012 (e.g. tfds:imagenette/160px-v2, tfds:cifar10:train[:1000])")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Flags of ``python -m jaxequiv labels``."""
-  parser.add_argument("--data", default="shapes", help="shapes | digits | tfds:cifar10 | tfds:cifar100 | "
-                      "tfds:imagenette | tfds:imagenet2012")
-  parser.add_argument("--steps", type=int, default=600, help="training steps per head")
-  parser.add_argument("--batch-size", type=int, default=64)
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
+  parser.add_argument("--data", default="shapes", help=DATA_HELP.replace("%", "%%"))
+  parser.add_argument("--steps", type=cli.positive_int, default=600, help="training steps per head (>= 1)")
+  parser.add_argument("--batch-size", type=cli.positive_int, default=64)
+  parser.add_argument("--seed", type=cli.seed_int, default=0, help=f"in [0, {cli.SEED_MAX}]")
+  parser.add_argument("--lr", type=cli.positive_float, default=3e-3, help="Adam learning rate, > 0")
   parser.add_argument("--zero-shot", action="store_true",
                       help="shapes only: hold out colour-shape combinations from training and measure them")
-  parser.add_argument("--beam-size", type=int, default=4)
-  parser.add_argument("--token-dropout", type=float, default=0.0,
-                      help="string head: replace input characters by PAD with this probability while training")
-  parser.add_argument("--num-train", type=int, default=None, help="training images; omitted: the loader's own number")
-  parser.add_argument("--num-test", type=int, default=None, help="test images; omitted: the loader's own number")
-  parser.add_argument("--layers", type=int, default=1, help="string decoder layers")
-  parser.add_argument("--width", type=int, default=64, help="embedding and decoder width")
-  parser.add_argument("--heads", type=int, default=4, help="string decoder attention heads")
-  parser.add_argument("--channels", default="16,32,64", help="CNN channels per stage, comma-separated")
+  parser.add_argument("--beam-size", type=cli.positive_int, default=4)
+  parser.add_argument("--token-dropout", type=cli.finite_float(0.0, 1.0, hi_open=True), default=0.0,
+                      help="string head: replace input characters by PAD with this probability while training,"
+                           " in [0, 1)")
+  parser.add_argument("--num-train", type=cli.positive_int, default=None,
+                      help="training images; omitted: the loader's own number")
+  parser.add_argument("--num-test", type=cli.positive_int, default=None,
+                      help="test images; omitted: the loader's own number")
+  parser.add_argument("--layers", type=cli.positive_int, default=1, help="string decoder layers")
+  parser.add_argument("--width", type=cli.positive_int, default=64, help="embedding and decoder width")
+  parser.add_argument("--heads", type=cli.positive_int, default=4,
+                      help="string decoder attention heads (must divide --width)")
+  parser.add_argument("--channels", type=cli.int_list, default=(16, 32, 64),
+                      help="CNN channels per stage, comma-separated")
   parser.add_argument("--encoder", default="cnn", choices=("cnn", "vit"), help="image encoder: CNN or patch ViT")
-  parser.add_argument("--patch", type=int, default=4, help="ViT patch side")
-  parser.add_argument("--image-size", type=int, default=None, help="shapes side / tfds resize")
+  parser.add_argument("--patch", type=cli.positive_int, default=4, help="ViT patch side (must divide the image side)")
+  parser.add_argument("--image-size", type=cli.positive_int, default=None,
+                      help="shapes side (>= 8; default 16) / tfds resize (default 32 for imagenette, imagenet2012)")
+  parser.add_argument("--class-names", default=None, metavar="FILE",
+                      help="one class name per line, in label order, replacing the data set's own (e.g. words for"
+                           " imagenet2012's WordNet ids: LOC_synset_mapping.txt lines 'n01440764 tench, Tinca"
+                           " tinca' give 'tench.')")
   parser.add_argument("--data-dir", default=None, help="tfds data_dir")
-  parser.add_argument("--download", action="store_true", help="let tfds download and prepare the data")
+  parser.add_argument("--download", action="store_true",
+                      help="let tfds download and prepare the data (preparing needs TensorFlow:"
+                           " pip install 'jaxequiv[tfds-prepare]')")
   parser.add_argument("--out", default=None, help="directory for metrics.json and metrics.md")
+  cli.add_determinism_flag(parser)
+
+
+def read_class_names(path: str) -> list[str]:
+  """Class names from a text file: one per line, blank lines and ``#`` comments skipped."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      lines = f.read().splitlines()
+  except UnicodeDecodeError as e:
+    raise cli.UsageError(f"argument --class-names: {path!r} is not UTF-8 text (offset {e.start})") from None
+  except OSError as e:
+    raise cli.UsageError(f"argument --class-names: cannot read {path!r} ({e.strerror or e})") from None
+  names = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+  if not names:
+    raise cli.UsageError(f"argument --class-names: {path!r} holds no class names (one per line)")
+  return names
+
+
+def check_args(args: argparse.Namespace) -> None:
+  """Cross-flag checks, before any data is read. Raises ``cli.UsageError`` naming the flag."""
+  from jaxequiv.labels import images  # pylint: disable=import-outside-toplevel
+  cli.check_heads(args.width, args.heads)
+  if args.zero_shot and args.data != "shapes":
+    raise cli.UsageError(f"argument --zero-shot: needs --data shapes (compositional labels), not {args.data!r}")
+  if args.data == "shapes" and args.image_size is not None and args.image_size < 8:
+    raise cli.UsageError(f"argument --image-size: must be >= 8 for --data shapes, got {args.image_size}")
+  if args.data == "digits" and args.image_size is not None:
+    raise cli.UsageError("argument --image-size: digits are 8x8; the flag applies to shapes and tfds:*")
+  if args.encoder == "vit":
+    side = args.image_size or {"shapes": 16, "digits": 8}.get(args.data, 32)
+    if side % args.patch:
+      raise cli.UsageError(f"argument --patch: must divide the image side {side}, got {args.patch}")
+  if args.data.startswith("tfds:"):
+    try:
+      images.parse_tfds_spec(args.data[len("tfds:"):])
+    except ValueError as e:
+      raise cli.UsageError(f"argument --data: {e}") from None
+  elif args.data not in ("shapes", "digits"):
+    raise cli.UsageError(f"argument --data: unknown image data {args.data!r}; use {DATA_HELP}")
+  elif args.data_dir is not None or args.download:
+    raise cli.UsageError(f"arguments --data-dir and --download apply to --data tfds:* only, not {args.data!r}")
 
 
 def run(args: argparse.Namespace) -> int:
   """Trains both heads, prints the metrics table (and zero-shot table), optionally writes ``--out``."""
-  if args.zero_shot and args.data != "shapes":
-    raise SystemExit(f"--zero-shot needs --data shapes (compositional labels), not {args.data!r}")
+  check_args(args)
+  extra = {} if args.class_names is None else {"class_names": read_class_names(args.class_names)}
+  cli.set_determinism_flags(args)
+  import jax  # pylint: disable=import-outside-toplevel
+  from jaxequiv.labels.experiment import metrics_table, run_experiment, zero_shot_table  # pylint: disable=import-outside-toplevel
+  if extra and "class_names" not in inspect.signature(run_experiment).parameters:  # until the experiment takes them
+    raise cli.UsageError("argument --class-names: this version's run_experiment does not accept class names yet")
   every = max(1, args.steps // 4)
 
   def progress(head, i, loss):
@@ -64,10 +130,10 @@ def run(args: argparse.Namespace) -> int:
                        learning_rate=args.lr, zero_shot_holdout=args.zero_shot, beam_size=args.beam_size,
                        num_train=args.num_train, num_test=args.num_test, layers=args.layers, width=args.width,
                        heads=args.heads, token_dropout=args.token_dropout,
-                       channels=tuple(int(c) for c in args.channels.split(",")), encoder=args.encoder,
+                       channels=tuple(args.channels), encoder=args.encoder,
                        patch=args.patch, image_size=args.image_size,
                        data_dir=args.data_dir, download=args.download,
-                       progress=progress)
+                       progress=progress, **extra)
   sec = res["seconds"]
   head = (f"data={args.data} train={res['num_train']} test={res['num_test']} K={len(res['test'].class_names)}"
           f" steps={args.steps} batch={args.batch_size} seed={args.seed} token_dropout={args.token_dropout}"

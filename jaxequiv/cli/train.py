@@ -19,6 +19,11 @@ A run directory holds ``config.json`` (model, training and data settings),
 ``metrics.jsonl`` (training loss every ``--log-every`` steps; validation NLL in
 nats and bits per character every ``--eval-every`` steps) and
 ``checkpoints/<step>/`` (orbax: params, optimizer state, step, predictions seen).
+
+Every flag is checked before any data is read (one line and exit status 2 if
+bad), then the backend's determinism XLA flags are set before JAX starts (the
+paired trajectory is the LM's bit for bit; ``--no-determinism-flags`` skips
+them).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import os
 import sys
 import time
 
+from jaxequiv import cli
 from jaxequiv.lm import train as tr
 
 DEFAULT_OUT = "runs/{objective}-{mode}"
@@ -44,33 +50,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       " trajectory as the LM bit for bit) or iid (random prefixes, one row each)")
   g.add_argument("--data", default="builtin",
                  help="corpus: builtin (English prose shipped with the package), synthetic (the toy grammar),"
-                      " tfds:NAME[:SPLIT] (e.g. tfds:tiny_shakespeare) or a text file PATH; normalised to"
+                      " tfds:NAME[/CONFIG][:SPLIT] (e.g. tfds:tiny_shakespeare, tfds:lm1b:train[:1%%]; reading"
+                      " needs pip install 'jaxequiv[tfds]', preparing the data the first time needs TensorFlow:"
+                      " pip install 'jaxequiv[tfds-prepare]') or a UTF-8 text file PATH; normalised to"
                       " sentences, over-long ones split at spaces")
-  g.add_argument("--val-fraction", type=float, default=0.1, help="share of distinct sentences held out")
-  g.add_argument("--num-synthetic", type=int, default=20000, help="sentences sampled for --data synthetic")
+  g.add_argument("--val-fraction", type=cli.finite_float(0.0, 1.0, hi_open=True), default=0.1,
+                 help="share of distinct sentences held out, in [0, 1)")
+  g.add_argument("--num-synthetic", type=cli.positive_int, default=20000, help="sentences sampled for --data synthetic")
+  g.add_argument("--max-examples", type=cli.nonnegative_int, default=None,
+                 help="tfds only: examples read (default: all, but 1000000 for lm1b's 30M; 0: all)")
+  g.add_argument("--data-dir", default=None, help="tfds only: its data directory")
 
   g = parser.add_argument_group("model")
-  g.add_argument("--seq-len", type=int, default=m.seq_len, help="context length T (longest sentence)")
-  g.add_argument("--layers", type=int, default=m.num_layers, help="transformer blocks")
-  g.add_argument("--width", type=int, default=m.width, help="model width D")
-  g.add_argument("--heads", type=int, default=m.num_heads, help="attention heads (must divide --width)")
-  g.add_argument("--mlp-ratio", type=int, default=m.mlp_ratio, help="MLP hidden width / D")
+  g.add_argument("--seq-len", type=cli.int_range(2), default=m.seq_len,
+                 help="context length T (longest sentence, >= 2)")
+  g.add_argument("--layers", type=cli.positive_int, default=m.num_layers, help="transformer blocks")
+  g.add_argument("--width", type=cli.positive_int, default=m.width, help="model width D")
+  g.add_argument("--heads", type=cli.positive_int, default=m.num_heads, help="attention heads (must divide --width)")
+  g.add_argument("--mlp-ratio", type=cli.positive_int, default=m.mlp_ratio, help="MLP hidden width / D")
   g.add_argument("--activation", choices=("relu", "tanh", "gelu"), default=m.activation, help="MLP activation")
   g.add_argument("--dtype", choices=("float32", "bfloat16"), default=m.dtype,
                  help="compute dtype; bfloat16 = mixed precision (params, optimizer and loss stay float32)")
 
   g = parser.add_argument_group("optimisation")
-  g.add_argument("--steps", type=int, default=600, help="optimizer steps (the cosine schedule's length)")
-  g.add_argument("--batch-size", type=int, default=d.batch_size,
+  g.add_argument("--steps", type=cli.positive_int, default=600, help="optimizer steps (the cosine schedule's length)")
+  g.add_argument("--batch-size", type=cli.positive_int, default=d.batch_size,
                  help="sentences per step; classification batches hold the same number of predictions")
-  g.add_argument("--lr", type=float, default=d.learning_rate, help="peak learning rate (AdamW)")
-  g.add_argument("--warmup", type=int, default=d.warmup_steps, help="linear warm-up steps")
-  g.add_argument("--end-lr-fraction", type=float, default=d.end_lr_fraction, help="final lr / peak lr (cosine)")
-  g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (matrices only)")
-  g.add_argument("--clip-norm", type=float, default=d.clip_norm, help="global gradient-norm clip (0: off)")
-  g.add_argument("--b1", type=float, default=d.b1, help="Adam beta1")
-  g.add_argument("--b2", type=float, default=d.b2, help="Adam beta2")
-  g.add_argument("--seed", type=int, default=d.seed, help="seeds init, data order and the train/val split")
+  g.add_argument("--lr", type=cli.positive_float, default=d.learning_rate, help="peak learning rate (AdamW), > 0")
+  g.add_argument("--warmup", type=cli.nonnegative_int, default=d.warmup_steps, help="linear warm-up steps")
+  g.add_argument("--end-lr-fraction", type=cli.unit_interval, default=d.end_lr_fraction,
+                 help="final lr / peak lr (cosine), in [0, 1]")
+  g.add_argument("--weight-decay", type=cli.nonnegative_float, default=d.weight_decay,
+                 help="AdamW weight decay (matrices only), >= 0")
+  g.add_argument("--clip-norm", type=cli.finite_float(0.0, note=" (0: off)"), default=d.clip_norm,
+                 help="global gradient-norm clip, > 0 (0: off)")
+  g.add_argument("--b1", type=cli.finite_float(0.0, 1.0, hi_open=True), default=d.b1, help="Adam beta1, in [0, 1)")
+  g.add_argument("--b2", type=cli.finite_float(0.0, 1.0, hi_open=True), default=d.b2, help="Adam beta2, in [0, 1)")
+  g.add_argument("--seed", type=cli.seed_int, default=d.seed,
+                 help=f"seeds init, data order and the train/val split; in [0, {cli.SEED_MAX}]")
 
   g = parser.add_argument_group("run")
   g.add_argument("--out", default=None, help=f"run directory (default {DEFAULT_OUT})")
@@ -78,13 +95,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                  help="continue the run in --out from its latest checkpoint, with the settings saved in its"
                       " config.json (other model/optimisation/data flags are ignored); bitwise the same result"
                       " as an uninterrupted run")
-  g.add_argument("--eval-every", type=int, default=d.eval_every, help="validate every N steps (0: only at the end)")
-  g.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
+  g.add_argument("--eval-every", type=cli.nonnegative_int, default=d.eval_every,
+                 help="validate every N steps (0: only at the end)")
+  g.add_argument("--checkpoint-every", type=cli.nonnegative_int, default=d.checkpoint_every,
                  help="checkpoint every N steps (0: only at the end)")
-  g.add_argument("--log-every", type=int, default=d.log_every, help="log the mean training loss every N steps")
-  g.add_argument("--max-steps-this-run", type=int, default=None,
+  g.add_argument("--log-every", type=cli.positive_int, default=d.log_every,
+                 help="log the mean training loss every N steps")
+  g.add_argument("--max-steps-this-run", type=cli.positive_int, default=None,
                  help="stop after N steps of this invocation without a final checkpoint (as if killed)")
-  g.add_argument("--num-samples", type=int, default=5, help="sentences to sample from the trained model (0: none)")
+  g.add_argument("--num-samples", type=cli.nonnegative_int, default=5,
+                 help="sentences to sample from the trained model (0: none)")
   g.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
   g.add_argument("--data-parallel", action="store_true",
                  help="split batch rows over all local devices (jax.sharding mesh, params replicated);"
@@ -92,6 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   g.add_argument("--distributed", action="store_true",
                  help="multi-host: call jax.distributed.initialize() first (also env JAXEQUIV_DISTRIBUTED=1);"
                       " implies --data-parallel")
+  cli.add_determinism_flag(g)
 
 
 def _default_model():
@@ -110,6 +131,10 @@ def configs_from_args(args: argparse.Namespace):
       b1=args.b1, b2=args.b2, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
       log_every=args.log_every, seed=args.seed, objective=args.objective, mode=args.mode)
   data = {"spec": args.data, "val_fraction": args.val_fraction, "num_synthetic": args.num_synthetic}
+  if args.max_examples is not None:
+    data["max_examples"] = args.max_examples
+  if args.data_dir is not None:
+    data["data_dir"] = args.data_dir
   return mcfg, tcfg, data
 
 
@@ -117,27 +142,45 @@ def load_data(data: dict, seq_len: int, seed: int) -> tuple[list[str], list[str]
   """Train and validation sentences for a run's data settings."""
   from jaxequiv.lm import corpus  # pylint: disable=import-outside-toplevel
   sentences = corpus.load_sentences(data["spec"], max_len=seq_len, too_long="split",
-                                    num_synthetic=data.get("num_synthetic", 20000), seed=seed)
+                                    num_synthetic=data.get("num_synthetic", 20000), seed=seed,
+                                    max_examples=data.get("max_examples"), data_dir=data.get("data_dir"))
   train, val = corpus.train_val_split(sentences, data["val_fraction"], seed)
   return train, val
 
 
+def check_args(args: argparse.Namespace) -> None:
+  """Cross-flag checks, before any data is read. Raises ``cli.UsageError`` naming the flag."""
+  from jaxequiv.lm import corpus  # pylint: disable=import-outside-toplevel
+  cli.check_heads(args.width, args.heads)
+  if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
+    raise cli.UsageError(f"argument --out: {args.out!r} exists and is not a directory")
+  if not args.resume:
+    try:
+      kind, _, _ = corpus.parse_spec(args.data)
+    except ValueError as e:
+      raise cli.UsageError(f"argument --data: {e}") from None
+    if kind != "tfds" and (args.max_examples is not None or args.data_dir is not None):
+      raise cli.UsageError("arguments --max-examples and --data-dir apply to --data tfds:NAME only,"
+                           f" not {args.data!r}")
+
+
 def run(args: argparse.Namespace) -> int:
   """Runs ``train``; prints the final validation NLL (nats and bits per character) and samples."""
+  check_args(args)
+  cli.set_determinism_flags(args)  # before anything (orbax included) starts JAX
+  out = args.out or DEFAULT_OUT.format(objective=args.objective, mode=args.mode)
+  resuming = args.resume and os.path.exists(os.path.join(out, tr.CONFIG_FILE))
+  if not resuming and tr.latest_step(out) is not None:
+    raise cli.UsageError(f"{out} already holds checkpoints; pass --resume to continue it or choose another --out")
   from jaxequiv.lm import parallel  # pylint: disable=import-outside-toplevel
   if parallel.maybe_initialize_distributed(True if args.distributed else None):
     args.data_parallel = True
-  out = args.out or DEFAULT_OUT.format(objective=args.objective, mode=args.mode)
-  if args.resume and os.path.exists(os.path.join(out, tr.CONFIG_FILE)):
+  if resuming:
     mcfg, tcfg, saved = tr.read_config(out)
     data = saved["data"]
     print(f"resuming {out} from step {tr.latest_step(out)} with its saved settings", file=sys.stderr)
   else:
     mcfg, tcfg, data = configs_from_args(args)
-    if tr.latest_step(out) is not None:
-      print(f"error: {out} already holds checkpoints; pass --resume to continue it or choose another --out",
-            file=sys.stderr)
-      return 2
   train_sentences, val_sentences = load_data(data, mcfg.seq_len, tcfg.seed)
   n_chars = sum(len(s) for s in train_sentences)
   print(f"data {data['spec']}: {len(train_sentences)} train sentences ({n_chars} characters),"

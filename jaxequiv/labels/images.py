@@ -17,9 +17,18 @@ Specs:
     train/test split.
   * ``"tfds:cifar10"``, ``"tfds:cifar100"`` (fine labels: ``"maple tree."``),
     ``"tfds:imagenette"``, ``"tfds:imagenet2012"``: TensorFlow Datasets through
-    ``tfds.data_source`` (random access, no TensorFlow needed). Data must be
-    prepared in ``array_record`` format (``download=True`` prepares it;
-    imagenet2012 needs a manual download, see ``IMAGENET_MANUAL``).
+    ``tfds.data_source`` (random access; reading needs tensorflow-datasets,
+    ``pip install 'jaxequiv[tfds]'``, not TensorFlow). A builder config and
+    split slices may follow: ``"tfds:imagenette/160px-v2"``,
+    ``"tfds:cifar10:train[:1000]"`` (the train side; the test side keeps its
+    default), ``"tfds:cifar10:train[:1000],test[:500]"`` (both), or
+    ``"tfds:cifar10:[:1000]"`` (the same slice of both default splits). Data
+    must be prepared in ``array_record`` format; preparing it (``download=True``,
+    the first time) needs TensorFlow: ``pip install 'jaxequiv[tfds-prepare]'``
+    (imagenet2012 needs a manual download, see ``IMAGENET_MANUAL``).
+
+``class_names`` replaces a data set's raw class names, e.g. words for
+imagenet2012's WordNet ids (``"n01440764 tench, Tinca tinca"`` -> ``"tench."``).
 
 Example:
   >>> ds = load_images("shapes", "train", num_examples=256, seed=0)
@@ -183,7 +192,7 @@ IMAGENETTE_NAMES = {  # tfds labels imagenette by WordNet id
     "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player",
     "n03000684": "chain saw", "n03028079": "church", "n03394916": "French horn",
     "n03417042": "garbage truck", "n03425413": "gas pump", "n03445777": "golf ball",
-    "n03888605": "parachute",
+    "n03888257": "parachute",
 }
 assert len(CIFAR100_NAMES) == 100
 TFDS_SPLITS = {  # our split -> tfds split
@@ -200,6 +209,40 @@ IMAGENET_MANUAL = (
     " (see https://www.tensorflow.org/datasets/catalog/imagenet2012). Its labels are WordNet ids unless you"
     " pass class_names=[...]."
 )
+
+
+TFDS_EXTRA = "pip install 'jaxequiv[tfds]'"
+TFDS_PREPARE_EXTRA = "pip install 'jaxequiv[tfds-prepare]'"
+
+
+def parse_tfds_spec(rest: str) -> tuple[str, dict[str, str]]:
+  """``(name[/config], {"train": tfds split, "test": tfds split})`` from what follows ``tfds:``.
+
+  >>> parse_tfds_spec("cifar10:train[:1000]")
+  ('cifar10', {'train': 'train[:1000]', 'test': 'test'})
+  >>> parse_tfds_spec("imagenette/160px-v2:[:10%]")
+  ('imagenette/160px-v2', {'train': 'train[:10%]', 'test': 'validation[:10%]'})
+
+  Raises:
+    ValueError: for an unsupported data set or a malformed split part, naming it.
+  """
+  name, _, splits = rest.partition(":")
+  base = name.split("/")[0]
+  if base not in TFDS_SPLITS or name.endswith("/"):
+    raise ValueError(f"tfds:{name} is not supported; choose one of {sorted(TFDS_SPLITS)}"
+                     " (optionally /<config>, e.g. tfds:imagenette/160px-v2)")
+  out = dict(TFDS_SPLITS[base])
+  if splits:
+    parts = splits.split(",")
+    if len(parts) > 2 or not all(parts):
+      raise ValueError(f"tfds:{rest}: the split part must be TRAIN or TRAIN,TEST (tfds split strings such as"
+                       f" train[:1000]), or a slice such as [:1000]; got {splits!r}")
+    if len(parts) == 1 and parts[0].startswith("["):
+      out = {k: v + parts[0] for k, v in out.items()}
+    else:
+      for ours, given in zip(SPLITS, parts):
+        out[ours] = TFDS_SPLITS[base][ours] + given if given.startswith("[") else given
+  return name, out
 
 
 def _tfds_names(name: str, builder_names: Sequence[str]) -> list[str]:
@@ -229,6 +272,12 @@ def _to_float_image(img: np.ndarray, image_size: int | None) -> np.ndarray:
   return img.astype(np.float32) / 255.0
 
 
+def _needs_tensorflow(e: BaseException) -> bool:
+  name = getattr(e, "name", None) or ""
+  return isinstance(e, ImportError) and (name == "tensorflow" or name.startswith("tensorflow.")
+                                         or "No module named 'tensorflow'" in str(e))
+
+
 def load_tfds(
     name: str,
     split: str = "train",
@@ -239,43 +288,66 @@ def load_tfds(
     download: bool = False,
     image_size: int | None = None,
     class_names: Sequence[str] | None = None,
+    tfds_split: str | None = None,
 ) -> ImageDataset:
-  """A TFDS image-classification set through ``tfds.data_source`` (no TensorFlow).
+  """A TFDS image-classification set through ``tfds.data_source`` (reading needs no TensorFlow).
 
   Args:
-    name: ``cifar10``, ``cifar100`` (fine labels), ``imagenette`` or ``imagenet2012``.
+    name: ``cifar10``, ``cifar100`` (fine labels), ``imagenette`` or
+      ``imagenet2012``, optionally with a builder config
+      (``imagenette/160px-v2``).
     split: ``"train"`` or ``"test"`` (imagenette/imagenet2012 test = validation).
     num_examples: a seeded random subset of this size (sorted indices), or all.
     seed: selects the subset.
     data_dir: tfds data directory (default tfds').
-    download: let tfds download and prepare (array_record) when missing.
+    download: let tfds download and prepare (array_record) when missing;
+      preparing needs TensorFlow (``pip install 'jaxequiv[tfds-prepare]'``).
     image_size: centre-crop and resize to ``image_size`` squared (needed for
       imagenette/imagenet2012, whose images vary in size; default 32 there).
-    class_names: raw names to use instead of tfds' (e.g. words for WordNet ids).
+    class_names: raw names to use instead of tfds' (e.g. words for WordNet ids),
+      one per class in label order.
+    tfds_split: the tfds split string to read instead of ``split``'s default,
+      e.g. ``"train[:1000]"``.
 
   Returns:
     ``ImageDataset`` whose class names are label sentences (``"maple tree."``).
+
+  Raises:
+    ValueError: an unsupported name, or class names that do not fit.
+    FileNotFoundError: the data is not prepared (the message says how).
+    ImportError: naming the extra that installs what is missing.
   """
-  if name not in TFDS_SPLITS:
+  base = name.split("/")[0]
+  if base not in TFDS_SPLITS:
     raise ValueError(f"tfds:{name} is not supported; choose one of {sorted(TFDS_SPLITS)}")
   _check_split(split, f"tfds:{name}")
   try:
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   except ImportError as e:
-    raise ImportError("tfds:* data needs tensorflow-datasets: pip install 'jaxequiv[tfds]'") from e
-  from jaxequiv import labels as labels_lib  # pylint: disable=import-outside-toplevel
-  if image_size is None and name in ("imagenette", "imagenet2012"):
+    raise ImportError(f"tfds:* data needs tensorflow-datasets: {TFDS_EXTRA}") from e
+  if image_size is None and base in ("imagenette", "imagenet2012"):
     image_size = 32
+  tfds_split = tfds_split or TFDS_SPLITS[base][split]
   try:
-    source = tfds.data_source(name, split=TFDS_SPLITS[name][split], data_dir=data_dir, download=download)
+    source = tfds.data_source(name, split=tfds_split, data_dir=data_dir, download=download,
+                              builder_kwargs={"file_format": "array_record"})
+  except ImportError as e:
+    if not _needs_tensorflow(e):
+      raise
+    raise ImportError(f"preparing tfds:{name} needs TensorFlow (reading prepared array_record files does not):"
+                      f" {TFDS_PREPARE_EXTRA}, or run `tfds build {name} --file_format=array_record` where"
+                      " TensorFlow is installed and pass its data_dir") from e
   except Exception as e:  # pylint: disable=broad-except
-    if name == "imagenet2012":
-      raise RuntimeError(f"tfds:imagenet2012 is not prepared in data_dir={data_dir!r}"
-                         f" ({type(e).__name__}: {str(e).splitlines()[0]}). {IMAGENET_MANUAL}") from e
-    raise RuntimeError(
-        f"tfds:{name} split {split!r} is not prepared in array_record format in data_dir={data_dir!r}"
-        f" ({type(e).__name__}: {str(e).splitlines()[0]}). Pass download=True (CLI: --download) or run"
-        f" `tfds build {name} --file_format=array_record`.") from e
+    first = (str(e).splitlines() or [""])[0]
+    if isinstance(e, tfds.core.registered.DatasetNotFoundError) or "BuilderConfig" in str(e):
+      raise ValueError(f"tfds:{name}: no such TFDS dataset or config ({first})") from e
+    if base == "imagenet2012":
+      raise FileNotFoundError(f"tfds:imagenet2012 is not prepared in data_dir={data_dir!r}"
+                              f" ({type(e).__name__}: {first}). {IMAGENET_MANUAL}") from e
+    raise FileNotFoundError(
+        f"tfds:{name} split {tfds_split!r} is not prepared in array_record format in data_dir={data_dir!r}"
+        f" ({type(e).__name__}: {first}). Pass download=True (CLI: --download; preparing needs TensorFlow:"
+        f" {TFDS_PREPARE_EXTRA}) or run `tfds build {name} --file_format=array_record`.") from e
   n_all = len(source)
   if num_examples is None or num_examples >= n_all:
     idx = np.arange(n_all)
@@ -288,13 +360,24 @@ def load_tfds(
     raise ValueError(f"tfds:{name} split {split!r} has no examples (num_examples={num_examples})")
   images = np.stack([_to_float_image(r["image"], image_size) for r in records])
   y = np.asarray([int(r["label"]) for r in records], np.int32)
-  raw = list(class_names) if class_names is not None else _tfds_names(
-      name, tfds.builder(name, data_dir=data_dir).info.features["label"].names)
-  names = [labels_lib.normalize_label(n) for n in raw]
-  return ImageDataset(images, y, names)
+  builder_names = list(tfds.builder(name, data_dir=data_dir).info.features["label"].names)
+  if class_names is None:
+    class_names = builder_names = _tfds_names(base, builder_names)
+  return _with_class_names(ImageDataset(images, y, builder_names), class_names, f"tfds:{name}")
 
 
 # ----------------------------------------------------------------------------- common
+
+
+def _with_class_names(ds: ImageDataset, raw: Sequence[str], spec: str) -> ImageDataset:
+  """``ds`` with ``raw`` class names normalised to label sentences; their number must fit the labels."""
+  from jaxequiv.labels import names as names_lib  # pylint: disable=import-outside-toplevel
+  if isinstance(raw, str):
+    raise TypeError(f"{spec}: class_names must be a sequence of str, not one str")
+  raw, k = list(raw), len(ds.class_names)
+  if len(raw) != k:
+    raise ValueError(f"{spec}: got {len(raw)} class names for {k} classes; give one name per class, in label order")
+  return ImageDataset(ds.images, ds.labels, names_lib.normalize_labels(raw))
 
 
 def load_images(
@@ -307,8 +390,9 @@ def load_images(
     image_size: int | None = None,
     data_dir: str | None = None,
     download: bool = False,
+    class_names: Sequence[str] | None = None,
 ) -> ImageDataset:
-  """Loads ``spec`` (``shapes``, ``digits`` or ``tfds:<name>``) as an ``ImageDataset``.
+  """Loads ``spec`` (``shapes``, ``digits`` or ``tfds:<name>[/<config>][:<splits>]``) as an ``ImageDataset``.
 
   Args:
     spec: which data set (see the module docstring).
@@ -319,6 +403,8 @@ def load_images(
     holdout: shapes only: leave ``HELDOUT_SHAPES`` out of the train split.
     image_size: shapes' side (default 16); tfds' resize (see ``load_tfds``).
     data_dir, download: tfds only.
+    class_names: raw names replacing the data set's own, one per class in label
+      order (normalised by ``jaxequiv.labels.names.normalize_labels``).
 
   Returns:
     ``ImageDataset(images_NxHxWxC float32, labels_N int32, class_names)``.
@@ -331,16 +417,19 @@ def load_images(
     classes = None
     if holdout and split == "train":
       classes = np.setdiff1d(np.arange(len(SHAPE_CLASSES)), heldout_ids())
-    return make_shapes(n, seed=seed, split=split, size=image_size or 16, classes=classes)
+    ds = make_shapes(n, seed=seed, split=split, size=image_size or 16, classes=classes)
+    return ds if class_names is None else _with_class_names(ds, class_names, spec)
   if holdout:
     raise ValueError(f"holdout=True is only defined for 'shapes', not {spec!r}")
   if spec == "digits":
     ds = load_digits(split, seed=seed)
-    if num_examples is None:
-      return ds
-    return ImageDataset(ds.images[:num_examples], ds.labels[:num_examples], ds.class_names)
+    if num_examples is not None:
+      ds = ImageDataset(ds.images[:num_examples], ds.labels[:num_examples], ds.class_names)
+    return ds if class_names is None else _with_class_names(ds, class_names, spec)
   if spec.startswith("tfds:"):
-    return load_tfds(spec[5:], split, num_examples=num_examples, seed=seed, data_dir=data_dir,
-                     download=download, image_size=image_size)
+    name, tfds_splits = parse_tfds_spec(spec[5:])
+    _check_split(split, spec)
+    return load_tfds(name, split, num_examples=num_examples, seed=seed, data_dir=data_dir, download=download,
+                     image_size=image_size, class_names=class_names, tfds_split=tfds_splits[split])
   raise ValueError(f"unknown image data spec {spec!r}; use 'shapes', 'digits' or 'tfds:<name>' with name in"
                    f" {sorted(TFDS_SPLITS)}")

@@ -6,9 +6,12 @@ from a short string, as the CLI does:
 
 * ``"builtin"``: English prose from CPython's own help texts (always offline).
 * ``"synthetic"``: samples of ``grammar.default_grammar()`` (known entropy rate).
-* ``"tfds:<name>"`` or ``"tfds:<name>:<split>"``: a TensorFlow Datasets text
-  dataset (``tiny_shakespeare``, ``lm1b``); the split defaults to ``train``.
-* any other string: a path to a local text file.
+* ``"tfds:<name>[/<config>][:<split>]"``: a TensorFlow Datasets text dataset
+  (``tiny_shakespeare``, ``lm1b``); the split defaults to ``train`` and may be
+  sliced (``tfds:lm1b:train[:1%]``). Reading needs only tensorflow-datasets
+  (``pip install 'jaxequiv[tfds]'``); *preparing* the files the first time
+  needs TensorFlow too (``pip install 'jaxequiv[tfds-prepare]'``).
+* any other string: a path to a local UTF-8 text file.
 
 ``train_val_split`` splits by a keyed hash of each sentence's text, so copies of
 a sentence always land on the same side.
@@ -24,7 +27,11 @@ from collections.abc import Iterator, Sequence
 
 from jaxequiv import alphabet
 
-SPECS = ("builtin", "synthetic", "tfds:<name>[:<split>]", "<path to a text file>")
+SPECS = ("builtin", "synthetic", "tfds:<name>[/<config>][:<split>]", "<path to a text file>")
+# Examples read when max_examples is None: lm1b holds 30M sentences, more than a list of str should.
+DEFAULT_MAX_EXAMPLES = {"lm1b": 1_000_000}
+TFDS_EXTRA = "pip install 'jaxequiv[tfds]'"
+TFDS_PREPARE_EXTRA = "pip install 'jaxequiv[tfds-prepare]'"
 
 # --- builtin corpus -------------------------------------------------------
 
@@ -142,11 +149,26 @@ def builtin_sentences() -> list[str]:
 def text_file_sentences(path: str | os.PathLike, encoding: str = "utf-8") -> list[str]:
   """All sentences of a local text file, via ``alphabet.normalize`` (newlines are spaces).
 
+  Raises:
+    ValueError: naming the file, if it holds NUL bytes (a binary file) or is
+      not valid ``encoding`` text (e.g. latin-1 read as UTF-8: the byte and its
+      offset are named; pass ``encoding="latin-1"`` to read such a file).
+
   >>> text_file_sentences("tinyshakespeare.txt")[:1]  # doctest: +SKIP
   ['First Citizen Before we proceed any further hear me speak.']
   """
-  with open(path, encoding=encoding) as f:
-    return alphabet.normalize(f.read())
+  with open(path, "rb") as f:
+    raw = f.read()
+  nul = raw.find(b"\x00")
+  if nul >= 0:
+    raise ValueError(f"{os.fspath(path)!r} is not a text file: it holds a NUL byte at offset {nul} (binary data?)")
+  try:
+    text = raw.decode(encoding)
+  except UnicodeDecodeError as e:
+    raise ValueError(
+        f"{os.fspath(path)!r} is not {encoding} text: byte 0x{raw[e.start]:02x} at offset {e.start} ({e.reason});"
+        f" convert it to {encoding} (e.g. iconv -f latin1 -t utf-8) or pass encoding=...") from None
+  return alphabet.normalize(text)
 
 
 def _as_str(text) -> str:
@@ -158,6 +180,48 @@ def _as_str(text) -> str:
 
 
 _TFDS_WHOLE_TEXT = ("tiny_shakespeare",)
+
+
+def _needs_tensorflow(e: BaseException) -> bool:
+  name = getattr(e, "name", None) or ""
+  return isinstance(e, ImportError) and (name == "tensorflow" or name.startswith("tensorflow.")
+                                         or "No module named 'tensorflow'" in str(e))
+
+
+def _tfds_texts(tfds, name: str, split: str, data_dir, download: bool, max_examples: int | None) -> Iterator[str]:
+  """The ``text`` field of up to ``max_examples`` examples, one at a time (never all of lm1b in memory)."""
+  try:
+    source = tfds.data_source(name, split=split, data_dir=data_dir, download=download,
+                              builder_kwargs={"file_format": "array_record"})
+  except NotImplementedError:  # prepared files are not random access (tfrecord): tf.data, which needs TensorFlow
+    try:
+      ds = tfds.load(name, split=split, data_dir=data_dir, download=download)
+    except ImportError as e:
+      if not _needs_tensorflow(e):
+        raise
+      raise ImportError(f"tfds:{name} is prepared as tfrecord, which only TensorFlow reads: {TFDS_PREPARE_EXTRA},"
+                        f" or prepare it again with --file_format=array_record") from e
+    for i, ex in enumerate(tfds.as_numpy(ds)):
+      if max_examples is not None and i >= max_examples:
+        return
+      yield _as_str(ex["text"])
+    return
+  except ImportError as e:
+    if not _needs_tensorflow(e):
+      raise
+    raise ImportError(f"preparing tfds:{name} needs TensorFlow (reading prepared array_record files does not):"
+                      f" {TFDS_PREPARE_EXTRA}, or run `tfds build {name} --file_format=array_record` where"
+                      " TensorFlow is installed and pass its data_dir") from e
+  except Exception as e:  # pylint: disable=broad-except
+    if isinstance(e, tfds.core.registered.DatasetNotFoundError) or "BuilderConfig" in str(e):
+      raise ValueError(f"tfds:{name}: no such TFDS dataset or builder config ({str(e).splitlines()[0]})") from e
+    raise FileNotFoundError(
+        f"tfds:{name} split {split!r} could not be read from data_dir={data_dir!r}"
+        f" ({type(e).__name__}: {(str(e).splitlines() or [''])[0]}). Prepare it with"
+        f" `tfds build {name} --file_format=array_record` (needs TensorFlow: {TFDS_PREPARE_EXTRA})") from e
+  n = len(source) if max_examples is None else min(len(source), max_examples)
+  for i in range(n):
+    yield _as_str(source[i]["text"])
 
 
 def tfds_sentences(
@@ -173,45 +237,80 @@ def tfds_sentences(
   * ``tiny_shakespeare``: each split is one long text; the examples' texts are
     joined with newlines and normalised as a whole.
   * ``lm1b`` (and any other dataset with a ``text`` field): one sentence per
-    example, each normalised on its own (one example may give several sentences).
+    example, each normalised on its own as it is read (one example may give
+    several sentences).
 
   Loading path: ``tfds.data_source`` (random access, array_record files, no
-  TensorFlow needed to read). Preparing the files
-  (``download_and_prepare``) may itself need TensorFlow for some builders
-  (``tiny_shakespeare`` reads its download with ``tf.io.gfile``); prepare them
-  once where TensorFlow is installed, with ``file_format="array_record"``, or
-  pass ``download=False`` to read prepared files only. If the prepared files
-  are not random access (tfrecord), this falls back to
-  ``tfds.as_numpy(tfds.load(...))``, which needs TensorFlow.
+  TensorFlow needed to read; ``pip install 'jaxequiv[tfds]'``). *Preparing*
+  the files (``download_and_prepare``, the first time) needs TensorFlow
+  (``pip install 'jaxequiv[tfds-prepare]'``): prepare them once where it is
+  installed, with ``tfds build <name> --file_format=array_record``, then read
+  them anywhere with ``data_dir``, or pass ``download=False`` to read prepared
+  files only. If the prepared files are not random access (tfrecord), this
+  falls back to ``tfds.as_numpy(tfds.load(...))``, which needs TensorFlow too.
 
   Args:
-    name: dataset name, e.g. ``"tiny_shakespeare"`` or ``"lm1b"``.
+    name: dataset name, with an optional builder config: ``"tiny_shakespeare"``,
+      ``"lm1b"``, ``"<name>/<config>"``.
     split: TFDS split string, e.g. ``"train"`` or ``"validation[:10%]"``.
     data_dir: TFDS data directory (default: TFDS's, ``~/tensorflow_datasets``).
-    max_examples: read at most this many examples (lm1b has 30M).
+    max_examples: read at most this many examples; None reads
+      ``DEFAULT_MAX_EXAMPLES`` for datasets listed there (lm1b: 1M of its 30M)
+      and everything otherwise; 0 reads everything.
     download: let TFDS download and prepare the data if missing.
-  """
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
+  Raises:
+    ImportError: naming the extra to install (tensorflow-datasets, or
+      TensorFlow to prepare).
+    FileNotFoundError: if the data is not prepared and cannot be.
+    ValueError: for an unknown dataset or a negative ``max_examples``.
+  """
   try:
-    source = tfds.data_source(
-        name, split=split, data_dir=data_dir, download=download,
-        builder_kwargs={"file_format": "array_record"})
-    n = len(source) if max_examples is None else min(len(source), max_examples)
-    texts = [_as_str(source[i]["text"]) for i in range(n)]
-  except NotImplementedError:  # prepared files are not random access
-    ds = tfds.load(name, split=split, data_dir=data_dir, download=download)
-    texts = []
-    for i, ex in enumerate(tfds.as_numpy(ds)):
-      if max_examples is not None and i >= max_examples:
-        break
-      texts.append(_as_str(ex["text"]))
-  if name.split("/")[0].split(":")[0] in _TFDS_WHOLE_TEXT:
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  except ImportError as e:
+    raise ImportError(f"tfds:{name} needs tensorflow-datasets: {TFDS_EXTRA}") from e
+  base = name.split("/")[0]
+  if max_examples is None:
+    max_examples = DEFAULT_MAX_EXAMPLES.get(base)
+  elif max_examples < 0:
+    raise ValueError(f"max_examples must be >= 0 (0: all), got {max_examples}")
+  texts = _tfds_texts(tfds, name, split, data_dir, download, max_examples or None)
+  if base in _TFDS_WHOLE_TEXT:
     return alphabet.normalize("\n".join(texts))
   return [s for t in texts for s in alphabet.normalize(t)]
 
 
 # --- one entry point ------------------------------------------------------
+
+
+def parse_spec(spec: str) -> tuple[str, str, str | None]:
+  """``(kind, name, split)`` of a corpus spec, checked without reading any data.
+
+  ``kind`` is ``"builtin"``, ``"synthetic"``, ``"tfds"`` (``name`` may carry a
+  ``/config``; ``split`` defaults to ``"train"``) or ``"file"`` (``name`` is the
+  path).
+
+  >>> parse_spec("tfds:lm1b:train[:1%]")
+  ('tfds', 'lm1b', 'train[:1%]')
+
+  Raises:
+    ValueError: naming the spec and listing the valid forms.
+  """
+  if not isinstance(spec, str) or not spec:
+    raise ValueError(f"corpus spec must be a non-empty str, one of {SPECS}; got {spec!r}")
+  if spec in ("builtin", "synthetic"):
+    return spec, spec, None
+  if spec.startswith("tfds:"):
+    name, _, split = spec[len("tfds:"):].partition(":")
+    if not name or name.startswith("/") or name.endswith("/"):
+      raise ValueError(
+          f"corpus spec {spec!r} names no dataset, e.g. 'tfds:tiny_shakespeare'. Valid forms: {', '.join(SPECS)}.")
+    return "tfds", name, split or "train"
+  if os.path.isfile(spec):
+    return "file", spec, None
+  raise ValueError(
+      f"unknown corpus spec {spec!r}: it is not 'builtin', 'synthetic' or 'tfds:<name>[:<split>]',"
+      f" and no file exists at that path. Valid forms: {', '.join(SPECS)}.")
 
 
 def load_sentences(
@@ -221,18 +320,22 @@ def load_sentences(
     too_long: str = "split",
     num_synthetic: int = 20000,
     seed: int = 0,
+    max_examples: int | None = None,
+    data_dir: str | None = None,
 ) -> list[str]:
   """Sentences from a source named by ``spec``, with over-long ones handled.
 
   Args:
-    spec: ``"builtin"``, ``"synthetic"``, ``"tfds:<name>"``,
-      ``"tfds:<name>:<split>"`` (split default ``train``) or a text file path.
+    spec: ``"builtin"``, ``"synthetic"``, ``"tfds:<name>[/<config>][:<split>]"``
+      (split default ``train``, slices allowed) or a text file path.
     max_len: the most characters a sentence may have (a context of T fits T),
       or None.
     too_long: ``"split"`` (default: cut at spaces), ``"drop"`` or ``"error"``;
       see ``alphabet.validate_sentences``.
     num_synthetic: how many sentences ``"synthetic"`` samples.
     seed: the sampling seed for ``"synthetic"``.
+    max_examples: TFDS only: examples read (see ``tfds_sentences``; 0: all).
+    data_dir: TFDS only: its data directory.
 
   Returns:
     A list of valid sentences, each of at most ``max_len`` characters.
@@ -240,26 +343,17 @@ def load_sentences(
   Example:
     >>> sentences = load_sentences("builtin", max_len=64)
   """
-  if not isinstance(spec, str) or not spec:
-    raise ValueError(f"corpus spec must be a non-empty str, one of {SPECS}; got {spec!r}")
-  if spec == "builtin":
+  kind, name, split = parse_spec(spec)
+  if kind == "builtin":
     sentences = builtin_sentences()
-  elif spec == "synthetic":
+  elif kind == "synthetic":
     from jaxequiv.lm import grammar  # pylint: disable=import-outside-toplevel
 
     sentences = grammar.sample_sentences(grammar.default_grammar(), num_synthetic, seed)
-  elif spec.startswith("tfds:"):
-    name, _, split = spec[len("tfds:"):].partition(":")
-    if not name:
-      raise ValueError(
-          f"corpus spec {spec!r} names no dataset, e.g. 'tfds:tiny_shakespeare'. Valid forms: {', '.join(SPECS)}.")
-    sentences = tfds_sentences(name, split or "train")
-  elif os.path.isfile(spec):
-    sentences = text_file_sentences(spec)
+  elif kind == "tfds":
+    sentences = tfds_sentences(name, split, data_dir, max_examples=max_examples)
   else:
-    raise ValueError(
-        f"unknown corpus spec {spec!r}: it is not 'builtin', 'synthetic' or 'tfds:<name>[:<split>]',"
-        f" and no file exists at that path. Valid forms: {', '.join(SPECS)}.")
+    sentences = text_file_sentences(name)
   if not sentences:
     raise ValueError(f"corpus {spec!r} gave no sentences")
   return alphabet.validate_sentences(sentences, max_len=max_len, too_long=too_long)

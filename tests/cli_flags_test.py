@@ -1,0 +1,252 @@
+"""Bad input to ``train``, ``sample``, ``labels`` and ``verify``: one line naming the culprit, exit 2, no traceback.
+
+``FLAG_CASES`` are refused before any data is read and before JAX starts: the
+loaders and the determinism set-up are replaced by functions that fail the test
+if reached. ``DATA_CASES`` reach the data (a bad file, an empty run directory)
+and are refused there, still in one line. ``test_table`` prints every case with
+its exit status and its line (``pytest -s``).
+"""
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+
+from jaxequiv import cli
+
+S = str(2**32)
+# (case id, argv, a substring the one error line must hold: the flag, the file or the command)
+FLAG_CASES = [
+    # train: one flag at a time
+    ("train steps 0", ["train", "--steps", "0"], "--steps: must be an integer >= 1"),
+    ("train steps -5", ["train", "--steps", "-5"], "--steps"),
+    ("train steps abc", ["train", "--steps", "abc"], "--steps"),
+    ("train batch-size 0", ["train", "--batch-size", "0"], "--batch-size"),
+    ("train lr nan", ["train", "--lr", "nan"], "--lr: must be a finite number > 0"),
+    ("train lr 0", ["train", "--lr", "0"], "--lr"),
+    ("train lr -1e-3", ["train", "--lr", "-1e-3"], "--lr"),
+    ("train lr=-1e-3", ["train", "--lr=-1e-3"], "--lr: must be a finite number > 0"),
+    ("train lr inf", ["train", "--lr", "inf"], "--lr"),
+    ("train lr 1e400", ["train", "--lr", "1e400"], "--lr"),
+    ("train warmup -1", ["train", "--warmup", "-1"], "--warmup: must be an integer >= 0"),
+    ("train end-lr-fraction 1.5", ["train", "--end-lr-fraction", "1.5"], "--end-lr-fraction: must be a finite number in [0, 1]"),
+    ("train end-lr-fraction -0.1", ["train", "--end-lr-fraction", "-0.1"], "--end-lr-fraction"),
+    ("train weight-decay -0.01", ["train", "--weight-decay", "-0.01"], "--weight-decay"),
+    ("train weight-decay nan", ["train", "--weight-decay", "nan"], "--weight-decay"),
+    ("train clip-norm -1", ["train", "--clip-norm", "-1"], "--clip-norm: must be a finite number >= 0 (0: off)"),
+    ("train clip-norm nan", ["train", "--clip-norm", "nan"], "--clip-norm"),
+    ("train b1 1.5", ["train", "--b1", "1.5"], "--b1: must be a finite number in [0, 1)"),
+    ("train b1 1", ["train", "--b1", "1"], "--b1"),
+    ("train b1 -0.1", ["train", "--b1", "-0.1"], "--b1"),
+    ("train b2 1", ["train", "--b2", "1"], "--b2"),
+    ("train b2 nan", ["train", "--b2", "nan"], "--b2"),
+    ("train seed -1", ["train", "--seed", "-1"], f"--seed: must be an integer in [0, {2**32 - 1}]"),
+    ("train seed 2^32", ["train", "--seed", S], "--seed"),
+    ("train seq-len 1", ["train", "--seq-len", "1"], "--seq-len: must be an integer >= 2"),
+    ("train seq-len 0", ["train", "--seq-len", "0"], "--seq-len"),
+    ("train layers 0", ["train", "--layers", "0"], "--layers"),
+    ("train width 0", ["train", "--width", "0"], "--width"),
+    ("train heads 0", ["train", "--heads", "0"], "--heads"),
+    ("train heads 3", ["train", "--heads", "3"], "--heads: must divide --width 128"),
+    ("train mlp-ratio 0", ["train", "--mlp-ratio", "0"], "--mlp-ratio"),
+    ("train val-fraction 1", ["train", "--val-fraction", "1.0"], "--val-fraction: must be a finite number in [0, 1)"),
+    ("train val-fraction -0.1", ["train", "--val-fraction", "-0.1"], "--val-fraction"),
+    ("train num-synthetic 0", ["train", "--num-synthetic", "0"], "--num-synthetic"),
+    ("train eval-every -1", ["train", "--eval-every", "-1"], "--eval-every"),
+    ("train checkpoint-every -1", ["train", "--checkpoint-every", "-1"], "--checkpoint-every"),
+    ("train log-every 0", ["train", "--log-every", "0"], "--log-every"),
+    ("train max-steps-this-run 0", ["train", "--max-steps-this-run", "0"], "--max-steps-this-run"),
+    ("train num-samples -1", ["train", "--num-samples", "-1"], "--num-samples"),
+    ("train max-examples -1", ["train", "--max-examples", "-1"], "--max-examples"),
+    ("train objective", ["train", "--objective", "gan"], "--objective: invalid choice"),
+    ("train mode", ["train", "--mode", "bar"], "--mode"),
+    ("train dtype", ["train", "--dtype", "float16"], "--dtype"),
+    ("train activation", ["train", "--activation", "swish"], "--activation"),
+    ("train data missing file", ["train", "--data", "no/such/corpus.txt"], "--data: unknown corpus spec"),
+    ("train data tfds:", ["train", "--data", "tfds:"], "--data: corpus spec 'tfds:' names no dataset"),
+    ("train max-examples builtin", ["train", "--max-examples", "5"], "--max-examples and --data-dir apply to"),
+    ("train out is a file", ["train", "--out", __file__], "--out"),
+    ("train unknown flag", ["train", "--nope"], "unrecognized arguments: --nope"),
+    # sample
+    ("sample num-samples 0", ["sample", "--checkpoint", ".", "--num-samples", "0"], "--num-samples"),
+    ("sample temperature -1", ["sample", "--checkpoint", ".", "--temperature", "-1"], "--temperature: must be a finite number >= 0"),
+    ("sample temperature nan", ["sample", "--checkpoint", ".", "--temperature", "nan"], "--temperature"),
+    ("sample top-k 0", ["sample", "--checkpoint", ".", "--top-k", "0"], "--top-k: top_k must be None or an int in [1, 64]"),
+    ("sample top-k 65", ["sample", "--checkpoint", ".", "--top-k", "65"], "--top-k"),
+    ("sample max-len 0", ["sample", "--checkpoint", ".", "--max-len", "0"], "--max-len"),
+    ("sample step -1", ["sample", "--checkpoint", ".", "--step", "-1"], "--step"),
+    ("sample seed -1", ["sample", "--checkpoint", ".", "--seed", "-1"], "--seed"),
+    ("sample no checkpoint flag", ["sample"], "required: --checkpoint"),
+    ("sample checkpoint missing", ["sample", "--checkpoint", "no/such/run"], "--checkpoint: no/such/run/config.json not found"),
+    # labels
+    ("labels steps 0", ["labels", "--steps", "0"], "--steps: must be an integer >= 1"),
+    ("labels batch-size 0", ["labels", "--batch-size", "0"], "--batch-size"),
+    ("labels lr nan", ["labels", "--lr", "nan"], "--lr"),
+    ("labels beam-size 0", ["labels", "--beam-size", "0"], "--beam-size"),
+    ("labels token-dropout 1", ["labels", "--token-dropout", "1"], "--token-dropout: must be a finite number in [0, 1)"),
+    ("labels token-dropout -0.5", ["labels", "--token-dropout", "-0.5"], "--token-dropout"),
+    ("labels num-train 0", ["labels", "--num-train", "0"], "--num-train"),
+    ("labels num-test 0", ["labels", "--num-test", "0"], "--num-test"),
+    ("labels heads 3", ["labels", "--heads", "3"], "--heads: must divide --width 64"),
+    ("labels channels 16,0", ["labels", "--channels", "16,0"], "--channels: must be comma-separated integers >= 1"),
+    ("labels channels a,b", ["labels", "--channels", "a,b"], "--channels"),
+    ("labels patch 0", ["labels", "--patch", "0"], "--patch"),
+    ("labels vit patch 5", ["labels", "--encoder", "vit", "--patch", "5"], "--patch: must divide the image side 16"),
+    ("labels image-size 4", ["labels", "--image-size", "4"], "--image-size: must be >= 8 for --data shapes"),
+    ("labels zero-shot digits", ["labels", "--data", "digits", "--zero-shot"], "--zero-shot: needs --data shapes"),
+    ("labels data mnist", ["labels", "--data", "mnist"], "--data: unknown image data 'mnist'"),
+    ("labels data tfds:svhn", ["labels", "--data", "tfds:svhn"], "--data: tfds:svhn is not supported"),
+    ("labels data bad slice", ["labels", "--data", "tfds:cifar10:a,b,c"], "--data: tfds:cifar10:a,b,c: the split part"),
+    ("labels data-dir shapes", ["labels", "--data-dir", "/tmp"], "--data-dir and --download apply to --data tfds:*"),
+    ("labels class-names missing", ["labels", "--class-names", "no/such/names.txt"], "--class-names: cannot read"),
+    ("labels encoder", ["labels", "--encoder", "transformer"], "--encoder"),
+    # verify
+    ("verify steps 0", ["verify", "--steps", "0"], "--steps: must be an integer >= 1"),
+    ("verify repeats 0", ["verify", "--repeats", "0"], "--repeats"),
+    ("verify sentences 0", ["verify", "--sentences", "0"], "--sentences"),
+    ("verify heads 3", ["verify", "--heads", "3"], "--heads: must divide --width 64"),
+    ("verify seq-len 1", ["verify", "--seq-len", "1"], "--seq-len"),
+    ("verify layers 0", ["verify", "--layers", "0"], "--layers"),
+    ("verify width -4", ["verify", "--width", "-4"], "--width"),
+    ("verify seed -1", ["verify", "--seed", "-1"], "--seed"),
+    ("verify activation", ["verify", "--activation", "swish"], "--activation"),
+    # top level
+    ("unknown command", ["frobnicate"], "invalid choice: 'frobnicate'"),
+    ("no command", [], "required: {verify,train,sample,labels}"),
+]
+
+
+def _main(argv):
+  """``cli.main(argv)`` -> (exit status, stdout, stderr)."""
+  out, err = io.StringIO(), io.StringIO()
+  with redirect_stdout(out), redirect_stderr(err):
+    rc = cli.main(argv)
+  return rc, out.getvalue(), err.getvalue()
+
+
+def _check_one_line(rc, err, needle):
+  lines = err.strip().splitlines()
+  assert rc == 2 and "Traceback" not in err and len(lines) == 1, (rc, err)
+  assert lines[0].startswith("jaxequiv") and ": error: " in lines[0], lines[0]
+  assert needle in lines[0], (needle, lines[0])
+  return lines[0]
+
+
+@pytest.fixture
+def no_data(monkeypatch):
+  """Fails the test if a case gets past the flag checks (to JAX, the data or the checks)."""
+  from jaxequiv import verify
+  from jaxequiv.cli import sample as cli_sample
+  from jaxequiv.labels import experiment, images
+  from jaxequiv.lm import corpus
+
+  def reached(*args, **kwargs):
+    raise AssertionError("a bad flag got past the checks")
+
+  monkeypatch.setattr(cli, "set_determinism_flags", reached)
+  for module, name in [(corpus, "load_sentences"), (images, "load_images"), (experiment, "run_experiment"),
+                       (verify, "run_checks"), (cli_sample, "load_params")]:
+    monkeypatch.setattr(module, name, reached)
+
+
+@pytest.mark.parametrize("case,argv,needle", FLAG_CASES, ids=[c[0] for c in FLAG_CASES])
+def test_bad_flag_is_one_line_before_any_data(no_data, case, argv, needle):
+  del case
+  rc, out, err = _main(argv)
+  _check_one_line(rc, err, needle)
+  assert out == ""
+
+
+@pytest.fixture
+def data_cases(tmp_path):
+  """(case id, argv, needle) whose error comes from reading the data; files written under tmp_path."""
+  binary, latin, empty, one = (tmp_path / n for n in ("binary.bin", "latin.txt", "empty.txt", "one.txt"))
+  binary.write_bytes(bytes(range(256)) * 4)
+  latin.write_bytes("Caf\u00e9 au lait. Il fait beau.".encode("latin-1"))
+  empty.write_text("")
+  one.write_text("Only one sentence here.")
+  (tmp_path / "emptyrun").mkdir()
+  names = tmp_path / "names.txt"
+  names.write_text("\n# nothing but a comment\n")
+  base = ["--no-determinism-flags", "--out", str(tmp_path / "run")]
+  return [
+      ("train data binary", ["train", "--data", str(binary), *base], f"{str(binary)!r} is not a text file"),
+      ("train data latin-1", ["train", "--data", str(latin), *base], f"{str(latin)!r} is not utf-8 text: byte 0xe9"),
+      ("train data empty", ["train", "--data", str(empty), *base], f"corpus {str(empty)!r} gave no sentences"),
+      ("train data one sentence", ["train", "--data", str(one), *base], "gave 1 train and 0 validation"),
+      ("sample empty run dir", ["sample", "--no-determinism-flags", "--checkpoint", str(tmp_path / "emptyrun")],
+       "emptyrun"),
+      ("labels class-names empty", ["labels", "--no-determinism-flags", "--class-names", str(names)],
+       "holds no class names"),
+  ]
+
+
+def test_bad_data_is_one_line(data_cases):
+  for case, argv, needle in data_cases:
+    rc, _, err = _main(argv)
+    print(f"{case}: {rc}: {err.strip()}")
+    _check_one_line(rc, err, needle)
+
+
+def test_genuine_bugs_keep_their_traceback(monkeypatch):
+  from jaxequiv.cli import verify as cli_verify
+
+  def buggy(args):
+    raise KeyError("a bug, not bad input")
+
+  monkeypatch.setattr(cli_verify, "run", buggy)
+  with pytest.raises(KeyError):
+    cli.main(["verify"])
+  assert cli.is_user_error(ValueError("x")) and cli.is_user_error(FileNotFoundError("x"))
+  assert cli.is_user_error(ImportError("needs it: pip install 'jaxequiv[tfds]'"))
+  assert not cli.is_user_error(ImportError("cannot import name 'x'")) and not cli.is_user_error(TypeError("x"))
+  monkeypatch.setenv("JAXEQUIV_DEBUG", "1")
+  monkeypatch.setattr(cli_verify, "run", lambda args: (_ for _ in ()).throw(ValueError("shown with traceback")))
+  with pytest.raises(ValueError, match="shown with traceback"):
+    cli.main(["verify"])
+
+
+def test_validators_accept_the_edges_of_their_ranges():
+  assert cli.positive_int("1") == 1 and cli.nonnegative_int("0") == 0 and cli.seed_int(str(2**32 - 1)) == 2**32 - 1
+  assert cli.unit_interval("0") == 0.0 and cli.unit_interval("1") == 1.0
+  assert cli.finite_float(0.0, 1.0, hi_open=True)("0.999") == 0.999 and cli.positive_float("1e-12") == 1e-12
+  assert cli.int_list("16,32") == (16, 32)
+  for parse, text in [(cli.positive_float, "0"), (cli.unit_interval, "-inf"), (cli.int_range(2), "1.5")]:
+    with pytest.raises(argparse.ArgumentTypeError):
+      parse(text)
+
+
+def test_help_and_version_still_exit_0(capsys):
+  for argv in (["train", "--help"], ["labels", "--help"], ["--version"]):
+    with pytest.raises(SystemExit) as e:
+      cli.main(argv)
+    assert e.value.code == 0
+  assert "jaxequiv" in capsys.readouterr().out
+
+
+def test_subprocess_exit_status_is_2_and_one_line():
+  proc = subprocess.run([sys.executable, "-m", "jaxequiv", "train", "--clip-norm", "-1"], capture_output=True,
+                        text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+  assert proc.returncode == 2 and proc.stdout == ""
+  _check_one_line(proc.returncode, proc.stderr, "--clip-norm")
+
+
+def test_table(data_cases):
+  """Every case, its exit status and its line (``pytest -s``); counts tracebacks and accepted cases."""
+  rows, tracebacks, accepted = [], 0, 0
+  for case, argv, _ in FLAG_CASES + data_cases:
+    try:
+      rc, _, err = _main(argv)
+    except Exception as e:  # pylint: disable=broad-except
+      rc, err = "raised", f"Traceback: {type(e).__name__}: {e}"
+    tracebacks += "Traceback" in err
+    accepted += rc == 0
+    rows.append(f"| {case} | {rc} | {err.strip().splitlines()[0] if err.strip() else ''} |")
+  print("\n| case | exit | stderr |\n|---|---|---|\n" + "\n".join(rows))
+  print(f"{len(rows)} bad-input cases: {sum(r.split(' | ')[1] == '2' for r in rows)} exit 2 with one line,"
+        f" {tracebacks} tracebacks, {accepted} accepted")
+  assert len(rows) >= 72 and tracebacks == 0 and accepted == 0
