@@ -1,0 +1,49 @@
+"""GAN wing: mixtures and metrics, one MLP class in both roles, a pure jit-compiled train_step."""
+
+import jax
+import numpy as np
+import pytest
+
+from jaxequiv import bitwise
+from jaxequiv.roles import gan, mixtures
+
+
+def test_ring_has_8_distinct_modes_and_the_common_demo_bug_has_7():
+  m = mixtures.ring()
+  assert len(np.unique(m.means_Kx2.round(6), axis=0)) == 8
+  np.testing.assert_allclose(np.linalg.norm(m.means_Kx2, axis=1), 1.0, rtol=1e-6)
+  bad = np.linspace(0, 2 * np.pi, 8)  # endpoint=True: first and last angle coincide
+  assert len(np.unique(np.stack([np.cos(bad), np.sin(bad)], 1).round(6), axis=0)) == 7
+  assert mixtures.grid().means_Kx2.shape == (25, 2)
+
+
+@pytest.mark.parametrize("mix", [mixtures.ring(), mixtures.grid()], ids=["ring", "grid"])
+def test_metrics_on_true_samples_and_on_a_collapsed_generator(mix):
+  x = np.asarray(mixtures.sample(jax.random.key(0), mix, 2500))
+  r = mixtures.metrics(x, mix)
+  print(mix.name, "true samples:", r)
+  assert r["modes"] == len(mix.means_Kx2) and r["high_quality"] > 0.98 and r["reverse_kl"] < 0.02
+  collapsed = mixtures.metrics(np.repeat(mix.means_Kx2[:1], 2500, 0), mix)  # negative control
+  assert collapsed["modes"] == 1 and abs(collapsed["reverse_kl"] - np.log(len(mix.means_Kx2))) < 1e-9
+  off = mixtures.metrics(x + 10 * mix.std, mix)
+  assert off["high_quality"] < 0.01
+
+
+def test_train_step_is_pure_and_packing_changes_only_the_discriminator_input():
+  cfg = gan.GANConfig(gen_hidden=(16, 16), disc_hidden=(16,), batch_size=8, pack=2)
+  mix = mixtures.ring()
+  state = gan.init(jax.random.key(0), cfg)
+  assert state.disc[0]["w"].shape == (4, 16) and state.gen[0]["w"].shape == (2, 16)
+  step = jax.jit(lambda s, k: gan.train_step(s, k, cfg, mix))
+  s1, (d1, g1) = step(state, jax.random.key(1))
+  s2, (d2, g2) = step(state, jax.random.key(1))
+  assert bitwise.compare_bits(s1, s2).equal and np.isfinite(float(d1)) and np.isfinite(float(g1))
+  s3, _ = step(state, jax.random.key(2))
+  assert not bitwise.compare_bits(s1.gen, s3.gen).equal
+
+
+def test_bad_config():
+  with pytest.raises(ValueError, match="pack"):
+    gan.GANConfig(pack=0)
+  with pytest.raises(ValueError, match="samples"):
+    mixtures.metrics(np.zeros((3, 3)), mixtures.ring())
