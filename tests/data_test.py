@@ -29,20 +29,35 @@ def _bits_equal(a, b) -> bool:
   return bitwise.compare_bits(_as_int(a), _as_int(b)).equal
 
 
-def test_lm_batches_fixed_shapes_and_epochs():
-  out = list(data.lm_batches(SENTENCES[:-3], B, T, epochs=2))
-  assert len(out) == 2 * ((len(SENTENCES) - 3) // B)  # partial batches dropped
+def _segments(batch):
+  """The sentences of an LMBatch, row by row, segment by segment."""
+  out = []
+  for inp, tgt, m in zip(batch.inputs, batch.targets, batch.mask):
+    starts = list(np.flatnonzero(inp == alphabet.BOS)) + [int(m.sum())]
+    out += [alphabet.decode(tgt[s:e]) for s, e in zip(starts[:-1], starts[1:])]
+  return out
+
+
+def _steps_per_epoch(sentences, packed):
+  return max(1, sum(map(len, sentences)) // (B * T)) if packed else len(sentences) // B
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_lm_batches_fixed_shapes_and_epochs(packed):
+  s = SENTENCES[:-3]
+  out = list(data.lm_batches(s, B, T, epochs=2, packed=packed))
+  assert len(out) == 2 * _steps_per_epoch(s, packed)  # partial batches dropped
   for b in out:
     assert b.inputs.shape == b.targets.shape == b.mask.shape == (B, T)
     assert b.inputs.dtype == np.int32 and b.mask.dtype == bool
-  endless = data.lm_batches(SENTENCES, B, T)
+  endless = data.lm_batches(SENTENCES, B, T, packed=packed)
   assert len(list(itertools.islice(endless, 25))) == 25
 
 
 def test_lm_batches_are_deterministic_shuffled_and_canonical():
-  a = list(data.lm_batches(SENTENCES, B, T, seed=1, epochs=2))
-  b = list(data.lm_batches(SENTENCES, B, T, seed=1, epochs=2))
-  c = list(data.lm_batches(SENTENCES, B, T, seed=2, epochs=2))
+  a = list(data.lm_batches(SENTENCES, B, T, seed=1, epochs=2, packed=False))
+  b = list(data.lm_batches(SENTENCES, B, T, seed=1, epochs=2, packed=False))
+  c = list(data.lm_batches(SENTENCES, B, T, seed=2, epochs=2, packed=False))
   assert _bits_equal(a, b)
   assert not _bits_equal(a, c)
   steps = len(SENTENCES) // B
@@ -55,11 +70,30 @@ def test_lm_batches_are_deterministic_shuffled_and_canonical():
     assert s == alphabet.validate_sentences(s) and s == data.batches.canonical_order(s)
 
 
-def test_paired_rows_equal_lm_rows_bitwise():
-  lm = list(data.lm_batches(SENTENCES, B, T, seed=3, epochs=1))
-  cls = list(data.classification_batches(SENTENCES, B, T, mode="paired", seed=3, epochs=1))
-  n = data.max_predictions(SENTENCES, B)
-  assert len(lm) == len(cls) == len(SENTENCES) // B
+def test_packed_lm_batches_use_each_sentence_at_most_once_per_epoch_and_are_dense():
+  a = list(data.lm_batches(SENTENCES, B, T, seed=1, epochs=2))
+  b = list(data.lm_batches(SENTENCES, B, T, seed=1, epochs=2))
+  assert _bits_equal(a, b) and not _bits_equal(a, list(data.lm_batches(SENTENCES, B, T, seed=2, epochs=2)))
+  steps = _steps_per_epoch(SENTENCES, True)
+  pool = collections.Counter(SENTENCES)
+  for epoch in (a[:steps], a[steps:]):
+    seen = collections.Counter(s for x in epoch for s in _segments(x))
+    assert not seen - pool, "a sentence appeared more often than in the corpus"
+    print(f"epoch uses {sum(seen.values())} of {len(SENTENCES)} sentences;"
+          f" density {np.mean([x.mask.mean() for x in epoch]):.3f}")
+  for x in a:  # the batch is exactly lm_batch of its sentences, packed
+    bitwise.assert_bitwise_equal(_as_int(x), _as_int(data.batches.lm_batch(_segments(x), T, num_rows=B, packed=True)))
+  one_per_row = np.mean([x.mask.mean() for x in data.lm_batches(SENTENCES, B, T, seed=1, epochs=2, packed=False)])
+  assert np.mean([x.mask.mean() for x in a]) > one_per_row + 0.15, one_per_row
+  assert np.mean([(x.inputs == alphabet.BOS).sum() for x in a]) > 1.1 * B  # rows often hold several sentences
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_paired_rows_equal_lm_rows_bitwise(packed):
+  lm = list(data.lm_batches(SENTENCES, B, T, seed=3, epochs=1, packed=packed))
+  cls = list(data.classification_batches(SENTENCES, B, T, mode="paired", seed=3, epochs=1, packed=packed))
+  n = B * T if packed else data.max_predictions(SENTENCES, B)
+  assert len(lm) == len(cls) == _steps_per_epoch(SENTENCES, packed)
   for a, c in zip(lm, cls):
     assert c.tokens.shape == (B, T) and c.rows.shape == c.positions.shape == c.labels.shape == (n,)
     bitwise.assert_bitwise_equal(c.tokens, a.inputs)
@@ -74,33 +108,37 @@ def test_paired_rows_equal_lm_rows_bitwise():
 
 
 def _examples_of(batch):
-  """The real examples of a classification batch as (context, label) strings."""
+  """The real examples of a classification batch as (context, label) strings (context since its segment's BOS)."""
   r = batch.tokens.shape[0]
   out = []
   for row, pos, lab in zip(batch.rows, batch.positions, batch.labels):
     if row < r:
-      out.append((alphabet.decode(batch.tokens[row, 1 : pos + 1]), alphabet.ALPHABET[lab]))
+      start = int(np.flatnonzero(batch.tokens[row, : pos + 1] == alphabet.BOS)[-1])
+      out.append((alphabet.decode(batch.tokens[row, start + 1 : pos + 1]), alphabet.ALPHABET[lab]))
   return out
 
 
-def test_iid_counts_match_lm_and_each_example_appears_once_per_epoch():
-  lm = list(data.lm_batches(SENTENCES, B, T, seed=4, epochs=2))
-  iid = list(data.classification_batches(SENTENCES, B, T, mode="iid", seed=4, epochs=2))
-  n = data.max_predictions(SENTENCES, B)
+@pytest.mark.parametrize("packed", [False, True])
+def test_iid_counts_match_lm_and_each_example_appears_at_most_once_per_epoch(packed):
+  lm = list(data.lm_batches(SENTENCES, B, T, seed=4, epochs=2, packed=packed))
+  iid = list(data.classification_batches(SENTENCES, B, T, mode="iid", seed=4, epochs=2, packed=packed))
+  n = B * T if packed else data.max_predictions(SENTENCES, B)
   assert len(iid) == len(lm)
   for a, c in zip(lm, iid):
     assert c.tokens.shape == (n, T) and c.rows.shape == (n,)
     assert int((c.rows < n).sum()) == int(a.mask.sum())
   ex = prefix.prefix_examples(SENTENCES)
   everything = collections.Counter(ex.example(i) for i in range(len(ex)))
-  steps = len(SENTENCES) // B  # B divides the corpus, so an LM epoch uses every character
+  steps = _steps_per_epoch(SENTENCES, packed)
   for epoch in range(2):
     seen = collections.Counter(e for c in iid[epoch * steps : (epoch + 1) * steps] for e in _examples_of(c))
-    assert seen == everything
+    assert not seen - everything
+    if not packed:  # B divides the corpus, so an LM epoch uses every character
+      assert seen == everything
   # Shuffled: the first step is not just the first sentences' examples, and epochs differ.
   assert _examples_of(iid[0]) != _examples_of(iid[steps])
   rows_used = [int(c.rows[c.rows < n].max()) + 1 for c in iid]
-  print(f"iid rows used per step: {rows_used} (LM uses {B}); N = {n}")
+  print(f"packed={packed}: iid rows used per step: {rows_used} (LM uses {B}); N = {n}")
 
 
 def test_iid_is_deterministic():
@@ -111,14 +149,41 @@ def test_iid_is_deterministic():
   assert not _bits_equal(a, c)
 
 
-def test_iid_stream_crosses_epochs_when_batches_do_not_divide():
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("mode", ["lm", "paired", "iid"])
+def test_start_step_resumes_exactly(mode, packed):
+  """Step k's batch is a pure function of (seed, k): start_step=k equals a fresh iterator's k-th batch."""
   s = SENTENCES[:-3]
-  lm = list(data.lm_batches(s, B, T, seed=0, epochs=3))
-  iid = list(data.classification_batches(s, B, T, mode="iid", seed=0, epochs=3))
-  counts = [int((c.rows < c.tokens.shape[0]).sum()) for c in iid]
-  assert counts == [int(a.mask.sum()) for a in lm]
-  ex = prefix.prefix_examples(s)
-  assert sum(counts) > len(ex)  # the stream ran into a second permutation
+
+  def it(start_step=0):
+    if mode == "lm":
+      return data.lm_batches(s, B, T, seed=9, packed=packed, start_step=start_step)
+    return data.classification_batches(s, B, T, mode=mode, seed=9, packed=packed, start_step=start_step)
+
+  fresh = list(itertools.islice(it(), 30))
+  for k in (0, 1, 7, 13, 29):
+    assert _bits_equal(next(it(k)), fresh[k]), k
+  assert not _bits_equal(next(it(7)), fresh[8])
+  with pytest.raises(ValueError, match="start_step must be >= 0"):
+    next(it(-1))
+
+
+@pytest.mark.parametrize("mode", ["lm", "iid"])
+def test_resume_cost_does_not_grow_with_the_step(mode, monkeypatch):
+  """Resuming at step 10**6 plans one epoch, like resuming at 10 (counted, not timed)."""
+  calls = []
+  plan = data.StepPlan._plan  # pylint: disable=protected-access
+  monkeypatch.setattr(data.StepPlan, "_plan", lambda self, e: calls.append(e) or plan(self, e))
+  for k in (10, 10**6):
+    calls.clear()
+    if mode == "lm":
+      next(data.lm_batches(SENTENCES, B, T, start_step=k))
+    else:
+      next(data.classification_batches(SENTENCES, B, T, mode="iid", start_step=k))
+    assert calls == [k // _steps_per_epoch(SENTENCES, True)], (k, calls)
+  epochs = list(data.lm_batches(SENTENCES, B, T, epochs=3))
+  assert len(epochs) == 3 * _steps_per_epoch(SENTENCES, True) and list(data.lm_batches(
+      SENTENCES, B, T, epochs=3, start_step=len(epochs))) == []
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +196,7 @@ def test_padding_does_not_change_loss_bits(tiny):
   params, apply_fn = tiny
   lm = next(data.lm_batches(SENTENCES, B, T, seed=7))
   padded = next(data.classification_batches(SENTENCES, B, T, mode="paired", seed=7))
-  chunk = [alphabet.decode(r) for r in np.where(lm.mask, lm.targets, alphabet.PAD)]
-  unpadded = prefix.pack(prefix.prefix_examples(chunk), T)
+  unpadded = prefix.pack(prefix.prefix_examples(_segments(lm)), T, packed=True)
   assert len(unpadded.rows) < len(padded.rows)
   xent = jax.jit(functools.partial(losses.classification_xent, apply_fn=apply_fn))
   l_pad, l_unpad = xent(params, padded), xent(params, unpadded)
@@ -171,13 +235,15 @@ def test_errors_name_the_problem():
   with pytest.raises(ValueError, match=f"sentence {len(SENTENCES)} has {T + 1} characters"):
     next(data.lm_batches(long, B, T))
   with pytest.raises(ValueError, match="cannot fill one batch"):
-    next(data.lm_batches(SENTENCES[:3], B, T))
+    next(data.lm_batches(SENTENCES[:3], B, T, packed=False))
+  with pytest.raises(ValueError, match="no sentences"):
+    next(data.lm_batches([], B, T))
   with pytest.raises(ValueError, match="mode must be one of"):
     next(data.classification_batches(SENTENCES, B, T, mode="random"))
   with pytest.raises(ValueError, match="more than the fixed num_examples=10"):
     next(data.classification_batches(SENTENCES, B, T, max_examples=10))
   with pytest.raises(ValueError, match="more than the fixed num_rows=4"):
-    next(data.classification_batches(SENTENCES, B, T, max_rows=4))
+    next(data.classification_batches(SENTENCES, B, T, max_rows=4, packed=False))
   with pytest.raises(ValueError, match="more than the fixed num_rows=3"):
     next(data.classification_batches(SENTENCES, B, T, mode="iid", max_rows=3))
 

@@ -1,14 +1,19 @@
 """Fixed-shape batch iterators for the two objectives, so ``jax.jit`` compiles once.
 
-* ``lm_batches``: each step takes the next ``batch_size`` sentences of a
-  per-epoch shuffle and yields their ``LMBatch`` ``[batch_size, T]``, rows in
+* ``lm_batches``: each step's sentences come from a per-epoch shuffle and are
+  laid out as an ``LMBatch`` ``[batch_size, T]``. Packed (the default): several
+  whole sentences per row, each a segment starting with ``BOS``
+  (``batches.lm_batch(..., packed=True)``); otherwise one sentence per row, in
   canonical order.
-* ``classification_batches(mode="paired")``: the same sentence chunks as
-  prefix examples, packed: the token rows equal the LM batch's inputs bit for
-  bit and the examples are exactly the LM's predictions.
+* ``classification_batches(mode="paired")``: the same sentences as prefix
+  examples, packed the same way: the token rows equal the LM batch's inputs bit
+  for bit and the examples are exactly the LM's predictions.
 * ``classification_batches(mode="iid")``: i.i.d. draws from the shuffled prefix
-  dataset (every example once per epoch), with as many examples per step as
-  the LM batch of that step has predictions.
+  dataset, with as many examples per step as the LM batch of that step has
+  predictions.
+
+Step k's batch is a pure function of (sentences, seed, k): ``start_step=k``
+resumes at k by building one epoch's plan, whatever k is (O(1) in k).
 
 Classification batches are padded to a fixed ``[R, T]`` tokens and ``N``
 examples; padding examples have ``row == R`` and are ignored by the losses.
@@ -44,11 +49,13 @@ def corpus_stats(sentences: Sequence[str]) -> dict:
   }
 
 
-def _check(sentences: Sequence[str], batch_size: int, seq_len: int) -> list[str]:
+def _check(sentences: Sequence[str], batch_size: int, seq_len: int, packed: bool) -> list[str]:
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1, got {batch_size}")
   sentences = alphabet.validate_sentences(sentences, max_len=seq_len, too_long="error")
-  if len(sentences) < batch_size:
+  if not sentences:
+    raise ValueError("no sentences: an empty corpus cannot fill a batch")
+  if not packed and len(sentences) < batch_size:
     raise ValueError(
         f"{len(sentences)} sentences cannot fill one batch of batch_size={batch_size}"
         " (the last partial batch of each epoch is dropped)")
@@ -60,7 +67,7 @@ def _rng(seed: int, *stream: int) -> np.random.Generator:
 
 
 def epoch_chunks(num_sentences: int, batch_size: int, *, seed: int = 0, epochs: int | None = None) -> Iterator[np.ndarray]:
-  """Indices of each step's sentences: a fresh permutation per epoch, partial batches dropped.
+  """Indices of each step's sentences, one sentence per row: a fresh permutation per epoch, partial batches dropped.
 
   Epoch e uses ``np.random.default_rng([seed, 0, e]).permutation(num_sentences)``
   and yields ``num_sentences // batch_size`` chunks of it.
@@ -71,6 +78,81 @@ def epoch_chunks(num_sentences: int, batch_size: int, *, seed: int = 0, epochs: 
       yield perm[i * batch_size : (i + 1) * batch_size]
 
 
+WINDOW = 1.5  # a packed step considers sentences worth WINDOW * R * T characters
+
+
+class StepPlan:
+  """Which sentences each step uses: a pure function of (sentence lengths, seed, step).
+
+  * One sentence per row: epoch e's permutation ``default_rng([seed, 0, e])``
+    cut into ``N // batch_size`` chunks.
+  * Packed: ``steps_per_epoch = max(1, C // (R * T))`` for C characters in
+    all. Step i of epoch e takes, from the front of the epoch's shuffled
+    stream, sentences worth ``WINDOW * R * T`` characters, packs them in
+    canonical order with ``batches.pack_rows`` and keeps the sentences of the
+    first R rows (repacking those alone gives the same rows); the others go
+    back to the front of the stream. Each step uses at most ``R * T``
+    characters, so the stream never runs dry; what is left at the end of an
+    epoch (a few per cent) is skipped in that epoch, as a partial batch is.
+
+  The plan of one epoch is computed at once, so step k costs the same for
+  every k.
+  """
+
+  def __init__(self, sentences: Sequence[str], batch_size: int, seq_len: int, *, seed: int, packed: bool):
+    self.lengths = np.fromiter((len(s) for s in sentences), np.int64, len(sentences))
+    self.batch_size, self.seq_len, self.seed, self.packed = batch_size, seq_len, seed, packed
+    if packed:
+      self.rank = np.empty(len(sentences), np.int64)
+      self.rank[sorted(range(len(sentences)), key=lambda i: batches.order_key(sentences[i]))] = np.arange(len(sentences))
+      self.steps_per_epoch = max(1, int(self.lengths.sum()) // (batch_size * seq_len))
+    else:
+      self.steps_per_epoch = len(sentences) // batch_size
+    self._epoch, self._steps = -1, []
+
+  def epoch(self, e: int) -> list[np.ndarray]:
+    """Sentence indices of every step of epoch e."""
+    if e != self._epoch:
+      self._epoch, self._steps = e, self._plan(e)
+    return self._steps
+
+  def step(self, k: int) -> np.ndarray:
+    return self.epoch(k // self.steps_per_epoch)[k % self.steps_per_epoch]
+
+  def _plan(self, e: int) -> list[np.ndarray]:
+    perm = _rng(self.seed, 0, e).permutation(len(self.lengths))
+    b, t = self.batch_size, self.seq_len
+    if not self.packed:
+      return [perm[i * b : (i + 1) * b] for i in range(self.steps_per_epoch)]
+    budget = WINDOW * b * t
+    csum = np.cumsum(self.lengths[perm])
+    steps, back, pos = [], np.zeros(0, np.int64), 0  # back: sentences returned to the stream's front
+    for _ in range(self.steps_per_epoch):
+      have = int(self.lengths[back].sum())
+      end = int(np.searchsorted(csum, (csum[pos - 1] if pos else 0) + budget - have, side="right"))
+      end = min(max(end, pos + 1), len(perm))
+      window = np.concatenate([back, perm[pos:end]])
+      pos = end
+      canon = window[np.argsort(self.rank[window], kind="stable")]
+      row, _, _ = batches.pack_rows(self.lengths[canon], t)
+      kept = canon[row < b]
+      steps.append(kept)
+      kept_set = np.zeros(len(self.lengths), bool)
+      kept_set[kept] = True
+      back = window[~kept_set[window]] if len(kept) < len(window) else np.zeros(0, np.int64)
+    return steps
+
+
+def _steps(plan: StepPlan, start_step: int, epochs: int | None) -> Iterator[tuple[int, np.ndarray]]:
+  if start_step < 0:
+    raise ValueError(f"start_step must be >= 0, got {start_step}")
+  end = None if epochs is None else epochs * plan.steps_per_epoch
+  k = start_step
+  while end is None or k < end:
+    yield k, plan.step(k)
+    k += 1
+
+
 def lm_batches(
     sentences: Sequence[str],
     batch_size: int,
@@ -78,30 +160,43 @@ def lm_batches(
     *,
     seed: int = 0,
     epochs: int | None = None,
+    packed: bool = True,
+    start_step: int = 0,
 ) -> Iterator[LMBatch]:
-  """LM batches of ``batch_size`` sentences, shuffled per epoch, fixed shape ``[batch_size, seq_len]``.
+  """LM batches of fixed shape ``[batch_size, seq_len]``, shuffled per epoch.
 
-  Each batch's sentences are in canonical order, so row r matches row r of the
-  packed classification batch of the same step.
+  Packed (default), each row holds several whole sentences (segments starting
+  with ``BOS``; over 95% of positions are predictions on real text); otherwise
+  one sentence per row in canonical order. Either way row r matches row r of
+  the paired classification batch of the same step.
 
   Args:
     sentences: valid sentences of at most ``seq_len`` characters (use
       ``corpus.load_sentences(..., max_len=seq_len)``); longer ones raise.
-    batch_size: sentences per batch (rows R).
+    batch_size: rows R per step.
     seq_len: context length T.
     seed: shuffling seed; epoch e's order depends only on (seed, e).
     epochs: number of passes, or None for an endless iterator.
+    packed: several sentences per row (see ``StepPlan``).
+    start_step: the first step to yield (resume): the batches equal those of
+      a fresh iterator from that step on, at a cost independent of it.
 
   Yields:
     ``LMBatch`` of numpy arrays ``[batch_size, seq_len]``.
 
   Example:
-    >>> it = lm_batches(corpus.load_sentences("synthetic", max_len=64), 32, 64)
-    >>> batch = next(it)  # inputs, targets, mask: [32, 64]
+    >>> from jaxequiv.lm import corpus, data
+    >>> it = data.lm_batches(corpus.load_sentences("synthetic", max_len=64, num_synthetic=500), 8, 64)
+    >>> next(it).inputs.shape
+    (8, 64)
   """
-  sentences = _check(sentences, batch_size, seq_len)
-  for chunk in epoch_chunks(len(sentences), batch_size, seed=seed, epochs=epochs):
-    yield batches.lm_batch(batches.canonical_order([sentences[i] for i in chunk]), seq_len, num_rows=batch_size)
+  sentences = _check(sentences, batch_size, seq_len, packed)
+  plan = StepPlan(sentences, batch_size, seq_len, seed=seed, packed=packed)
+  for _, idx in _steps(plan, start_step, epochs):
+    chunk = [sentences[i] for i in idx]
+    if not packed:
+      chunk = batches.canonical_order(chunk)
+    yield batches.lm_batch(chunk, seq_len, num_rows=batch_size, packed=packed)
 
 
 def pad_classification_batch(batch: ClassificationBatch, num_rows: int, num_examples: int) -> ClassificationBatch:
@@ -150,84 +245,91 @@ def classification_batches(
     epochs: int | None = None,
     max_examples: int | None = None,
     max_rows: int | None = None,
+    packed: bool = True,
+    start_step: int = 0,
 ) -> Iterator[ClassificationBatch]:
   """Classification batches of prefix examples with fixed shapes ``tokens [R, T]``, ``N`` examples.
 
   Step t of either mode has exactly as many real examples as ``lm_batches``
-  (same sentences, batch_size, seed) has predictions at step t, so the two
-  objectives see the same number of examples per step, and the iterators end
-  after the same number of steps.
+  (same sentences, batch_size, seed, packed) has predictions at step t, so the
+  two objectives see the same number of examples per step, and the iterators
+  end after the same number of steps.
 
-  * ``"paired"``: the prefix examples of the LM's step-t sentences, packed:
-    ``tokens`` equals the LM batch's ``inputs`` and the examples sit exactly at
-    the LM's mask. R defaults to ``batch_size``.
+  * ``"paired"``: the prefix examples of the LM's step-t sentences, packed
+    with ``prefix.pack(..., packed=packed)``: ``tokens`` equals the LM batch's
+    ``inputs`` and the examples sit exactly at the LM's mask. R defaults to
+    ``batch_size``.
   * ``"iid"``: the prefix examples of all sentences are built once (O(total
-    characters) memory, ``prefix.PrefixExamples``) and shuffled per epoch with
-    ``default_rng([seed, 1, epoch])``; step t takes the next ``n_t`` examples of
-    the stream of epoch permutations (crossing into the next permutation when
-    one runs out, so each example appears once per pass), where ``n_t`` is the
-    step-t LM batch's prediction count, and packs them. Random examples seldom
-    share a context chain, so a packed iid batch needs about one row per
-    example: R defaults to N, i.e. tokens ``[N, T]``, some ``mean length``
-    times the LM's ``[batch_size, T]``. That extra compute per example is the
-    real cost of training the classifier on i.i.d. examples.
+    characters) memory, ``prefix.PrefixExamples``). In epoch e they are
+    shuffled with ``default_rng([seed, 1, e])``; the epoch's step i takes the
+    next ``n_i`` examples of that permutation (each example at most once per
+    epoch), where ``n_i`` is the LM's prediction count at that step, and packs
+    them. Random examples seldom share a context chain: each needs its own
+    segment of ``len(context) + 1`` positions, which packing puts several to
+    a row. R defaults to N (never exceeded); that extra compute per example is
+    the real cost of training the classifier on i.i.d. examples.
 
   Args:
     sentences: valid sentences of at most ``seq_len`` characters.
-    batch_size: sentences per LM step (the example counts follow from them).
+    batch_size: rows of the LM step (the example counts follow from them).
     seq_len: context length T.
     mode: ``"paired"`` or ``"iid"``.
     seed: shuffling seed (the sentence order matches ``lm_batches(seed=seed)``).
     epochs: LM epochs to run, or None for an endless iterator.
-    max_examples: fixed N; default ``max_predictions(sentences, batch_size)``
-      (never exceeded). A smaller N raises when a step needs more.
+    max_examples: fixed N; default ``batch_size * seq_len`` packed, else
+      ``max_predictions(sentences, batch_size)`` (never exceeded). A smaller N
+      raises when a step needs more.
     max_rows: fixed R; default ``batch_size`` (paired) or N (iid, never
       exceeded). A smaller R raises when a step needs more rows.
+    packed: several segments per row, like ``lm_batches(packed=...)``.
+    start_step: the first step to yield (resume, O(1) in the step).
 
   Yields:
     ``ClassificationBatch``: tokens ``[R, T]``; rows, positions, labels ``[N]``
     (padding examples have row R).
 
   Example:
-    >>> lm = lm_batches(sentences, 32, 64, seed=1)
-    >>> cls = classification_batches(sentences, 32, 64, seed=1)
-    >>> a, b = next(lm), next(cls)  # b.tokens == a.inputs
+    >>> from jaxequiv.lm import corpus, data
+    >>> s = corpus.load_sentences("synthetic", max_len=64, num_synthetic=500)
+    >>> a, b = next(data.lm_batches(s, 8, 64)), next(data.classification_batches(s, 8, 64))
+    >>> bool((a.inputs == b.tokens).all())
+    True
   """
   if mode not in MODES:
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-  sentences = _check(sentences, batch_size, seq_len)
-  n_max = max_predictions(sentences, batch_size) if max_examples is None else max_examples
-  lengths = np.fromiter((len(s) for s in sentences), np.int64, len(sentences))
-  chunks = epoch_chunks(len(sentences), batch_size, seed=seed, epochs=epochs)
+  sentences = _check(sentences, batch_size, seq_len, packed)
+  if max_examples is not None:
+    n_max = max_examples
+  else:
+    n_max = batch_size * seq_len if packed else max_predictions(sentences, batch_size)
+  plan = StepPlan(sentences, batch_size, seq_len, seed=seed, packed=packed)
+  steps = _steps(plan, start_step, epochs)
   if mode == "paired":
     r_max = batch_size if max_rows is None else max_rows
-    for chunk in chunks:
-      packed = prefix.pack(prefix.prefix_examples([sentences[i] for i in chunk]), seq_len)
-      yield pad_classification_batch(packed, r_max, n_max)
+    for _, idx in steps:
+      examples = prefix.prefix_examples([sentences[i] for i in idx])
+      yield pad_classification_batch(prefix.pack(examples, seq_len, packed=packed), r_max, n_max)
     return
 
   r_max = n_max if max_rows is None else max_rows
   examples = prefix.prefix_examples(sentences)
-  stream = _ExampleStream(len(examples), seed)
-  for chunk in chunks:
-    idx = stream.take(int(lengths[chunk].sum()))
-    yield pad_classification_batch(prefix.pack(examples.take(idx), seq_len), r_max, n_max)
+  lengths = plan.lengths
+  for k, idx in steps:
+    e, i = divmod(k, plan.steps_per_epoch)
+    counts = [int(lengths[s].sum()) for s in plan.epoch(e)]
+    offset = sum(counts[:i])
+    perm = _example_permutation(len(examples), seed, e)
+    idx = perm[offset : offset + counts[i]]
+    yield pad_classification_batch(prefix.pack(examples.take(idx), seq_len, packed=packed), r_max, n_max)
 
 
-class _ExampleStream:
-  """Example indices: the permutations ``default_rng([seed, 1, e])`` of epochs e = 0, 1, ... back to back."""
+_PERM_CACHE: dict = {}
 
-  def __init__(self, num_examples: int, seed: int):
-    self.num_examples, self.seed, self.epoch, self.pos = num_examples, seed, 0, 0
-    self.perm = _rng(seed, 1, 0).permutation(num_examples)
 
-  def take(self, n: int) -> np.ndarray:
-    parts = []
-    while n:
-      if self.pos == self.num_examples:
-        self.epoch, self.pos = self.epoch + 1, 0
-        self.perm = _rng(self.seed, 1, self.epoch).permutation(self.num_examples)
-      k = min(n, self.num_examples - self.pos)
-      parts.append(self.perm[self.pos : self.pos + k])
-      self.pos, n = self.pos + k, n - k
-    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+def _example_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+  """``default_rng([seed, 1, epoch]).permutation(n)``, remembered for the current epoch."""
+  key = (n, seed, epoch)
+  if key not in _PERM_CACHE:
+    _PERM_CACHE.clear()
+    _PERM_CACHE[key] = _rng(seed, 1, epoch).permutation(n)
+  return _PERM_CACHE[key]
