@@ -1,4 +1,4 @@
-"""The two objectives: LM negative log-likelihood and classification cross-entropy.
+r"""The two objectives: LM negative log-likelihood and classification cross-entropy.
 
 Both are pure and jit-able, and take any causal ``apply_fn(params, tokens_RxT)
 -> logits_RxTx64``. Bind it with ``functools.partial`` to get the
@@ -11,6 +11,20 @@ LM's weights are its mask. On the same rows the two losses are therefore the
 same arithmetic on the same shapes, which is what makes their gradients equal
 bit for bit. (Gathering the N logits first is the same maths but a different
 program, and XLA may then sum in another order.)
+
+Four forms of each objective:
+
+* ``lm_nll`` / ``classification_xent``: the mean, from ``(params, batch, apply_fn)``.
+* ``*_sum``: ``(sum, count)``, for exact gradient accumulation. The mean of
+  per-micro-batch means is biased when micro-batches hold different numbers of
+  predictions; :math:`\sum_m \nabla S_m / \sum_m C_m` is the full batch's gradient.
+* ``*_from_logits`` and ``*_sum_from_logits``: the same from logits you computed
+  yourself (a model that is not a pure ``apply_fn``, extra outputs, an NNX module).
+
+What is checked: shapes and dtypes always; values (ids in range, distinct
+slots, a non-empty batch) only when the arrays are concrete, i.e. outside
+``jax.jit``. Under ``jax.jit`` nothing about the values is checked: use
+``jaxequiv.validation.batch_checks`` with ``checkify`` (see ``jaxequiv.validation``).
 """
 
 from __future__ import annotations
@@ -21,8 +35,8 @@ import optax
 
 from jaxequiv import alphabet
 from jaxequiv.batches import ClassificationBatch, LMBatch
-from jaxequiv.validation import check_classification_batch, check_lm_batch
 from jaxequiv.types import ApplyFn, Params
+from jaxequiv.validation import check_classification_batch, check_lm_batch
 
 
 def token_xent(logits_RxTxV: jax.Array, targets_RxT: jax.Array) -> jax.Array:
@@ -38,9 +52,22 @@ def token_xent(logits_RxTxV: jax.Array, targets_RxT: jax.Array) -> jax.Array:
   return optax.softmax_cross_entropy_with_integer_labels(logits_RxTxV.astype(jnp.float32), targets_RxT)
 
 
+def weighted_sum(losses_RxT: jax.Array, weights_RxT: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``(sum(losses * weights), sum(weights))``: the one reduction both objectives use."""
+  return jnp.sum(losses_RxT * weights_RxT), jnp.sum(weights_RxT)
+
+
 def weighted_mean(losses_RxT: jax.Array, weights_RxT: jax.Array) -> jax.Array:
-  """``sum(losses * weights) / sum(weights)``: the one reduction both objectives use."""
-  return jnp.sum(losses_RxT * weights_RxT) / jnp.sum(weights_RxT)
+  """``sum(losses * weights) / sum(weights)``."""
+  total, count = weighted_sum(losses_RxT, weights_RxT)
+  return total / count
+
+
+def _check_logits(logits_RxTxV: jax.Array, tokens_RxT) -> jax.Array:
+  want = (*jnp.shape(tokens_RxT), alphabet.NUM_CLASSES)
+  if logits_RxTxV.shape != want:
+    raise ValueError(f"logits have shape {logits_RxTxV.shape} for tokens {jnp.shape(tokens_RxT)}; expected {want}")
+  return logits_RxTxV
 
 
 def _logits(apply_fn: ApplyFn, params: Params, tokens_RxT: jax.Array) -> jax.Array:
@@ -51,10 +78,57 @@ def _logits(apply_fn: ApplyFn, params: Params, tokens_RxT: jax.Array) -> jax.Arr
   return logits
 
 
+# ----------------------------------------------------------------------------- LM
+
+
+def _lm_terms(logits_RxTxV: jax.Array, batch: LMBatch) -> tuple[jax.Array, jax.Array]:
+  return token_xent(logits_RxTxV, batch.targets), jnp.asarray(batch.mask).astype(jnp.float32)
+
+
 def lm_nll_per_token(params: Params, batch: LMBatch, apply_fn: ApplyFn) -> jax.Array:
   """Per-token NLL ``[R, T]``; zero-weighted positions are not masked out (use ``batch.mask``)."""
   check_lm_batch(batch)
   return token_xent(_logits(apply_fn, params, batch.inputs), batch.targets)
+
+
+def lm_nll_sum_from_logits(logits_RxTxV: jax.Array, batch: LMBatch) -> tuple[jax.Array, jax.Array]:
+  """``(sum of NLL over real predictions, number of real predictions)`` from logits ``[R, T, 64]`` of ``batch.inputs``."""
+  check_lm_batch(batch)
+  return weighted_sum(*_lm_terms(_check_logits(logits_RxTxV, batch.inputs), batch))
+
+
+def lm_nll_from_logits(logits_RxTxV: jax.Array, batch: LMBatch) -> jax.Array:
+  """``lm_nll`` from logits ``[R, T, 64]`` that you computed from ``batch.inputs``.
+
+  Example:
+    >>> import jax, jaxequiv
+    >>> cfg = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=8)
+    >>> params = jaxequiv.init(jax.random.key(0), cfg)
+    >>> batch = jaxequiv.lm_batch(["Hi.", "Ok."], 8)
+    >>> logits = jaxequiv.apply(params, batch.inputs, cfg)
+    >>> bool(jaxequiv.losses.lm_nll_from_logits(logits, batch) == jaxequiv.lm_nll(params, batch, jaxequiv.make_apply(cfg)))
+    True
+  """
+  check_lm_batch(batch)
+  return weighted_mean(*_lm_terms(_check_logits(logits_RxTxV, batch.inputs), batch))
+
+
+def lm_nll_sum(params: Params, batch: LMBatch, apply_fn: ApplyFn) -> tuple[jax.Array, jax.Array]:
+  r"""``(sum, count)``: summed NLL of the real next characters, and how many there are.
+
+  For exact gradient accumulation over micro-batches m:
+  :math:`\nabla \mathcal{L} = \sum_m \nabla S_m / \sum_m C_m`.
+
+  Example:
+    >>> import jax, jaxequiv
+    >>> cfg = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=8)
+    >>> params, apply_fn = jaxequiv.init(jax.random.key(0), cfg), jaxequiv.make_apply(cfg)
+    >>> total, count = jaxequiv.losses.lm_nll_sum(params, jaxequiv.lm_batch(["Hi.", "Ok."], 8), apply_fn)
+    >>> int(count)
+    6
+  """
+  check_lm_batch(batch)
+  return weighted_sum(*_lm_terms(_logits(apply_fn, params, batch.inputs), batch))
 
 
 def lm_nll(params: Params, batch: LMBatch, apply_fn: ApplyFn) -> jax.Array:
@@ -72,13 +146,19 @@ def lm_nll(params: Params, batch: LMBatch, apply_fn: ApplyFn) -> jax.Array:
     Scalar float32 loss in nats per character.
 
   Example:
-    >>> cfg = jaxequiv.ModelConfig(seq_len=16)
+    >>> import jax, jaxequiv
+    >>> cfg = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=16)
     >>> params = jaxequiv.init(jax.random.key(0), cfg)
     >>> batch = jaxequiv.lm_batch(["Hi.", "Ok."], 16)
     >>> loss = jaxequiv.lm_nll(params, batch, jaxequiv.make_apply(cfg))
+    >>> loss.shape, loss.dtype
+    ((), dtype('float32'))
   """
-  losses = lm_nll_per_token(params, batch, apply_fn)
-  return weighted_mean(losses, jnp.asarray(batch.mask).astype(jnp.float32))
+  check_lm_batch(batch)
+  return weighted_mean(*_lm_terms(_logits(apply_fn, params, batch.inputs), batch))
+
+
+# ----------------------------------------------------------------------------- classification
 
 
 def _scatter(batch: ClassificationBatch):
@@ -89,12 +169,37 @@ def _scatter(batch: ClassificationBatch):
   return targets, weights.astype(jnp.float32)
 
 
+def _clf_terms(logits_RxTxV: jax.Array, batch: ClassificationBatch) -> tuple[jax.Array, jax.Array]:
+  targets, weights = _scatter(batch)
+  return token_xent(logits_RxTxV, targets), weights
+
+
 def classification_xent_per_example(params: Params, batch: ClassificationBatch, apply_fn: ApplyFn) -> jax.Array:
   """Per-example cross-entropy ``[N]`` (padding examples, row == R, give 0)."""
   check_classification_batch(batch)
   targets, _ = _scatter(batch)
   losses = token_xent(_logits(apply_fn, params, batch.tokens), targets)
   return losses.at[batch.rows, batch.positions].get(mode="fill", fill_value=0.0)
+
+
+def classification_xent_sum_from_logits(logits_RxTxV: jax.Array,
+                                        batch: ClassificationBatch) -> tuple[jax.Array, jax.Array]:
+  """``(sum of cross-entropies, number of real examples)`` from logits ``[R, T, 64]`` of ``batch.tokens``."""
+  check_classification_batch(batch)
+  return weighted_sum(*_clf_terms(_check_logits(logits_RxTxV, batch.tokens), batch))
+
+
+def classification_xent_from_logits(logits_RxTxV: jax.Array, batch: ClassificationBatch) -> jax.Array:
+  """``classification_xent`` from logits ``[R, T, 64]`` that you computed from ``batch.tokens``."""
+  check_classification_batch(batch)
+  return weighted_mean(*_clf_terms(_check_logits(logits_RxTxV, batch.tokens), batch))
+
+
+def classification_xent_sum(params: Params, batch: ClassificationBatch,
+                            apply_fn: ApplyFn) -> tuple[jax.Array, jax.Array]:
+  """``(sum, count)``: summed cross-entropy over the real examples, and how many there are (see ``lm_nll_sum``)."""
+  check_classification_batch(batch)
+  return weighted_sum(*_clf_terms(_logits(apply_fn, params, batch.tokens), batch))
 
 
 def classification_xent(params: Params, batch: ClassificationBatch, apply_fn: ApplyFn) -> jax.Array:
@@ -120,10 +225,14 @@ def classification_xent(params: Params, batch: ClassificationBatch, apply_fn: Ap
     Scalar float32 loss in nats per example.
 
   Example:
+    >>> import jax, jaxequiv
+    >>> cfg = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=16)
+    >>> params, apply_fn = jaxequiv.init(jax.random.key(0), cfg), jaxequiv.make_apply(cfg)
     >>> ex = jaxequiv.prefix_examples(["Hi.", "Ok."])
-    >>> loss = jaxequiv.classification_xent(params, jaxequiv.pack(ex, 16), apply_fn)
+    >>> clf = jaxequiv.classification_xent(params, jaxequiv.pack(ex, 16), apply_fn)
+    >>> lm = jaxequiv.lm_nll(params, jaxequiv.lm_batch(jaxequiv.canonical_order(["Hi.", "Ok."]), 16), apply_fn)
+    >>> bool(clf == lm)
+    True
   """
   check_classification_batch(batch)
-  targets, weights = _scatter(batch)
-  losses = token_xent(_logits(apply_fn, params, batch.tokens), targets)
-  return weighted_mean(losses, weights)
+  return weighted_mean(*_clf_terms(_logits(apply_fn, params, batch.tokens), batch))

@@ -2,7 +2,6 @@
 
 import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 
 from jaxequiv import alphabet, model
 from jaxequiv.lm import sample as sampling
+from tests import archs
 
 A = alphabet.ALPHABET
 PAD, PERIOD = alphabet.PAD, alphabet.PERIOD
@@ -200,17 +200,7 @@ def test_same_key_same_samples_different_key_different_samples():
   assert a != sampling.sample(params, CFG, jax.random.key(2), 16)
 
 
-class _CausalConv(nn.Module):
-  """Not a transformer: the no-cache sampler and the classifier take any causal apply_fn."""
-
-  @nn.compact
-  def __call__(self, tokens_BxT):
-    x = nn.Embed(alphabet.INPUT_VOCAB, 16)(tokens_BxT)
-    x = jnp.tanh(nn.Conv(16, (3,), padding=((2, 0),))(x))
-    return nn.Dense(64)(x)
-
-
-_CONV = _CausalConv()
+_CONV = archs.CausalConv(width=16, layers=1)  # not a transformer: any causal apply_fn samples
 _CONV_APPLY = lambda p, tokens: _CONV.apply({"params": p}, tokens)  # noqa: E731
 
 

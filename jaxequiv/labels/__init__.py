@@ -34,8 +34,17 @@ Example:
   >>> from jaxequiv.labels import label_trie, trie_text, path_char_logprobs, label_model_inputs
   >>> trie = label_trie(["cat.", "car.", "dog."])
   >>> print(trie_text(trie))
+  (root)
+  +-- 'ca'
+  |   +-- 'r.'  -> 1
+  |   +-- 't.'  -> 0
+  +-- 'dog.'  -> 2
   >>> logp_BxKxL = path_char_logprobs(trie, jnp.log(jnp.array([[.5, .3, .2]])))
+  >>> logp_BxKxL.shape
+  (1, 3, 4)
   >>> batch = label_model_inputs(trie, seq_len=8)   # teacher-forcing rows [K, T]
+  >>> batch.inputs.shape
+  (3, 8)
 """
 
 from jaxequiv.labels.trie import LabelTrie as LabelTrie

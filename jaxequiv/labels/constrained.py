@@ -113,7 +113,14 @@ def greedy_decode(
     ``Decoded`` with W = 1.
 
   Example:
-    >>> out = jax.jit(lambda p: greedy_decode(trie, lambda tok, t: apply_fn(p, tok)[:, t], 4))(params)
+    >>> import jax, jaxequiv
+    >>> from jaxequiv.labels import greedy_decode, label_trie
+    >>> trie = label_trie(["cat.", "car.", "dog."])
+    >>> cfg = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=8)
+    >>> params, apply_fn = jaxequiv.init(jax.random.key(0), cfg), jaxequiv.make_apply(cfg)
+    >>> out = jax.jit(lambda p: greedy_decode(trie, lambda tok, t: apply_fn(p, tok)[:, t], 4, 8))(params)
+    >>> out.classes.shape, bool((out.classes >= 0).all())   # 4 rows, each decoded to one of the 3 labels
+    ((4,), True)
   """
   seq_len = _check_decode_args(trie, seq_len)
   step, state0 = _stateful(step_fn, init_state)

@@ -76,8 +76,11 @@ def char_conditionals(trie: LabelTrie, class_logits_BxK: jax.Array) -> jax.Array
     ``[B, K, Lmax]`` entries a loss needs.
 
   Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxequiv.labels import char_conditionals, label_trie
     >>> lp = char_conditionals(label_trie(["ab.", "b."]), jnp.log(jnp.array([[.25, .75]])))
-    >>> float(jnp.exp(lp[0, 0, 1]))   # p('b' | root) = 0.75
+    >>> round(float(jnp.exp(lp[0, 0, 1])), 6)   # p('b' | root) = 0.75
+    0.75
   """
   lm_BxN = node_log_mass(trie, class_logits_BxK)
   child_Nx64 = jnp.asarray(trie.child)
@@ -98,9 +101,12 @@ def path_char_logprobs(trie: LabelTrie, class_logits_BxK: jax.Array) -> jax.Arra
   Rows of ``-inf`` logits give NaN; pass finite logits.
 
   Example:
+    >>> import jax.numpy as jnp, numpy as np
+    >>> from jaxequiv.labels import label_trie, path_char_logprobs
     >>> trie = label_trie(["cat.", "car.", "dog."])
     >>> lp = path_char_logprobs(trie, jnp.log(jnp.array([[.5, .3, .2]])))
-    >>> jnp.exp(lp[0, 0])   # p(c)=.8, p(a|c)=1, p(t|ca)=.5/.8, p(.|cat)=1
+    >>> np.round(np.exp(lp[0, 0]), 4)   # p(c)=.8, p(a|c)=1, p(t|ca)=.5/.8, p(.|cat)=1
+    array([0.8  , 1.   , 0.625, 1.   ], dtype=float32)
   """
   lm_BxN = node_log_mass(trie, class_logits_BxK)
   nodes_KxL1 = jnp.asarray(trie.label_nodes)

@@ -18,11 +18,17 @@ float32 rounding (about 1e-6), not bit for bit. ``tests/decode_test.py``
 measures the error.
 
 Example:
+  >>> import jax, jax.numpy as jnp, jaxequiv
+  >>> from jaxequiv.lm.decoding import decode_step, init_cache
+  >>> config = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=8)
+  >>> params = jaxequiv.init(jax.random.key(0), config)
   >>> cache = init_cache(config, batch_size=8)
-  >>> tokens_B = jnp.full((8,), alphabet.BOS)
+  >>> tokens_B = jnp.full((8,), jaxequiv.BOS)
   >>> for p in range(config.seq_len):
   ...   logits_Bx64, cache = decode_step(params, cache, tokens_B, p, config)
   ...   tokens_B = jnp.argmax(logits_Bx64, -1)
+  >>> logits_Bx64.shape
+  (8, 64)
 """
 
 from __future__ import annotations

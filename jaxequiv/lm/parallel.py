@@ -30,10 +30,10 @@ batch, so every host builds the full batch and keeps its rows). Untested here:
 this machine has one host and no accelerator.
 
 Example:
-  >>> mesh = make_mesh()
-  >>> step = jit_train_step(make_train_step(loss_fn, opt), mesh)
-  >>> state = replicate(state, mesh)
-  >>> state, metrics = step(state, shard_batch(batch, mesh))
+  mesh = make_mesh()
+  step = jit_train_step(make_train_step(loss_fn, opt), mesh)
+  state = replicate(state, mesh)
+  state, metrics = step(state, shard_batch(batch, mesh))
 """
 
 from __future__ import annotations

@@ -50,7 +50,13 @@ prompt is fed one character per step (its characters are forced) and is part
 of the returned text.
 
 Example:
+  >>> import jax, jaxequiv
+  >>> from jaxequiv.lm.sample import sample
+  >>> config = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=16)
+  >>> params = jaxequiv.init(jax.random.key(0), config)   # untrained: the samples are noise
   >>> texts = sample(params, config, jax.random.key(0), 16, temperature=0.8, top_k=10, prompt="Th")
+  >>> len(texts), all(t.startswith("Th") for t in texts)
+  (16, True)
 """
 
 from __future__ import annotations
@@ -210,6 +216,10 @@ def sample_tokens(
     ``Samples`` with ``tokens [B, L]``.
 
   Example (a step function that always says "a", then "."):
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxequiv import alphabet
+    >>> from jaxequiv.lm.sample import sample_tokens, to_strings
+    >>> key = jax.random.key(0)
     >>> def step(state, tokens_B, position):
     ...   nxt = jnp.where(position < 2, 0, alphabet.PERIOD)
     ...   return jnp.where(jnp.arange(64) == nxt, 0.0, -jnp.inf) * jnp.ones((tokens_B.shape[0], 1)), state
@@ -345,8 +355,11 @@ def sample(
     ``num_samples`` strings, each ending with ``'.'`` unless it reached ``max_len``.
 
   Example:
-    >>> sample(params, config, jax.random.key(0), 2, prompt="The ")
-    ['The cat sat.', 'The end.']
+    >>> import jax, jaxequiv
+    >>> config = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=12)
+    >>> params = jaxequiv.init(jax.random.key(0), config)
+    >>> [s[:4] for s in sample(params, config, jax.random.key(0), 2, prompt="The ")]   # a trained model continues them
+    ['The ', 'The ']
   """
   return to_strings(sample_ids(params, config, key, num_samples, temperature=temperature, top_k=top_k,
                                prompt=prompt, max_len=max_len, use_cache=use_cache))
