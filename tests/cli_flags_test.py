@@ -250,3 +250,52 @@ def test_table(data_cases):
   print(f"{len(rows)} bad-input cases: {sum(r.split(' | ')[1] == '2' for r in rows)} exit 2 with one line,"
         f" {tracebacks} tracebacks, {accepted} accepted")
   assert len(rows) >= 72 and tracebacks == 0 and accepted == 0
+
+
+class _Stop(ValueError):
+  """Ends a command at its first data access (a ValueError, so main prints it and returns 2)."""
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--data", "synthetic"],
+    ["sample", "--checkpoint", "."],
+    ["labels", "--data", "shapes"],
+    ["verify"],
+])
+@pytest.mark.parametrize("off", [False, True])
+def test_every_command_sets_determinism_flags_before_touching_data(monkeypatch, argv, off):
+  from jaxequiv import determinism, verify
+  from jaxequiv.cli import sample as cli_sample
+  from jaxequiv.labels import experiment
+  from jaxequiv.lm import corpus
+  events = []
+  monkeypatch.setattr(determinism, "ensure_xla_flags", lambda: events.append("flags") or [])
+
+  def data(*args, **kwargs):
+    events.append("data")
+    raise _Stop("stopped at the data")
+
+  for module, name in [(corpus, "load_sentences"), (experiment, "run_experiment"), (verify, "run_checks"),
+                       (cli_sample, "load_params")]:
+    monkeypatch.setattr(module, name, data)
+  rc, _, err = _main(argv + ["--no-determinism-flags"] * off + (["--out", "/nonexistent/run"] if argv[0] == "train" else []))
+  assert rc == 2 and "stopped at the data" in err, err
+  assert events == (["data"] if off else ["flags", "data"])
+
+
+def test_labels_class_names_file_renames_the_classes(tmp_path, monkeypatch):
+  from jaxequiv.labels import experiment, images
+  names = tmp_path / "names.txt"
+  names.write_text("# one per line, label order\n" + "\n".join(f"thing {i}" for i in range(16)) + "\n")
+  argv = ["labels", "--data", "shapes", "--steps", "1", "--batch-size", "8", "--num-train", "16", "--num-test", "16",
+          "--width", "32", "--heads", "2", "--channels", "8,16", "--beam-size", "3", "--no-determinism-flags",
+          "--class-names", str(names)]
+  if "class_names" not in __import__("inspect").signature(experiment.run_experiment).parameters:
+    rc, _, err = _main(argv)
+    assert rc == 2 and "does not accept class names yet" in err  # refused in one line, not a TypeError
+    pytest.xfail("needs jaxequiv.labels.experiment.run_experiment(class_names=...) (see the report)")
+  seen, real = [], images.load_images
+  monkeypatch.setattr(images, "load_images", lambda *a, **kw: seen.append(real(*a, **kw).class_names) or real(*a, **kw))
+  rc, out, err = _main(argv)
+  assert rc == 0, err
+  assert "K=16" in out and seen and all(names == [f"thing {i}." for i in range(16)] for names in seen)
