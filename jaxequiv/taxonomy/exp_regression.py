@@ -21,7 +21,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxequiv import labels
 from jaxequiv.taxonomy import nets, regression, retrieval
 
 HEADS = ("se", "gauss", "hlgauss", "twohot", "digits")
@@ -79,7 +78,7 @@ def loss(p, batch, head: str, s: Setup) -> jax.Array:
 
 
 def predict(p, x, head: str, s: Setup, train_var: float) -> tuple[jax.Array, jax.Array]:
-  """(E[y], per-example NLL function of y) in standardised units: returns means and a log-density closure's inputs."""
+  """``(E[y] [B], aux)`` in standardised units; aux is the log-variance ``[B]`` (Gaussian heads) or K-way log-probs ``[B, K]``."""
   h = _features(p, x)
   if head == "digits":
     node = nets.decoder_node_logits(p["head"], h, s.chars, s.mask)
