@@ -299,3 +299,19 @@ def test_labels_class_names_file_renames_the_classes(tmp_path, monkeypatch):
   rc, out, err = _main(argv)
   assert rc == 0, err
   assert "K=16" in out and seen and all(names == [f"thing {i}." for i in range(16)] for names in seen)
+
+
+def test_train_non_finite_loss_is_one_line_and_exit_1(tmp_path, monkeypatch):
+  from jaxequiv.lm import train as tr
+  from jaxequiv.training import NonFiniteLossError
+
+  def diverges(*args, **kwargs):
+    raise NonFiniteLossError("loss is nan at step 5; the last good checkpoint is step 4 in run/checkpoints")
+
+  monkeypatch.setattr(tr, "train", diverges)
+  rc, _, err = _main(["train", "--data", "synthetic", "--num-synthetic", "50", "--seq-len", "32",
+                      "--no-determinism-flags", "--out", str(tmp_path / "run")])
+  lines = err.strip().splitlines()
+  assert rc == 1 and "Traceback" not in err
+  assert lines[-1] == ("jaxequiv train: error: loss is nan at step 5; the last good checkpoint is step 4 in"
+                       " run/checkpoints")

@@ -187,9 +187,14 @@ def run(args: argparse.Namespace) -> int:
         f" {len(val_sentences)} validation", file=sys.stderr)
   mesh = parallel.make_mesh() if args.data_parallel else None
   t0 = time.time()
-  result = tr.train(mcfg, tcfg, tr.sentence_batches(train_sentences, mcfg, tcfg), val_sentences=val_sentences,
-                    out_dir=out, resume=True, max_steps_this_run=args.max_steps_this_run,
-                    progress=not args.no_progress, mesh=mesh, extra_config={"data": data})
+  from jaxequiv.training import NonFiniteLossError  # pylint: disable=import-outside-toplevel
+  try:
+    result = tr.train(mcfg, tcfg, tr.sentence_batches(train_sentences, mcfg, tcfg), val_sentences=val_sentences,
+                      out_dir=out, resume=True, max_steps_this_run=args.max_steps_this_run,
+                      progress=not args.no_progress, mesh=mesh, extra_config={"data": data})
+  except NonFiniteLossError as e:  # the run failed, not the input: one line naming the step, exit status 1
+    print(f"jaxequiv train: error: {cli.one_line(e)}", file=sys.stderr)
+    return 1
   wall = time.time() - t0
   final = tr.final_validation(result.history)
   if not result.completed:
