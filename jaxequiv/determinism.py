@@ -65,14 +65,24 @@ def accepted_flags(backend: str) -> list[str]:
 def set_xla_flags(backend: str | None = None) -> list[str]:
   """Appends the accepted determinism flags for ``backend`` (default: probed) to ``XLA_FLAGS``.
 
+  Once JAX has started, there is nothing left to do if its backend needs no
+  flags or already has them (re-running a notebook's first cell is fine).
+
   Returns:
     The flags added (empty on CPU and TPU, which need none).
 
   Raises:
-    RuntimeError: if JAX has already initialised a backend, when flags would be ignored.
+    RuntimeError: if JAX has already started on a backend that lacks its
+      flags, which XLA would now ignore.
   """
   if _backends_initialised():
-    raise RuntimeError("set_xla_flags() must run before JAX's first computation; XLA_FLAGS is read once at start-up")
+    import jax  # pylint: disable=import-outside-toplevel
+    started = jax.default_backend()
+    if flags_set(started):
+      return []
+    raise RuntimeError(f"set_xla_flags() must run before JAX's first computation; JAX already runs on {started}"
+                       " without the flags, and XLA_FLAGS is read once at start-up: restart the process (in a"
+                       " notebook, the runtime) and call it first")
   backend = backend or probe_backend()
   current = os.environ.get("XLA_FLAGS", "").split()
   added = [f for f in accepted_flags(backend) if f not in current]
