@@ -325,6 +325,26 @@ def save(run_dir: str, step: int, items: Mapping[str, Any], meta: Mapping[str, A
   return final
 
 
+def remove_partial_writes(run_dir: str) -> list[str]:
+  """Deletes what killed writers left half-written (``.tmp-*`` files and step directories); returns their paths.
+
+  Only the lock holder may call it: a live writer's temporary files look the same.
+  """
+  removed = []
+  for d in (os.path.abspath(run_dir), checkpoint_dir(run_dir)):
+    if not os.path.isdir(d):
+      continue
+    for name in os.listdir(d):
+      if name.startswith(_TMP_PREFIX):
+        path = os.path.join(d, name)
+        if os.path.isdir(path):
+          shutil.rmtree(path, ignore_errors=True)
+        else:
+          os.remove(path)
+        removed.append(path)
+  return removed
+
+
 def verify(run_dir: str, step: int) -> str | None:
   """Why checkpoint ``step`` is damaged (a short reason), or None if every file matches its manifest."""
   d = os.path.join(checkpoint_dir(run_dir), str(int(step)))

@@ -20,9 +20,9 @@ import sys
 import jax
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from jaxequiv import model
-from jaxequiv.cli import sample as cli_sample  # noqa: E402
+from jaxequiv import checkpoint, model  # noqa: E402
 from jaxequiv.lm import sample as sampling  # noqa: E402
+from jaxequiv.lm import train  # noqa: E402
 
 
 def main() -> int:
@@ -32,7 +32,7 @@ def main() -> int:
   p.add_argument("--seed", type=int, default=42)
   p.add_argument("--out", default=None)
   args = p.parse_args()
-  params, config = cli_sample.load_params(args.checkpoint)
+  params, config = train.load_params(args.checkpoint)
   apply_fn = model.make_apply(config)
   rows = []
   for temperature, top_k in [(1.0, None), (0.7, 5), (1.5, None), (0.0, None)]:
@@ -51,8 +51,7 @@ def main() -> int:
     info = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 command="python " + " ".join(sys.argv), jax=jax.__version__, backend=jax.default_backend(),
                 config=str(config))
-    with open(os.path.join(args.checkpoint, "config.json")) as f:
-      info["train"] = {k: v for k, v in json.load(f).items() if k != "model"}
+    info["train"] = {k: v for k, v in checkpoint.read_config(args.checkpoint).items() if k != "model"}
     with open(args.out + ".json", "w") as f:
       json.dump(dict(info=info, rows=rows), f, indent=2)
     lines = ["# Sampler agreement on a trained model", "",

@@ -168,6 +168,9 @@ def test_a_save_killed_before_its_rename_leaves_no_step(tmp_path, monkeypatch):
   monkeypatch.undo()
   assert checkpoint.steps(d) == [1]  # the half-written .tmp directory is not a step
   assert checkpoint.restore(d, _like()).step == 1
+  left = checkpoint.remove_partial_writes(d)
+  assert len(left) == 1 and ".tmp-2-" in left[0]
+  assert sorted(os.listdir(checkpoint.checkpoint_dir(d))) == ["1"]
 
 
 def test_lock_refuses_a_second_writer_in_one_line(tmp_path):

@@ -465,6 +465,7 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
     state = parallel.replicate(state, mesh)
 
   if out_dir is not None:
+    checkpoint.remove_partial_writes(out_dir)  # we hold the lock: any .tmp-* is a killed writer's
     if checkpoint.steps(out_dir):
       if not resume:
         raise RunDirError(f"{out_dir!r} already holds checkpoints; resume it or use a fresh directory")
@@ -518,7 +519,7 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
       state, metrics = train_step(state, put(batch))
       step += 1
       window.append(metrics)
-      if step % tcfg.log_every == 0 or step == end:
+      if step % tcfg.log_every == 0 or step == tcfg.steps:  # not at a max_steps_this_run cut: that is a "kill"
         means = _window_means(fetch_window(step))
         log_record({"step": step, "predictions_seen": predictions_seen, **means,
                     "lr": float(schedule(step - 1)), "time": time.time() - t0})
