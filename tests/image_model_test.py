@@ -199,3 +199,22 @@ def test_patch_vit_encoder_shapes_and_errors(data):
     im.init_onehot(jax.random.key(0), dataclasses.replace(cfg, patch=5), 4, (16, 16, 3))
   with pytest.raises(ValueError, match="encoder must be 'cnn' or 'vit'"):
     im.ImageModelConfig(encoder="resnet")
+
+
+def test_heads_train_through_the_shared_training_step_and_stop_on_nan(data, monkeypatch):
+  from jaxequiv import training  # pylint: disable=import-outside-toplevel
+  calls = []
+  real = training.make_train_step
+
+  def spy(loss_fn, optimizer):
+    calls.append(loss_fn)
+    return real(loss_fn, optimizer)
+
+  monkeypatch.setattr(training, "make_train_step", spy)
+  im._cached_step.cache_clear()  # pylint: disable=protected-access
+  res = im.train_heads(data.images[:16], data.labels[:16], NAMES, CFG, steps=2, batch_size=8, heads=("onehot",))
+  assert len(calls) == 1 and res.onehot_curve.shape == (2,)
+  bad = data.images[:16].copy()
+  bad[3] = np.nan
+  with pytest.raises(training.NonFiniteLossError, match=r"^(loss|grad_norm) became nan at step 1; training stopped$"):
+    im.train_heads(bad, data.labels[:16], NAMES, CFG, steps=2, batch_size=16, heads=("onehot",))
