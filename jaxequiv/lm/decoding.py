@@ -126,8 +126,8 @@ def _block_step(p: Params, layer: LayerCache, x_Bx1xD: jax.Array, position, conf
   h = config.num_heads
   k = config.width // h
   y = nn.LayerNorm(dtype=dt).apply({"params": p["ln_attn"]}, x_Bx1xD)
-  qkv = nn.DenseGeneral((3, h, k), dtype=dt).apply({"params": p["qkv"]}, y)
-  q_Bx1xHxK, k_Bx1xHxK, v_Bx1xHxK = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+  qkv = nn.DenseGeneral((3, h, k), use_bias=False, dtype=dt).apply({"params": p["qkv"]}, y)
+  q_Bx1xHxK, k_Bx1xHxK, v_Bx1xHxK = model.split_qkv(qkv, p["qv_bias"])
   start = (0, position, 0, 0)
   layer = LayerCache(
       jax.lax.dynamic_update_slice(layer.k_BxTxHxK, k_Bx1xHxK.astype(layer.k_BxTxHxK.dtype), start),
