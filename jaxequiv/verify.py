@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import optax
 
-from jaxequiv import batches, bitwise, losses, model, prefix
+from jaxequiv import batches, bitwise, determinism, losses, model, prefix
 
 EDGE_CASES = (".", "a.", "Hi.", "Hi.", "Hi there.", "ab cd.", "ab ce.")
 WORDS = ("the", "cat", "sat", "on", "a", "mat", "The", "dog", "ran", "far", "away", "I", "saw", "42", "Zebras", "run")
@@ -34,6 +34,16 @@ class VerifyConfig:
   steps: int = 20
   repeats: int = 5
   seed: int = 0
+
+  def __post_init__(self):
+    for name in ("num_layers", "width", "num_heads", "seq_len", "num_sentences", "steps", "repeats"):
+      value = getattr(self, name)
+      if not isinstance(value, int) or value < 1:
+        raise ValueError(f"VerifyConfig.{name} must be an integer >= 1, got {value!r}")
+    if self.width % self.num_heads:
+      raise ValueError(f"VerifyConfig.num_heads={self.num_heads} must divide width={self.width}")
+    if self.seq_len < 2:
+      raise ValueError(f"VerifyConfig.seq_len must be >= 2 (a sentence and its '.'), got {self.seq_len}")
 
 
 def default_sentences(num: int, seq_len: int, seed: int = 0) -> list[str]:
@@ -77,6 +87,7 @@ def run_checks(
   ``lm_loss`` and ``clf_loss`` are injectable so that a test can show a broken
   loss is caught.
   """
+  determinism.warn_if_unset()  # once, in plain words, where a GPU runs without the determinism flags
   devices = jax.devices()
   out(f"jaxequiv verify: backend {jax.default_backend()} ({len(devices)} device(s): {devices[0].device_kind}),"
       f" jax {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")

@@ -35,7 +35,7 @@ def test_notebook_executes(path):
 def test_notebook_sets_determinism_flags_before_jax_and_opens_on_a_gpu(path):
   nb = nbformat.read(path, as_version=4)
   code = [c.source for c in nb.cells if c.cell_type == "code"]
-  flags = next(i for i, s in enumerate(code) if "determinism.set_xla_flags()" in s)
+  flags = next(i for i, s in enumerate(code) if "determinism.set_xla_flags()" in s or "determinism.ensure_xla_flags()" in s)
   imports_jax = re.compile(r"^\s*(import jax\b|from jax(\.\w+)* import)", re.M)
   first_jax = next(i for i, s in enumerate(code) if imports_jax.search(s))
   assert flags < first_jax, f"{path.name}: cell {first_jax} imports JAX before the determinism flags are set"
