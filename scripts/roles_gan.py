@@ -20,6 +20,7 @@ def main():
   p.add_argument("--disc-width", type=int, default=200)
   p.add_argument("--lr", type=float, default=1e-4)
   p.add_argument("--batch-size", type=int, default=100)
+  p.add_argument("--decay", action="store_true", help="cosine learning-rate decay over the run")
   p.add_argument("--settings", default="ring:1,ring:2,grid:1,grid:4")
   p.add_argument("--out", default="results/roles_gan.json")
   a = p.parse_args()
@@ -28,7 +29,8 @@ def main():
     name, pack = setting.split(":")
     mix = mixtures.ring() if name == "ring" else mixtures.grid()
     cfg = gan.GANConfig(gen_hidden=(a.gen_width,) * 4, disc_hidden=(a.disc_width,) * 3, pack=int(pack),
-                        learning_rate=a.lr, batch_size=a.batch_size)
+                        learning_rate=a.lr, batch_size=a.batch_size,
+                        decay_steps=a.steps if a.decay else 0)
     t = time.time()
     per_seed, samples = gan.train_seeds(list(range(a.seeds)), cfg, mix, a.steps)
     secs = time.time() - t

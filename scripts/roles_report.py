@@ -35,33 +35,37 @@ def machine():
 
 
 def gan_section():
-  lines = []
-  runs, args = {}, None
+  runs = {}
   for f in sorted(R.glob("roles_gan_*.json")):
     d = json.loads(f.read_text())
-    runs.update(d["runs"])
-    args = d["args"]
+    for k, v in d["runs"].items():
+      runs[k] = dict(v, args=d["args"])
   if not runs:
     return ["(GAN runs missing)"]
-  lines += [f"Command (one per setting): `python scripts/roles_gan.py --seeds {args['seeds']} --steps {args['steps']}"
-            f" --gen-width {args['gen_width']} --disc-width {args['disc_width']} --lr {args['lr']}"
-            f" --settings <ring:1|ring:2|grid:1|grid:4> --out results/roles_gan_<setting>.json`", "",
-            f"Generator MLP 2→{args['gen_width']}×4→2, discriminator MLP 2·pack→{args['disc_width']}×3→1 (the same"
-            f" `roles.mlp` class, ReLU, no batch norm), Adam lr {args['lr']} b1 0.5, batch {args['batch_size']} packed"
-            f" inputs, {args['steps']} steps, fresh data each step; 2,500 samples per seed; mean ± std over"
-            f" {args['seeds']} seeds. **Reduced run**: narrower nets and far fewer steps than PacGAN's (CPU only).", "",
-            "| setting | modes captured (ours) | PacGAN T1 | high quality (ours) | PacGAN T1 | reverse KL (ours) | PacGAN T1 |",
-            "|---|---|---|---|---|---|---|"]
+  a0 = next(iter(runs.values()))["args"]
+  lines = [f"Command per setting: `python scripts/roles_gan.py --seeds S --steps N --gen-width {a0['gen_width']}"
+           f" --disc-width {a0['disc_width']} --lr {a0['lr']} [--decay] --settings <ring:1|ring:2|grid:1|grid:4>"
+           f" --out results/roles_gan_<setting>.json` (S, N, decay per row below).", "",
+           f"Generator MLP 2→{a0['gen_width']}×4→2, discriminator MLP 2·pack→{a0['disc_width']}×3→1 (the same"
+           f" `roles.mlp` class, ReLU, no batch norm), Adam lr {a0['lr']} b1 0.5, batch {a0['batch_size']} packed"
+           " inputs, fresh data each step; 2,500 samples per seed; mean ± std over seeds. **Reduced runs**: narrower"
+           " nets and far fewer steps than PacGAN's (CPU only, shared). PacGAN Table 1 numbers beside ours.", "",
+           "| setting | seeds, steps | modes captured | PacGAN T1 | high quality | PacGAN T1 | reverse KL | PacGAN T1 |",
+           "|---|---|---|---|---|---|---|---|"]
   for k in ("ring, pack 1", "ring, pack 2", "grid, pack 1", "grid, pack 4"):
     if k not in runs:
       continue
-    ps = runs[k]["per_seed"]
-    a = PACGAN[k]
-    lines.append(f"| {k.replace('pack 1', 'GAN').replace('pack 2', 'PacGAN2').replace('pack 4', 'PacGAN4')}"
+    ps, a, ar = runs[k]["per_seed"], PACGAN[k], runs[k]["args"]
+    name = k.replace("pack 1", "GAN").replace("pack 2", "PacGAN2").replace("pack 4", "PacGAN4")
+    lines.append(f"| {name} | {ar['seeds']}, {ar['steps']}{' (decay)' if ar.get('decay') else ''}"
                  f" | {_ms([p['modes'] for p in ps], '{:.1f}')} | {a[0]}"
                  f" | {100 * np.mean([p['high_quality'] for p in ps]):.1f}% | {a[1]}"
                  f" | {_ms([p['reverse_kl'] for p in ps])} | {a[2]} |")
   return lines
+
+
+def _pcts(runs):
+  return ", ".join("{:.1f}%".format(100 * r["test_acc"]) for r in runs)
 
 
 def jem_section():
@@ -96,7 +100,9 @@ def jem_section():
               f" {np.mean([r['sec_per_step'] for r in j]) * 1e3:.2f} ms |", "",
               f"Cost per step JEM ÷ CE: **{ratio:.1f}×** (anchor: ~20 extra forward/backward passes per step; on this"
               " tiny MLP per-step overhead dominates, so the ratio is below 21). Anchor: JEM on CIFAR-10 92.9% accuracy,"
-              " IS 8.76 (WRN-28-10; not comparable in scale). Samples: `results/roles_jem_samples.png`.", ""]
+              " IS 8.76 (WRN-28-10; not comparable in scale). Per-seed accuracies: "
+              f"{_pcts(j)} (JEM) vs {_pcts(c)} (CE). Samples, one panel per seed:"
+              " `results/roles_jem_samples.png`.", ""]
   return lines
 
 
@@ -136,7 +142,27 @@ def reductio_section():
   return lines
 
 
+def sample_png():
+  """One panel of 64 buffer samples per SGLD JEM seed, titled with that seed's test accuracy."""
+  d = _load("roles_jem.json")
+  if not d or "sgld_jem" not in d:
+    return
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  runs = d["sgld_jem"]
+  fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.4))
+  for i, (ax, r) in enumerate(zip(np.atleast_1d(axes), runs)):
+    x = np.clip(np.array(r["samples"]), -1, 1).reshape(8, 8, 8, 8).transpose(0, 2, 1, 3).reshape(64, 64)
+    ax.imshow(x, cmap="gray_r")
+    ax.set_axis_off()
+    ax.set_title(f"seed {i}: test acc {100 * r['test_acc']:.1f}%", fontsize=9)
+  fig.suptitle("JEM persistent SGLD buffer samples (8x8 digits, clipped to [-1, 1])", fontsize=9)
+  fig.savefig(R / "roles_jem_samples.png", dpi=100, bbox_inches="tight")
+
+
 def main():
+  sample_png()
   commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
   text = ["# Same network, different roles: GAN, JEM and the ReLU/tanh reductio", "",
           f"Machine: {machine()}; commit {commit}. No accelerator was available to these runs.", "",

@@ -31,6 +31,7 @@ class GANConfig:
     pack: samples per discriminator input (1 = GAN, 2 or 4 = PacGAN2/4).
     batch_size: packed discriminator inputs per step (each from ``pack`` samples).
     learning_rate, b1: Adam for both networks.
+    decay_steps: if > 0, the learning rate follows a cosine decay to 5% of ``learning_rate`` over this many steps.
     activation: the one activation of both networks.
   """
 
@@ -42,6 +43,7 @@ class GANConfig:
   learning_rate: float = 1e-4
   b1: float = 0.5
   activation: str = "relu"
+  decay_steps: int = 0
 
   def __post_init__(self):
     if self.pack < 1 or self.batch_size < 1 or self.noise_dim < 1:
@@ -57,7 +59,10 @@ class GANState(NamedTuple):
 
 
 def _opt(cfg: GANConfig) -> optax.GradientTransformation:
-  return optax.adam(cfg.learning_rate, b1=cfg.b1)
+  lr = cfg.learning_rate
+  if cfg.decay_steps > 0:
+    lr = optax.cosine_decay_schedule(cfg.learning_rate, cfg.decay_steps, alpha=0.05)
+  return optax.adam(lr, b1=cfg.b1)
 
 
 def init(key: jax.Array, cfg: GANConfig) -> GANState:
