@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -218,3 +219,19 @@ def test_heads_train_through_the_shared_training_step_and_stop_on_nan(data, monk
   bad[3] = np.nan
   with pytest.raises(training.NonFiniteLossError, match=r"^(loss|grad_norm) became nan at step 1; training stopped$"):
     im.train_heads(bad, data.labels[:16], NAMES, CFG, steps=2, batch_size=16, heads=("onehot",))
+
+
+def test_save_and_load_heads_through_the_checkpoint_module(data, tmp_path):
+  res = im.train_heads(data.images, data.labels, NAMES, CFG, steps=1, batch_size=8, heads=("string",))
+  out = str(tmp_path / "labels")
+  cli_labels.save_heads(out, res, CFG, data.images.shape[1:], NAMES, summary={"accuracy": 0.5})
+  trained, cfg, names = cli_labels.load_heads(out)
+  assert cfg == CFG and names == list(NAMES) and trained.onehot_params is None
+  assert_bitwise_equal(trained.string_params, res.string_params)
+  assert_bitwise_equal(trained.string_curve, res.string_curve)
+  assert json.loads((tmp_path / "labels" / "metrics.json").read_text()) == {"accuracy": 0.5}
+  from jaxequiv import checkpoint  # pylint: disable=import-outside-toplevel
+  step_dir = os.path.join(checkpoint.checkpoint_dir(out), "1")
+  os.remove(os.path.join(step_dir, checkpoint.MANIFEST_FILE))
+  with pytest.raises(checkpoint.RunDirError, match="no good checkpoint in"):
+    cli_labels.load_heads(out)

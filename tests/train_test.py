@@ -351,3 +351,22 @@ def test_resume_iid_with_data_iterators_is_bitwise_equal(tmp_path):
   resumed = tr.train(MCFG, tcfg, batches, out_dir=out, progress=False)
   assert_bitwise_equal(straight.state, resumed.state)
   assert resumed.predictions_seen == straight.predictions_seen
+
+
+def test_sentence_batches_start_at_the_step_in_o1_when_the_iterators_can(monkeypatch):
+  """With ``start_step`` in ``lm_batches``' signature the stream starts there; no k batches rebuilt and dropped."""
+  from jaxequiv.lm import data
+  calls = []
+
+  def fast(sentences, batch_size, seq_len, *, seed=0, epochs=None, start_step=0):
+    calls.append(start_step)
+    return iter([f"batch {start_step}"])
+
+  monkeypatch.setattr(data, "lm_batches", fast)
+  assert next(tr.sentence_batches(SENTENCES, MCFG, _tcfg())(10**6)) == "batch 1000000" and calls == [10**6]
+
+  def slow(sentences, batch_size, seq_len, *, seed=0, epochs=None):  # an iterator without start_step
+    return (f"batch {k}" for k in range(100))
+
+  monkeypatch.setattr(data, "lm_batches", slow)
+  assert next(tr.sentence_batches(SENTENCES, MCFG, _tcfg())(7)) == "batch 7"

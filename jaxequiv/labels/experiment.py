@@ -8,6 +8,7 @@ measures how the string head scores and names held-out colour-shape combinations
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Sequence
@@ -17,10 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxequiv import checkpoint
 from jaxequiv import labels as labels_lib
 from jaxequiv.labels import heads as im
 from jaxequiv.labels import images as images_lib
 from jaxequiv.model import ModelConfig
+
 
 def _chunked(fn, x: np.ndarray, chunk: int) -> list[np.ndarray]:
   """Applies ``fn`` to fixed-size chunks of ``x`` (last one zero-padded, so one compile); trims."""
@@ -290,3 +293,57 @@ def zero_shot_table(zs: dict[str, Any]) -> str:
   lines = ["| zero-shot metric | value |", "|---|---:|"]
   lines += [f"| {title} | {fmt.format(zs[key])} |" for title, key, fmt in _ZS_ROWS]
   return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- run directory
+
+
+def image_config_from_dict(d: dict) -> im.ImageModelConfig:
+  """Inverse of ``dataclasses.asdict(ImageModelConfig)`` (JSON lists back to tuples)."""
+  return im.ImageModelConfig(**{**d, "channels": tuple(d["channels"]), "decoder": ModelConfig(**d["decoder"])})
+
+
+def save_heads(out_dir: str, trained: im.TrainedHeads, config: im.ImageModelConfig, image_shape: Sequence[int],
+               class_names: Sequence[str], summary: dict | None = None) -> str:
+  """Saves both heads' params through ``jaxequiv.checkpoint`` (checksummed, under the writer lock).
+
+  ``out_dir/checkpoints/<steps>/{onehot,string}/`` hold the params; the meta
+  records the config, image shape, class names, one-hot classes and loss
+  curves; ``summary`` (if given) is written atomically to ``out_dir/metrics.json``.
+
+  Returns:
+    The checkpoint's directory.
+  """
+  items = {k: v for k, v in (("onehot", trained.onehot_params), ("string", trained.string_params)) if v is not None}
+  steps = max(len(trained.onehot_curve), len(trained.string_curve))
+  meta = {"config": dataclasses.asdict(config), "image_shape": [int(d) for d in image_shape],
+          "class_names": list(class_names), "onehot_classes": np.asarray(trained.onehot_classes).tolist(),
+          "onehot_curve": np.asarray(trained.onehot_curve, np.float64).tolist(),
+          "string_curve": np.asarray(trained.string_curve, np.float64).tolist()}
+  with checkpoint.RunLock(out_dir):
+    path = checkpoint.save(out_dir, steps, items, meta)
+    if summary is not None:
+      checkpoint.write_json(f"{out_dir}/metrics.json", summary)
+  return path
+
+
+def load_heads(out_dir: str, step: int | None = None) -> tuple[im.TrainedHeads, im.ImageModelConfig, list[str]]:
+  """``(trained, config, class_names)`` from ``save_heads``' newest good (or given) checkpoint, on one device.
+
+  Raises:
+    jaxequiv.checkpoint.RunDirError: one line naming the directory if no good checkpoint is there.
+  """
+  meta = checkpoint.restore(out_dir, {}, step).meta
+  config = image_config_from_dict(meta["config"])
+  shape = tuple(meta["image_shape"])
+  classes = np.asarray(meta["onehot_classes"], np.int32)
+  key = jax.random.key(0)
+  like = {}
+  if meta["onehot_curve"]:
+    like["onehot"] = checkpoint.single_device(jax.eval_shape(lambda: im.init_onehot(key, config, len(classes), shape)))
+  if meta["string_curve"]:
+    like["string"] = checkpoint.single_device(jax.eval_shape(lambda: im.init_string(key, config, shape)))
+  r = checkpoint.restore(out_dir, like, meta["step"])
+  trained = im.TrainedHeads(r.items.get("onehot"), r.items.get("string"), classes,
+                            np.asarray(meta["onehot_curve"], np.float32), np.asarray(meta["string_curve"], np.float32))
+  return trained, config, list(meta["class_names"])
