@@ -42,7 +42,7 @@ def test_clip_with_classes_out_of_batch_order_agrees_to_tolerance():
   assert abs(float(a) - float(b)) < 1e-5
 
 
-@pytest.mark.parametrize("batch", [16, 64, 256])
+@pytest.mark.parametrize("batch", [16, 256])   # B=64 runs in checks_test
 def test_in_batch_clip_with_repeated_classes_is_a_log_count_adjusted_classifier(batch):
   k = 10
   classes = _emb(2, k)

@@ -9,7 +9,7 @@ from jaxequiv import alphabet, labels
 from jaxequiv.taxonomy import expressions as X
 
 
-@pytest.mark.parametrize("max_len", [1, 3, 5])
+@pytest.mark.parametrize("max_len", [1, 4])   # 5 runs in checks_test
 def test_decoder_support_is_the_grammar(max_len):
   support, grammar = X.decoder_support(max_len), X.grammar_strings(max_len)
   print(f"L={max_len}: {len(support)} strings")
@@ -27,12 +27,12 @@ def _bigram_logits(strings, seed):
   return table[np.arange(t)[None, :], prev], chars, np.array([len(s) for s in strings], np.int32)
 
 
-@pytest.mark.parametrize("max_len,seed", [(4, 0), (6, 1)])
+@pytest.mark.parametrize("max_len,seed", [(6, 1)])
 def test_total_probability_is_one(max_len, seed):
   strings = X.grammar_strings(max_len)
   logits, chars, lengths = _bigram_logits(strings, seed)
   lp = jax.jit(X.string_logprobs, static_argnums=3)(logits, chars, lengths, max_len)
-  total = float(jnp.sum(jnp.exp(lp.astype(jnp.float64) if jax.config.jax_enable_x64 else lp)))
+  total = float(jnp.sum(jnp.exp(lp)))
   print(f"L={max_len}: {len(strings)} strings, total probability - 1 = {total - 1:.2e}")
   assert abs(total - 1) < 1e-5 * max_len   # float32 sums of ~10^3 terms
   sub = X.string_logprobs(logits[:-1], chars[:-1], lengths[:-1], max_len)   # negative: drop one string

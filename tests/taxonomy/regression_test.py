@@ -59,7 +59,7 @@ def test_digit_labels_spell_fixed_point_numbers():
     R.digit_labels(11, 2)
 
 
-@pytest.mark.parametrize("base,num_digits", [(10, 2), (2, 6), (4, 3)])
+@pytest.mark.parametrize("base,num_digits", [(10, 2), (2, 6)])
 def test_binned_regression_is_kway_is_digit_by_digit(base, num_digits):
   trie = R.digit_trie(base, num_digits)
   k = base**num_digits
@@ -94,7 +94,7 @@ def test_digit_model_to_kway_sums_to_one():
   assert err < 1e-5
 
 
-@pytest.mark.parametrize("base,num_digits", [(10, 3), (3, 4)])
+@pytest.mark.parametrize("base,num_digits", [(3, 4)])   # (10, 3) runs in checks_test
 def test_expected_value_by_trie_recursion_matches_enumeration(base, num_digits):
   trie = R.digit_trie(base, num_digits)
   k = base**num_digits
