@@ -89,8 +89,11 @@ def child_main(out: str) -> int:
   return 0
 
 
+CHILD_ENV: dict[str, str] = {}  # main() adds a persistent compilation cache, so restarts skip the compile
+
+
 def spawn(out: str, step_seconds: float = 0.0) -> subprocess.Popen:
-  env = {**os.environ, "FAULT_DRILL_STEP_SECONDS": str(step_seconds)}
+  env = {**os.environ, **CHILD_ENV, "FAULT_DRILL_STEP_SECONDS": str(step_seconds)}
   return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", out], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, env=env)
 
@@ -175,6 +178,8 @@ def main() -> int:
   t0 = time.time()
   rng = random.Random(args.seed)
   work = tempfile.mkdtemp(prefix="fault_drill_")
+  CHILD_ENV.update(JAX_COMPILATION_CACHE_DIR=os.path.join(work, "jax_cache"),
+                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
   rows = []
 
   ref_dir = os.path.join(work, "reference")
@@ -266,7 +271,8 @@ def main() -> int:
         "# Fault drill: kills, corruption, concurrent writers, NaN", "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; "
         f"{platform.machine()}, {os.cpu_count()} cores ({cpu}); jax {jax.__version__}, backend {jax.default_backend()}",
-        f"- command: `python {' '.join(sys.argv)}`; {seconds:.0f} s in all",
+        f"- command: `python {' '.join(sys.argv)}`; {seconds:.0f} s in all (load average"
+        f" {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: other jobs shared the CPUs)",
         f"- model: {MCFG}; {TCFG.steps} steps, a checkpoint every step (max_to_keep={TCFG.max_to_keep}),"
         f" log every {TCFG.log_every}, validation every {TCFG.eval_every}",
         "- reduced size (a tiny model, so each scenario takes seconds); the code paths are the full ones.",

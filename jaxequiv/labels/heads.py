@@ -16,10 +16,13 @@ a patch ViT, ``PatchViTEncoder``): images ``[N, H, W, C]`` -> embeddings ``[N, E
 .. math:: \\log p(\\text{label} \\mid x) = \\sum_{t} \\log p_\\theta(c_t \\mid x, c_{<t})
 
 Example:
+  >>> import jax, jax.numpy as jnp, jaxequiv
+  >>> from jaxequiv.labels.heads import ImageModelConfig, init_string, string_loss
   >>> cfg = ImageModelConfig()
   >>> params = init_string(jax.random.key(0), cfg, (16, 16, 3))
   >>> batch = jaxequiv.lm_batch(["red circle.", "blue cross."], cfg.decoder.seq_len)
-  >>> loss = string_loss(params, images_2xHxWxC, batch, cfg)
+  >>> string_loss(params, jnp.zeros((2, 16, 16, 3)), batch, cfg).shape
+  ()
 """
 
 from __future__ import annotations

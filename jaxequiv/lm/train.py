@@ -214,7 +214,12 @@ def evaluate(params, sentences: Sequence[str], apply_fn: model_lib.ApplyFn, seq_
     ``EvalResult(nats_per_char, bits_per_char, num_chars)``.
 
   Example:
-    >>> evaluate(params, ["Hi there.", "Ok."], make_apply(cfg), cfg.seq_len).bits_per_char
+    >>> import math, jax, jaxequiv
+    >>> from jaxequiv.lm.train import evaluate
+    >>> cfg = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=16)
+    >>> r = evaluate(jaxequiv.init(jax.random.key(0), cfg), ["Hi there.", "Ok."], jaxequiv.make_apply(cfg), cfg.seq_len)
+    >>> r.num_chars, math.isclose(r.bits_per_char, r.nats_per_char / math.log(2))
+    (12, True)
   """
   return evaluate_batches(params, make_eval_batches(sentences, seq_len, batch_size), apply_fn)
 
