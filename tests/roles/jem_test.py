@@ -94,3 +94,14 @@ def test_strings_and_states_are_consistent():
   np.testing.assert_array_equal(digits.all_binary_states(16)[idx], bits[:5])
   with pytest.raises(ValueError, match="bits"):
     digits.as_strings(np.full((1, 16), 2.0), [0])
+
+
+def test_sgld_without_noise_is_gradient_descent_on_the_energy():
+  layers, _ = _net()
+  f = functools.partial(_f, layers)
+  x0 = jax.random.uniform(jax.random.key(0), (4, 16))
+  x1 = jax.jit(lambda x: jem.sgld(f, x, jax.random.key(1), num_steps=1, step_size=0.1, noise=0.0))(x0)
+  ref = x0 - 0.1 * jax.grad(lambda x: jnp.sum(jem.energy(f(x))))(x0)
+  err = float(jnp.max(jnp.abs(x1 - ref)))
+  print(f"one noiseless SGLD step vs x - a grad E: {err:.1e}")
+  assert err < 1e-6 and float(jnp.max(jnp.abs(x1 - x0))) > 0
