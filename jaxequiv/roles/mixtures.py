@@ -60,7 +60,7 @@ def metrics(samples_Nx2: np.ndarray, mixture: Mixture) -> dict[str, float]:
     >>> from jaxequiv.roles import mixtures
     >>> m = mixtures.ring()
     >>> r = mixtures.metrics(mixtures.sample(jax.random.key(0), m, 2500), m)
-    >>> r["modes"], r["high_quality"] > 0.99, r["reverse_kl"] < 0.01
+    >>> r["modes"], r["high_quality"] > 0.98, r["reverse_kl"] < 0.01  # 3 std in 2-D holds 1 - exp(-4.5) = 98.9%
     (8, True, True)
   """
   x = np.asarray(samples_Nx2, np.float64)
