@@ -301,7 +301,9 @@ def save(run_dir: str, step: int, items: Mapping[str, Any], meta: Mapping[str, A
   root = checkpoint_dir(run_dir)
   os.makedirs(root, exist_ok=True)
   final = os.path.join(root, str(step))
-  tmp = os.path.join(root, f"{_TMP_PREFIX}{step}-{os.getpid()}-{time.time_ns()}")
+  tmp = os.path.join(root, f"{_TMP_PREFIX}{step}")  # the same path on every host; a killed writer's is stale
+  if jax.process_index() == 0 and os.path.exists(tmp):
+    shutil.rmtree(tmp)
   with ocp.StandardCheckpointer() as ckptr:
     for name, tree in items.items():
       ckptr.save(os.path.join(tmp, name), tree)
@@ -412,8 +414,8 @@ def abstract(tree: Any) -> Any:
   return jax.tree.map(leaf, tree)
 
 
-def restore(run_dir: str, like: Mapping[str, Any], step: int | None = None, *, log: Log | None = say,
-            quarantine: bool = False) -> Restored:
+def restore(run_dir: str, like: Mapping[str, Any] | Callable[[dict], Mapping[str, Any]], step: int | None = None, *,
+            log: Log | None = say, quarantine: bool = False) -> Restored:
   """Restores items of a verified checkpoint: the given ``step``, or the newest good one.
 
   Each step is checked against its manifest first (sizes and SHA-256 of every
@@ -426,6 +428,8 @@ def restore(run_dir: str, like: Mapping[str, Any], step: int | None = None, *, l
     like: item name -> pytree of arrays or ``ShapeDtypeStruct`` s with
       shardings (``single_device``, ``abstract``): which items to read, with
       their structure, dtypes and placement. Items not named are not read.
+      Or a function of the checkpoint's meta returning that mapping (when the
+      structure depends on the recorded settings).
     step: a step to restore, or None for the newest good one.
     log: where the one-line notices go (None: nowhere).
     quarantine: move damaged checkpoints out of ``checkpoints/``.
@@ -467,6 +471,8 @@ def restore(run_dir: str, like: Mapping[str, Any], step: int | None = None, *, l
         _quarantine(run_dir, s, log)
   d = os.path.join(root, str(chosen))
   meta = read_json(os.path.join(d, META_FILE))
+  if callable(like):
+    like = like(meta)
   items = {}
   with ocp.StandardCheckpointer() as ckptr:
     for name, target in like.items():

@@ -333,17 +333,20 @@ def load_heads(out_dir: str, step: int | None = None) -> tuple[im.TrainedHeads, 
   Raises:
     jaxequiv.checkpoint.RunDirError: one line naming the directory if no good checkpoint is there.
   """
-  meta = checkpoint.restore(out_dir, {}, step).meta
-  config = image_config_from_dict(meta["config"])
-  shape = tuple(meta["image_shape"])
-  classes = np.asarray(meta["onehot_classes"], np.int32)
-  key = jax.random.key(0)
-  like = {}
-  if meta["onehot_curve"]:
-    like["onehot"] = checkpoint.single_device(jax.eval_shape(lambda: im.init_onehot(key, config, len(classes), shape)))
-  if meta["string_curve"]:
-    like["string"] = checkpoint.single_device(jax.eval_shape(lambda: im.init_string(key, config, shape)))
-  r = checkpoint.restore(out_dir, like, meta["step"])
-  trained = im.TrainedHeads(r.items.get("onehot"), r.items.get("string"), classes,
+  found = {}
+
+  def like(meta):
+    found["config"] = config = image_config_from_dict(meta["config"])
+    shape, k = tuple(meta["image_shape"]), len(meta["onehot_classes"])
+    out = {}
+    if meta["onehot_curve"]:
+      out["onehot"] = jax.eval_shape(lambda: im.init_onehot(jax.random.key(0), config, k, shape))
+    if meta["string_curve"]:
+      out["string"] = jax.eval_shape(lambda: im.init_string(jax.random.key(0), config, shape))
+    return {name: checkpoint.single_device(tree) for name, tree in out.items()}
+
+  r = checkpoint.restore(out_dir, like, step)
+  meta, config = r.meta, found["config"]
+  trained = im.TrainedHeads(r.items.get("onehot"), r.items.get("string"), np.asarray(meta["onehot_classes"], np.int32),
                             np.asarray(meta["onehot_curve"], np.float32), np.asarray(meta["string_curve"], np.float32))
   return trained, config, list(meta["class_names"])

@@ -317,19 +317,21 @@ def load_params(out_dir: str, step: int | None = None) -> tuple[Any, model_lib.M
   """
   if not checkpoint.steps(out_dir) and not os.path.exists(os.path.join(out_dir, CONFIG_FILE)):
     raise RunDirError(f"{os.path.join(out_dir, CONFIG_FILE)} not found: is {out_dir!r} a training run directory?")
-  step = step if step is not None else checkpoint.latest_step(out_dir)
-  if step is None:
-    checkpoint.restore(out_dir, {})  # raises the one-line reason (no or no good checkpoint)
-  meta_cfg = recorded_config(out_dir, step)
-  if "model" not in meta_cfg:  # a checkpoint without recorded settings: fall back to config.json
-    meta_cfg = checkpoint.read_config(out_dir)
-  try:
-    model_config = model_lib.ModelConfig(**meta_cfg["model"])
-  except (KeyError, TypeError, ValueError) as e:
-    raise RunDirError(f"checkpoint step {step} in {out_dir!r} has no valid model settings: {e}") from None
-  like = checkpoint.single_device(jax.eval_shape(lambda: model_lib.init(jax.random.key(0), model_config)))
-  restored = checkpoint.restore(out_dir, {"params": like}, step)
-  return restored.items["params"], model_config
+  found = {}
+
+  def like(meta):
+    cfg = meta.get("config", {})
+    if "model" not in cfg:  # a checkpoint without recorded settings: fall back to config.json
+      cfg = checkpoint.read_config(out_dir)
+    try:
+      found["model"] = model_lib.ModelConfig(**cfg["model"])
+    except (KeyError, TypeError, ValueError) as e:
+      raise RunDirError(f"checkpoint step {meta.get('step')} in {out_dir!r} has no valid model settings: {e}") from None
+    shapes = jax.eval_shape(lambda: model_lib.init(jax.random.key(0), found["model"]))
+    return {"params": checkpoint.single_device(shapes)}
+
+  restored = checkpoint.restore(out_dir, like, step)
+  return restored.items["params"], found["model"]
 
 
 # ----------------------------------------------------------------------------- the loop
