@@ -370,3 +370,16 @@ def test_sentence_batches_start_at_the_step_in_o1_when_the_iterators_can(monkeyp
 
   monkeypatch.setattr(data, "lm_batches", slow)
   assert next(tr.sentence_batches(SENTENCES, MCFG, _tcfg())(7)) == "batch 7"
+
+
+@pytest.mark.parametrize("kw", [{}, {"objective": "classification"}, {"objective": "classification", "mode": "iid"}])
+def test_resumed_stream_equals_the_skipped_one_with_the_real_iterators(kw):
+  import itertools
+  batches = tr.sentence_batches(SENTENCES, MCFG, _tcfg(**kw))
+  skipped = list(itertools.islice(batches(0), 9))[6:]
+  started = list(itertools.islice(batches(6), 3))
+  assert len(started) == 3
+  for a, b in zip(skipped, started):
+    for x, y in zip(a, b):
+      np.testing.assert_array_equal(x, y)
+  assert next(batches(10**6)) is not None  # step one million, without building the batches before it
