@@ -329,6 +329,13 @@ def test_cli_train_kill_and_resume(tmp_path, capsys):
   assert cli.main(["train", *argv] + ["--max-steps-this-run", "6"]) == 0
   assert "stopped at step 6" in capsys.readouterr().out
   assert cli.main(["train", *argv]) == 2  # refuses to overwrite without --resume
+  capsys.readouterr()
+  good = checkpoint.read_config(out)
+  checkpoint.write_config(out, {**good, "train": {**good["train"], "seed": 5}})  # an edited config.json
+  assert cli.main(["train", "--out", out, "--resume", "--no-progress", "--num-samples", "0"]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert "train.seed: recorded 0, now 5" in err[-1] and "Traceback" not in "".join(err)
+  checkpoint.write_config(out, good)
   assert cli.main(["train", "--out", out, "--resume", "--no-progress", "--num-samples", "0"]) == 0
   printed = capsys.readouterr().out
   print(printed)
