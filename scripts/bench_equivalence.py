@@ -50,8 +50,8 @@ def load_corpus(path: str | None) -> tuple[str, list[str]]:
   return "builtin (pydoc_data)", corpus.builtin_sentences()
 
 
-def step_times(sentences: list[str], t: int, batch: int, repeats: int) -> dict:
-  cfg = jaxequiv.ModelConfig(num_layers=4, width=128, num_heads=4, seq_len=t)
+def step_times(sentences: list[str], t: int, batch: int, repeats: int, layers: int = 4, width: int = 128) -> dict:
+  cfg = jaxequiv.ModelConfig(num_layers=layers, width=width, num_heads=4, seq_len=t)
   apply_fn = jaxequiv.make_apply(cfg)
   params = jaxequiv.init(jax.random.key(0), cfg)
   opt = optax.adamw(1e-3)
@@ -141,17 +141,20 @@ def main() -> None:
   ap.add_argument("--seq-len", type=int, default=128)
   ap.add_argument("--batch", type=int, default=16)
   ap.add_argument("--repeats", type=int, default=50)
+  ap.add_argument("--layers", type=int, default=4)
+  ap.add_argument("--width", type=int, default=128)
+  ap.add_argument("--density-seq-lens", type=int, nargs="+", default=[64, 256])
   ap.add_argument("--packing-budget", type=float, default=2e6, help="examples packed per bag size and kind")
   ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "../results/bench_equivalence.md"))
   args = ap.parse_args()
   name, sentences = load_corpus(args.corpus)
   t = args.seq_len
-  st = step_times(sentences, t, args.batch, args.repeats)
+  st = step_times(sentences, t, args.batch, args.repeats, args.layers, args.width)
   if hasattr(os, "sched_setaffinity"):
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # packing on one core
   pk = packing(sentences, t, args.packing_budget)
   mem = memory(sentences)
-  dens = density()
+  dens = density(args.density_seq_lens)
   lines = [
       "# bench_equivalence",
       "",
@@ -162,7 +165,7 @@ def main() -> None:
       f"- corpus: {os.path.basename(name)}, normalised with `jaxequiv.normalize`: {mem['sentences']:,} sentences,"
       f" {mem['chars']:,} characters",
       "",
-      f"## Step time, T={t} (jit value_and_grad + AdamW; 4 layers, width 128, 4 heads)",
+      f"## Step time, T={t} (jit value_and_grad + AdamW; {args.layers} layers, width {args.width}, 4 heads)",
       "",
       f"{args.batch} sentences of at most {t} characters = {st['predictions']} predictions. LM and packed steps"
       " alternate; median and minimum over the timed steps.",

@@ -52,7 +52,7 @@ def _time(fn, repeats: int) -> tuple[float, list[float]]:
   return float(np.median(times)), times
 
 
-def bench(seq_len: int, args) -> list[dict]:
+def bench(seq_len: int, batch: int, args) -> list[dict]:
   config = model.ModelConfig(num_layers=args.layers, width=args.width, num_heads=args.heads, seq_len=seq_len)
   params = model.init(jax.random.key(0), config)
   params = {**params, "head": dict(params["head"], bias=params["head"]["bias"].at[alphabet.PERIOD].add(-1e9))}
@@ -60,12 +60,12 @@ def bench(seq_len: int, args) -> list[dict]:
   for use_cache in (True, False):
     max_len = seq_len if use_cache else min(seq_len, args.no_cache_positions)
     key = jax.random.key(1)
-    fn = lambda: sampling.sample_ids(params, config, key, args.batch, max_len=max_len, use_cache=use_cache)  # noqa: E731
+    fn = lambda: sampling.sample_ids(params, config, key, batch, max_len=max_len, use_cache=use_cache)  # noqa: E731
     samples = jax.block_until_ready(fn())  # compiles
     chars = int(np.sum(np.asarray(samples.lengths)))
-    assert chars == args.batch * max_len, "every sample runs to max_len"
+    assert chars == batch * max_len, "every sample runs to max_len"
     seconds, times = _time(fn, args.repeats)
-    row = dict(seq_len=seq_len, use_cache=use_cache, positions=max_len, batch=args.batch, chars=chars,
+    row = dict(seq_len=seq_len, use_cache=use_cache, positions=max_len, batch=batch, chars=chars,
                seconds=seconds, times=[round(t, 4) for t in times], chars_per_s=chars / seconds)
     print(json.dumps(row), flush=True)
     rows.append(row)
@@ -78,7 +78,7 @@ def main() -> int:
   p.add_argument("--layers", type=int, default=4)
   p.add_argument("--width", type=int, default=128)
   p.add_argument("--heads", type=int, default=4)
-  p.add_argument("--batch", type=int, default=64)
+  p.add_argument("--batch", type=int, nargs="+", default=[64], help="samples per call; several values: one run each")
   p.add_argument("--repeats", type=int, default=3)
   p.add_argument("--no-cache-positions", type=int, default=32,
                  help="positions the no-cache sampler is timed over (its per-step cost does not depend on position)")
@@ -90,14 +90,16 @@ def main() -> int:
               devices=str(jax.devices()), nproc=os.cpu_count(), cpu=_cpu_model(),
               loadavg_start=os.getloadavg())
   print(json.dumps(info), flush=True)
-  rows = [r for t in args.contexts for r in bench(t, args)]
+  rows = [r for t in args.contexts for b in args.batch for r in bench(t, b, args)]
   info["loadavg_end"] = os.getloadavg()
   speedups = {}
   for t in args.contexts:
-    cached, full = (next(r for r in rows if r["seq_len"] == t and r["use_cache"] == c) for c in (True, False))
-    speedups[t] = cached["chars_per_s"] / full["chars_per_s"]
-    print(f"context {t}: KV cache {cached['chars_per_s']:.0f} chars/s, no cache {full['chars_per_s']:.0f} chars/s,"
-          f" speed-up {speedups[t]:.1f}x")
+    for b in args.batch:
+      cached, full = (next(r for r in rows if r["seq_len"] == t and r["batch"] == b and r["use_cache"] == c)
+                      for c in (True, False))
+      speedups[f"{t}/{b}"] = cached["chars_per_s"] / full["chars_per_s"]
+      print(f"context {t}, batch {b}: KV cache {cached['chars_per_s']:.0f} chars/s, no cache"
+            f" {full['chars_per_s']:.0f} chars/s, speed-up {speedups[f'{t}/{b}']:.1f}x")
   if args.out:
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out + ".json", "w") as f:
@@ -105,18 +107,18 @@ def main() -> int:
     lines = [
         "# Sampling speed: KV cache vs no cache", "",
         f"- date: {info['date']}", f"- command: `{info['command']}`",
-        f"- machine: {info['nproc']} CPUs, {info['cpu']}; backend {info['backend']} ({info['devices']});"
-        " no GPU lent to this task",
+        f"- machine: {info['nproc']} CPUs, {info['cpu']}; backend {info['backend']} ({info['devices']})",
         f"- jax {info['jax']}; load average (1, 5, 15 min) at start {tuple(round(x, 1) for x in info['loadavg_start'])},"
         f" end {tuple(round(x, 1) for x in info['loadavg_end'])}"
         " (the CPU is shared with other jobs: timings are noisy)",
         f"- model: {args.layers} layers, width {args.width}, {args.heads} heads, float32, random init with '.'"
         f" suppressed so every sample runs to its budget; {args.batch} samples per batch", "",
-        "| context T | sampler | positions timed | chars | median s | chars/s | speed-up |",
-        "|---:|---|---:|---:|---:|---:|---:|"]
+        "| context T | batch | sampler | positions timed | chars | median s | chars/s | speed-up |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-      s = f"{speedups[r['seq_len']]:.1f}x" if r["use_cache"] else ""
-      lines.append(f"| {r['seq_len']} | {'KV cache' if r['use_cache'] else 'no cache'} | {r['positions']} |"
+      key = str(r["seq_len"]) + "/" + str(r["batch"])
+      s = f"{speedups[key]:.1f}x" if r["use_cache"] else ""
+      lines.append(f"| {r['seq_len']} | {r['batch']} | {'KV cache' if r['use_cache'] else 'no cache'} | {r['positions']} |"
                    f" {r['chars']} | {r['seconds']:.3f} | {r['chars_per_s']:.0f} | {s} |")
     lines += ["", "Both samplers do the same work at every position (fixed shapes), so chars/s over the first"
               " positions is the full-context rate; the no-cache sampler is timed over fewer positions to keep"

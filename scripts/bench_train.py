@@ -43,6 +43,7 @@ from jaxequiv.lm import train as tr
 PRESETS = {
     "cpu": dict(num_layers=4, num_heads=4, width=128, seq_len=64, batch_size=12, dtype="float32"),
     "h100": dict(num_layers=6, num_heads=6, width=384, seq_len=256, batch_size=64, dtype="bfloat16"),
+    "tiny": dict(num_layers=1, num_heads=2, width=32, seq_len=32, batch_size=4, dtype="float32"),  # smoke test
 }
 H100_BF16_PEAK = 989e12
 
@@ -74,13 +75,13 @@ def machine() -> dict:
 def prepare(objective: str, preset: dict, steps: int, warmup: int, seed: int = 0) -> dict:
   """Compiles the step (timed with the first step) and builds the batches."""
   cfg = jaxequiv.ModelConfig(num_layers=preset["num_layers"], num_heads=preset["num_heads"], width=preset["width"],
-                             seq_len=preset["seq_len"], dtype=preset["dtype"])
+                             seq_len=preset["seq_len"], dtype=preset["dtype"], attention=preset.get("attention", "auto"))
   b = preset["batch_size"]
   tcfg = tr.TrainConfig(steps=steps + warmup, batch_size=b, warmup_steps=1, objective=objective, seed=seed)
   sentences = corpus.load_sentences("builtin", max_len=cfg.seq_len)
   host = list(itertools_islice(tr.sentence_batches(sentences, cfg, tcfg)(0), steps + warmup))
   state = tr.init_state(jax.random.key(seed), cfg, tcfg)
-  step = jax.jit(tr.make_train_step(tr.make_loss_fn(objective, cfg), tr.make_optimizer(tcfg)))
+  step = jax.jit(tr.make_train_step(tr.make_loss_fn(objective, cfg), tr.make_optimizer(tcfg)), donate_argnums=0)
   batches = [jax.device_put(x) for x in host]
   t = time.perf_counter()
   state, m = step(state, batches[0])
@@ -147,9 +148,10 @@ def main(argv=None) -> int:
   p.add_argument("--steps", type=int, default=50, help="timed steps per objective")
   p.add_argument("--warmup", type=int, default=3, help="untimed steps after the compiling one")
   p.add_argument("--out", default="results/bench_train", help="writes OUT.md and OUT.json")
+  p.add_argument("--attention", default="auto", choices=jaxequiv.model.ATTENTION, help="attention implementation")
   p.add_argument("--note", default="", help="appended to the markdown (e.g. 'GPU: not lent to this task')")
   args = p.parse_args(argv)
-  preset = PRESETS[args.preset]
+  preset = dict(PRESETS[args.preset], attention=args.attention)
   info = machine()
   runs = [prepare(objective, preset, args.steps, args.warmup) for objective in ("lm", "classification")]
   for i in range(1, args.steps + args.warmup):  # alternate the two, so load changes hit both alike
