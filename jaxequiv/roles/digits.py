@@ -19,6 +19,11 @@ def _load() -> tuple[np.ndarray, np.ndarray]:
   return d.images.astype(np.float32), d.target.astype(np.int32)
 
 
+def images_0_16() -> tuple[np.ndarray, np.ndarray]:
+  """The raw images ``[N, 8, 8]`` (grey levels 0..16, float32) and labels ``[N]``."""
+  return _load()
+
+
 def split(n: int, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
   """A fixed random train/test split of ``range(n)``: (train indices, test indices)."""
   if not 0 < test_fraction < 1:

@@ -30,7 +30,7 @@ OBJECTIVES = ("lm", "classifier")
 def digit_sentences() -> tuple[list[str], list[str]]:
   """sklearn digits as 66-character sentences: (train, test) with the roles wing's fixed 80/20 split."""
   from jaxequiv.roles import digits  # pylint: disable=import-outside-toplevel
-  images, labels = digits._load()  # pylint: disable=protected-access
+  images, labels = digits.images_0_16()
   letters = "abcdefghijklmnopq"
   s = ["".join(letters[int(v)] for v in img.ravel()) + str(int(y)) + "." for img, y in zip(images, labels)]
   tr, te = digits.split(len(s))
