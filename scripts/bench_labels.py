@@ -20,8 +20,8 @@ import time
 
 import jax
 import numpy as np
-import optax
 
+from jaxequiv import training
 from jaxequiv.labels import heads as im
 from jaxequiv.labels import images
 from jaxequiv.model import ModelConfig
@@ -51,20 +51,20 @@ def time_head(head: str, config: im.ImageModelConfig, data: images.ImageDataset,
     params = im.init_string(jax.random.key(0), config, shape)
     loss = lambda p, x, b: im.string_loss(p, x, b, config)  # noqa: E731
     batch = lambda idx: (data.images[idx], im.gather_rows(rows, data.labels[idx]))  # noqa: E731
-  opt = optax.adam(3e-3)
-  step = im.make_train_step(loss, opt)
-  state = im.TrainState(params, opt.init(params))
+  opt = training.make_optimizer(im.optimizer_config(3e-3))
+  step = training.jit_train_step(training.make_train_step(lambda p, b: loss(p, *b), opt))
+  state = training.init_train_state(params, opt)
   idx = list(im.batch_indices(len(data.labels), batch_size, steps, 0))
   batches = [jax.device_put(batch(i)) for i in idx]
   t0 = time.perf_counter()
-  state, l = step(state, *batches[0])
+  state, l = step(state, batches[0])
   jax.block_until_ready((state, l))
   compile_s = time.perf_counter() - t0
   times = []
   for _ in range(repeats):
     t0 = time.perf_counter()
     for b in batches:
-      state, l = step(state, *b)
+      state, l = step(state, b)
     jax.block_until_ready((state, l))
     times.append((time.perf_counter() - t0) / steps)
   return float(np.median(times)), float(np.min(times)), compile_s

@@ -141,7 +141,7 @@ def no_data(monkeypatch):
   """Fails the test if a case gets past the flag checks (to JAX, the data or the checks)."""
   from jaxequiv import verify
   from jaxequiv.cli import sample as cli_sample
-  from jaxequiv.labels import experiment, images
+  from jaxequiv.labels import images
   from jaxequiv.lm import corpus
 
   def reached(*args, **kwargs):
@@ -284,16 +284,12 @@ def test_every_command_sets_determinism_flags_before_touching_data(monkeypatch, 
 
 
 def test_labels_class_names_file_renames_the_classes(tmp_path, monkeypatch):
-  from jaxequiv.labels import experiment, images
+  from jaxequiv.labels import images
   names = tmp_path / "names.txt"
   names.write_text("# one per line, label order\n" + "\n".join(f"thing {i}" for i in range(16)) + "\n")
   argv = ["labels", "--data", "shapes", "--steps", "1", "--batch-size", "8", "--num-train", "16", "--num-test", "16",
           "--width", "32", "--heads", "2", "--channels", "8,16", "--beam-size", "3", "--no-determinism-flags",
           "--class-names", str(names)]
-  if "class_names" not in __import__("inspect").signature(experiment.run_experiment).parameters:
-    rc, _, err = _main(argv)
-    assert rc == 2 and "does not accept class names yet" in err  # refused in one line, not a TypeError
-    pytest.xfail("needs jaxequiv.labels.experiment.run_experiment(class_names=...) (see the report)")
   seen, real = [], images.load_images
   monkeypatch.setattr(images, "load_images", lambda *a, **kw: seen.append(real(*a, **kw).class_names) or real(*a, **kw))
   rc, out, err = _main(argv)

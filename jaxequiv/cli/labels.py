@@ -22,7 +22,6 @@ preparing it the first time (``--download``) needs TensorFlow as well
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 
@@ -118,8 +117,6 @@ def run(args: argparse.Namespace) -> int:
   cli.set_determinism_flags(args)
   import jax  # pylint: disable=import-outside-toplevel
   from jaxequiv.labels.experiment import metrics_table, run_experiment, zero_shot_table  # pylint: disable=import-outside-toplevel
-  if extra and "class_names" not in inspect.signature(run_experiment).parameters:  # until the experiment takes them
-    raise cli.UsageError("argument --class-names: this version's run_experiment does not accept class names yet")
   every = max(1, args.steps // 4)
 
   def progress(head, i, loss):

@@ -213,10 +213,14 @@ def run_experiment(data: str = "shapes", *, steps: int = 600, batch_size: int = 
                    heads: int = 4, token_dropout: float = 0.0, channels: Sequence[int] = (16, 32, 64),
                    encoder: str = "cnn", patch: int = 4,
                    image_size: int | None = None, data_dir: str | None = None,
-                   download: bool = False, progress=None) -> dict[str, Any]:
-  """Loads data, trains both heads, evaluates. Returns a dict (see keys) for CLI and notebook."""
+                   download: bool = False, class_names: Sequence[str] | None = None,
+                   progress=None) -> dict[str, Any]:
+  """Loads data, trains both heads, evaluates. Returns a dict (see keys) for CLI and notebook.
+
+  ``class_names`` replaces the data set's own names (e.g. words for imagenet2012's WordNet ids).
+  """
   t0 = time.perf_counter()
-  kw = dict(seed=seed, image_size=image_size, data_dir=data_dir, download=download)
+  kw = dict(seed=seed, image_size=image_size, data_dir=data_dir, download=download, class_names=class_names)
   train = images_lib.load_images(data, "train", num_examples=num_train, holdout=zero_shot_holdout, **kw)
   test = images_lib.load_images(data, "test", num_examples=num_test, **kw)
   labels_lib.label_trie(test.class_names)  # validates the label sentences, naming a bad one
