@@ -141,7 +141,7 @@ def no_data(monkeypatch):
   """Fails the test if a case gets past the flag checks (to JAX, the data or the checks)."""
   from jaxequiv import verify
   from jaxequiv.cli import sample as cli_sample
-  from jaxequiv.labels import images
+  from jaxequiv.labels import experiment, images
   from jaxequiv.lm import corpus
 
   def reached(*args, **kwargs):
