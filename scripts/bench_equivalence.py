@@ -147,6 +147,7 @@ def main() -> None:
   ap.add_argument("--packing-budget", type=float, default=2e6, help="examples packed per bag size and kind")
   ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "../results/bench_equivalence.md"))
   args = ap.parse_args()
+  load_start = os.getloadavg()[0]
   name, sentences = load_corpus(args.corpus)
   t = args.seq_len
   st = step_times(sentences, t, args.batch, args.repeats, args.layers, args.width)
@@ -162,6 +163,7 @@ def main() -> None:
       f"- machine: {machine()}",
       f"- jax {jax.__version__}, numpy {np.__version__}, Python {platform.python_version()}",
       f"- command: `python {' '.join(sys.argv)}`",
+      f"- load average (1 min) at start {load_start:.1f}, at end {os.getloadavg()[0]:.1f} (2 shared cores: timings are noisy)",
       f"- corpus: {os.path.basename(name)}, normalised with `jaxequiv.normalize`: {mem['sentences']:,} sentences,"
       f" {mem['chars']:,} characters",
       "",
