@@ -189,7 +189,7 @@ def test_batch_shape_and_dtype_errors_state_the_shapes():
   with pytest.raises(ValueError, match=r"example 2 has position 16, outside \[0, 16\)"):
     jaxequiv.classification_xent(params, bad, apply_fn)
   clash = packed._replace(positions=np.zeros_like(packed.positions), rows=np.zeros_like(packed.rows))
-  with pytest.raises(ValueError, match=r"examples share the slot \(row 0, position 0\)"):
+  with pytest.raises(ValueError, match=r"share the slot \(row 0, position 0\)"):
     jaxequiv.classification_xent(params, clash, apply_fn)
   with pytest.raises(ValueError, match=r"apply_fn returned logits of shape \(4, 16, 10\)"):
     jaxequiv.lm_nll(params, lm, lambda p, x: jnp.zeros((*x.shape, 10)))
