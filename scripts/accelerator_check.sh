@@ -85,7 +85,7 @@ else
   step verify 75 $PY -m jaxequiv verify
   step verify_no_flags 50 $PY -m jaxequiv verify --no-determinism-flags
   step bitwise_tests 100 $PY -m pytest -q -p no:cacheprovider tests/losses_test.py \
-      -k "gradients_bitwise_equal or trajectories or dot_product_attention"
+      -k "(gradients_bitwise_equal or trajectories or dot_product_attention or benchmark_scale) and not many_examples"
   step bench_train 45 $PY scripts/bench_train.py --preset h100 --steps 20 --out "$OUT/bench_train"
   if [ "$BACKEND" = gpu ]; then
     step bench_train_cudnn 40 $PY scripts/bench_train.py --preset h100 --steps 20 --attention cudnn \

@@ -115,7 +115,8 @@ def test_padded_examples_change_nothing():
   bitwise.assert_bitwise_equal((l1, g1), (l2, g2))
 
 
-@pytest.mark.parametrize("dtype,packed", [("float32", False), ("float32", True), ("bfloat16", True)])
+@pytest.mark.parametrize("dtype,packed", [("float32", False), ("float32", True),
+                                          pytest.param("bfloat16", True, marks=pytest.mark.slow)])
 def test_trajectories_bitwise_equal_for_50_adamw_steps(dtype, packed):
   params0, apply_fn = _transformer(dtype=dtype)
   opt = optax.adamw(3e-3)
@@ -217,7 +218,7 @@ def test_property_gradients_bitwise_equal_many_examples(sentences, seed, packed_
 
 
 @pytest.mark.parametrize("attention", ["einsum", "xla", "cudnn"])
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["float32", pytest.param("bfloat16", marks=pytest.mark.slow)])
 def test_gradients_bitwise_equal_with_dot_product_attention(attention, dtype):
   """jax.nn.dot_product_attention ("xla"; cuDNN's fused kernel on GPU, bf16) keeps the equality on packed rows."""
   if attention == "cudnn" and (jax.default_backend() != "gpu" or dtype != "bfloat16"):
