@@ -2,8 +2,11 @@
 
 ``init(key, config)`` returns one parameter pytree and ``apply(params, tokens,
 config)`` maps tokens ``[R, T]`` (class ids, ``BOS`` and ``PAD``) to logits
-``[R, T, 64]``. Position t sees tokens 0..t only. ``make_apply(config)`` gives
-the two-argument ``apply_fn(params, tokens)`` the losses take.
+``[R, T, 64]``. Position t sees tokens 0..t only, and only those of its own
+segment: every ``BOS`` starts a segment, so a packed row holds several
+sentences that never see each other, each with positions from 0
+(``segments``). ``make_apply(config)`` gives the two-argument
+``apply_fn(params, tokens)`` the losses take.
 """
 
 from __future__ import annotations
