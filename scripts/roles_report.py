@@ -36,27 +36,28 @@ def machine():
 
 def gan_section():
   runs = []
-  for f in sorted(R.glob("roles_gan_*.json"), key=lambda f: ("ring" not in f.stem, "decay" in f.stem, f.stem)):
+  for f in sorted(R.glob("roles_gan_*.json"), key=lambda f: ("ring" not in f.stem, f.stem.split("_")[3:], f.stem)):
     d = json.loads(f.read_text())
     for k, v in d["runs"].items():
       runs.append((k, dict(v, args=d["args"])))
   if not runs:
     return ["(GAN runs missing)"]
   a0 = runs[0][1]["args"]
-  lines = [f"Command per setting: `python scripts/roles_gan.py --seeds S --steps N --gen-width {a0['gen_width']}"
-           f" --disc-width {a0['disc_width']} --lr {a0['lr']} [--decay] --settings <ring:1|ring:2|grid:1|grid:4>"
-           f" --out results/roles_gan_<setting>[_decay].json` (S, N, decay per row below).", "",
-           f"Generator MLP 2→{a0['gen_width']}×4→2, discriminator MLP 2·pack→{a0['disc_width']}×3→1 (the same"
+  lines = [f"Command per setting: `python scripts/roles_gan.py --seeds S --steps N --gen-width G"
+           f" --disc-width D --lr {a0['lr']} [--decay] --settings <ring:1|ring:2|grid:1|grid:4>"
+           f" --out results/roles_gan_<setting>[_decay...].json` (S, N, decay, G, D per row below).", "",
+           f"Generator MLP 2→G×4→2, discriminator MLP 2·pack→D×3→1 (the same"
            f" `roles.mlp` class, ReLU, no batch norm), Adam lr {a0['lr']} b1 0.5, batch {a0['batch_size']} packed"
            " inputs, fresh data each step; 2,500 samples per seed; mean ± std over seeds. **Reduced runs**: narrower"
            " nets and far fewer steps than PacGAN's (CPU only, shared). PacGAN Table 1 numbers beside ours. True samples"
            " score 98.9% high quality (3 std in 2-D holds 1 − e^−4.5), so PacGAN's 98.2% is near the ceiling.", "",
-           "| setting | seeds, steps | modes captured | PacGAN T1 | high quality | PacGAN T1 | reverse KL | PacGAN T1 |",
+           "| setting | seeds, steps, G/D width | modes captured | PacGAN T1 | high quality | PacGAN T1 | reverse KL | PacGAN T1 |",
            "|---|---|---|---|---|---|---|---|"]
   for k, run in runs:
     ps, a, ar = run["per_seed"], PACGAN[k], run["args"]
     name = k.replace("pack 1", "GAN").replace("pack 2", "PacGAN2").replace("pack 4", "PacGAN4")
-    lines.append(f"| {name} | {ar['seeds']}, {ar['steps']}{' (decay)' if ar.get('decay') else ''}"
+    lines.append(f"| {name} | {ar['seeds']}, {ar['steps']}{' (decay)' if ar.get('decay') else ''},"
+                 f" {ar['gen_width']}/{ar['disc_width']}"
                  f" | {_ms([p['modes'] for p in ps], '{:.1f}')} | {a[0]}"
                  f" | {100 * np.mean([p['high_quality'] for p in ps]):.1f}% | {a[1]}"
                  f" | {_ms([p['reverse_kl'] for p in ps])} | {a[2]} |")
@@ -97,7 +98,7 @@ def jem_section():
               f" {np.mean([r['sec_per_step'] for r in c]) * 1e3:.2f} ms |",
               f"| JEM (CE + SGLD log p(x)) | {_ms([r['test_acc'] for r in j])} | {_ms([r['ece'] for r in j])} |"
               f" {np.mean([r['sec_per_step'] for r in j]) * 1e3:.2f} ms |", "",
-              f"Cost per step JEM ÷ CE: **{ratio:.1f}×** (anchor: ~20 extra forward/backward passes per step; on this"
+              f"Cost per step JEM ÷ CE: **{ratio:.1f}×** (timed on the shared, loaded CPU, so noisy; anchor: ~20 extra forward/backward passes per step; on this"
               " tiny MLP per-step overhead dominates, so the ratio is below 21). Anchor: JEM on CIFAR-10 92.9% accuracy,"
               " IS 8.76 (WRN-28-10; not comparable in scale). Per-seed accuracies: "
               f"{_pcts(j)} (JEM) vs {_pcts(c)} (CE). Samples, one panel per seed:"
