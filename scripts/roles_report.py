@@ -61,6 +61,12 @@ def gan_section():
                  f" | {_ms([p['modes'] for p in ps], '{:.1f}')} | {a[0]}"
                  f" | {100 * np.mean([p['high_quality'] for p in ps]):.1f}% | {a[1]}"
                  f" | {_ms([p['reverse_kl'] for p in ps])} | {a[2]} |")
+  lines += ["", "Reading: on the ring, with a decaying learning rate, packing moves modes captured from 6.7 ± 0.8 to"
+            " 8.0 ± 0.0 and reverse KL from 0.52 to 0.003, as in PacGAN's Table 1. On the grid, packing again lowers"
+            " reverse KL (0.63 → 0.03) and raises modes captured, but our PacGAN4 samples sit between the modes"
+            " (high quality ≤ 3%): with our narrow ReLU discriminator (PacGAN uses 200-unit maxout layers) and short"
+            " runs the packed grid does not sharpen. A run at PacGAN's widths (G 400, D 200) did not finish in its"
+            " 7-minute slot on this CPU and is not reported."]
   return lines
 
 
@@ -92,7 +98,7 @@ def jem_section():
     j, c = d["sgld_jem"], d["sgld_ce"]
     ratio = np.mean([r["sec_per_step"] for r in j]) / np.mean([r["sec_per_step"] for r in c])
     lines += [f"SGLD JEM on continuous 8×8 digits (MLP 64→256→256→10, leaky ReLU; 20 SGLD steps, step size 1, noise"
-              f" 0.01, buffer 10,000, reinit 5%; Adam 1e-3, batch 64, {a['sgld_steps']} steps; 360 test images):", "",
+              f" 0.01, buffer 10,000, reinit 5%; Adam 1e-3, batch 64, {a['sgld_steps']} steps; 359 test images):", "",
               "| training | test accuracy | ECE (15 bins) | seconds per step |", "|---|---|---|---|",
               f"| plain cross-entropy | {_ms([r['test_acc'] for r in c])} | {_ms([r['ece'] for r in c])} |"
               f" {np.mean([r['sec_per_step'] for r in c]) * 1e3:.2f} ms |",
