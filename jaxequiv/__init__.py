@@ -19,11 +19,11 @@ __version__ = "0.2.0"
 _EXPORTS = {
     "jaxequiv.alphabet": ("ALPHABET", "BOS", "NUM_CLASSES", "PAD", "decode", "encode", "normalize",
                           "validate_sentences"),
-    "jaxequiv.batches": ("ClassificationBatch", "LMBatch", "canonical_order", "lm_batch", "pad_examples"),
+    "jaxequiv.batches": ("ClassificationBatch", "LMBatch", "canonical_order", "lm_batch", "pack_rows", "pad_examples"),
     "jaxequiv.losses": ("classification_xent", "classification_xent_from_logits", "classification_xent_per_example",
                         "classification_xent_sum", "classification_xent_sum_from_logits", "lm_nll", "lm_nll_from_logits",
                         "lm_nll_per_token", "lm_nll_sum", "lm_nll_sum_from_logits", "token_xent"),
-    "jaxequiv.model": ("ModelConfig", "apply", "init", "make_apply"),
+    "jaxequiv.model": ("ModelConfig", "apply", "init", "make_apply", "segments"),
     "jaxequiv.prefix": ("PrefixExamples", "pack", "prefix_examples", "unpacked"),
     "jaxequiv.types": ("ApplyFn", "Params"),
     "jaxequiv.validation": ("batch_checks", "validate_batch"),
@@ -51,11 +51,11 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # What the lazy table exports, for type checkers and IDEs.
   from jaxequiv import alphabet, batches, bitwise, determinism, losses, model, prefix, types, validation, verify
   from jaxequiv.alphabet import ALPHABET, BOS, NUM_CLASSES, PAD, decode, encode, normalize, validate_sentences
-  from jaxequiv.batches import ClassificationBatch, LMBatch, canonical_order, lm_batch, pad_examples
+  from jaxequiv.batches import ClassificationBatch, LMBatch, canonical_order, lm_batch, pack_rows, pad_examples
   from jaxequiv.losses import (classification_xent, classification_xent_from_logits, classification_xent_per_example,
                                classification_xent_sum, classification_xent_sum_from_logits, lm_nll, lm_nll_from_logits,
                                lm_nll_per_token, lm_nll_sum, lm_nll_sum_from_logits, token_xent)
-  from jaxequiv.model import ModelConfig, apply, init, make_apply
+  from jaxequiv.model import ModelConfig, apply, init, make_apply, segments
   from jaxequiv.prefix import PrefixExamples, pack, prefix_examples, unpacked
   from jaxequiv.types import ApplyFn, Params
   from jaxequiv.validation import batch_checks, validate_batch

@@ -116,6 +116,11 @@ def run_checks(
                                bitwise.compare_bits(ref, clf_fn(params, packed))))
   results.append(_bitwise_line("float32 shuffled", "LM vs classifier on pack(shuffled examples)",
                                bitwise.compare_bits(ref, clf_fn(params, shuffled))))
+  lm_packed = batches.lm_batch(sentences, t, packed=True)
+  clf_packed = prefix.pack(ex.take(np.random.default_rng(cfg.seed).permutation(len(ex))), t, packed=True)
+  results.append(_bitwise_line(
+      "float32 packed rows", f"LM vs classifier, sentences packed {r} into {lm_packed.inputs.shape[0]} rows",
+      bitwise.compare_bits(lm_fn(params, lm_packed), clf_fn(params, clf_packed))))
   p16, lm16, clf16, _ = grad_fns("bfloat16")
   results.append(_bitwise_line("bfloat16 compute", "LM vs packed classifier, f32 params, bf16 compute",
                                bitwise.compare_bits(lm16(p16, lm), clf16(p16, packed))))
