@@ -50,7 +50,7 @@ def canonical_order(sentences: Sequence[str], *, max_len: int | None = None, too
     TypeError: for one bare ``str`` (it would sort its characters) or a
       non-str element.
 
-  Example:
+  Examples:
     >>> from jaxequiv.batches import canonical_order
     >>> canonical_order(["b.", "B.", "a b.", "a."])
     ['a b.', 'a.', 'b.', 'B.']
@@ -87,7 +87,7 @@ def pack_rows(lengths_S: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarr
   Returns:
     ``(row_S, offset_S, num_rows)``: each segment's row and first position.
 
-  Example:
+  Examples:
     >>> import numpy as np
     >>> from jaxequiv.batches import pack_rows
     >>> row, offset, num_rows = pack_rows(np.array([3, 5, 2, 4]), 8)
@@ -175,7 +175,7 @@ def lm_batch(
   Raises:
     ValueError: for no sentences (an empty batch has no prediction to average).
 
-  Example:
+  Examples:
     >>> from jaxequiv.batches import lm_batch
     >>> lm_batch(["Hi.", "Ok."], 8, packed=True).inputs.tolist()
     [[64, 33, 8, 64, 40, 10, 65, 65]]

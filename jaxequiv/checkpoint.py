@@ -18,7 +18,7 @@ line on stderr per skipped step, to the newest checkpoint that verifies; if
 none does it raises ``RunDirError`` naming the directory. Every error meant for
 a user is a ``RunDirError`` (a ``ValueError``) whose message is one line.
 
-Example:
+Examples:
   >>> import tempfile, jax.numpy as jnp
   >>> from jaxequiv import checkpoint
   >>> run = tempfile.mkdtemp()
@@ -179,7 +179,7 @@ class RunLock:
   A second writer (another process, or another ``RunLock`` in this one) gets
   ``LockedError`` at once. On systems without ``fcntl`` the lock is a no-op.
 
-  Example:
+  Examples:
     >>> import tempfile
     >>> run = tempfile.mkdtemp()
     >>> with RunLock(run):

@@ -100,7 +100,7 @@ def lm_nll_sum_from_logits(logits_RxTxV: jax.Array, batch: LMBatch) -> tuple[jax
 def lm_nll_from_logits(logits_RxTxV: jax.Array, batch: LMBatch) -> jax.Array:
   """``lm_nll`` from logits ``[R, T, 64]`` that you computed from ``batch.inputs``.
 
-  Example:
+  Examples:
     >>> import jax, jaxequiv
     >>> cfg = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=8)
     >>> params = jaxequiv.init(jax.random.key(0), cfg)
@@ -119,7 +119,7 @@ def lm_nll_sum(params: Params, batch: LMBatch, apply_fn: ApplyFn) -> tuple[jax.A
   For exact gradient accumulation over micro-batches m:
   :math:`\nabla \mathcal{L} = \sum_m \nabla S_m / \sum_m C_m`.
 
-  Example:
+  Examples:
     >>> import jax, jaxequiv
     >>> cfg = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=8)
     >>> params, apply_fn = jaxequiv.init(jax.random.key(0), cfg), jaxequiv.make_apply(cfg)
@@ -145,7 +145,7 @@ def lm_nll(params: Params, batch: LMBatch, apply_fn: ApplyFn) -> jax.Array:
   Returns:
     Scalar float32 loss in nats per character.
 
-  Example:
+  Examples:
     >>> import jax, jaxequiv
     >>> cfg = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=16)
     >>> params = jaxequiv.init(jax.random.key(0), cfg)
@@ -224,7 +224,7 @@ def classification_xent(params: Params, batch: ClassificationBatch, apply_fn: Ap
   Returns:
     Scalar float32 loss in nats per example.
 
-  Example:
+  Examples:
     >>> import jax, jaxequiv
     >>> cfg = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=16)
     >>> params, apply_fn = jaxequiv.init(jax.random.key(0), cfg), jaxequiv.make_apply(cfg)

@@ -82,7 +82,7 @@ def segments(tokens_BxT: jax.Array) -> tuple[jax.Array, jax.Array]:
   tokens and ``positions`` the distance to the last BOS at or before t (t
   itself before the first BOS). A row with one BOS at 0 gets positions 0..T-1.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxequiv import model
     >>> seg, pos = model.segments(jnp.array([[64, 7, 64, 3, 5, 65]]))

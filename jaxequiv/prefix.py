@@ -118,7 +118,7 @@ def prefix_examples(
     max_len: optional limit on sentence length (characters).
     too_long: ``"error"``, ``"drop"`` or ``"split"`` for sentences over max_len.
 
-  Example:
+  Examples:
     >>> ex = prefix_examples(["Hi."])
     >>> [ex.example(i) for i in range(len(ex))]
     [('', 'H'), ('H', 'i'), ('Hi', '.')]
@@ -250,7 +250,7 @@ def pack(
     ValueError: for no examples, a label outside [0, 64), a context character
       outside the alphabet, or a context of T or more characters.
 
-  Example:
+  Examples:
     >>> from jaxequiv.prefix import pack, prefix_examples
     >>> pack(prefix_examples(["Hi.", "Ok."]), 8, packed=True).tokens.tolist()
     [[64, 33, 8, 64, 40, 10, 65, 65]]

@@ -16,7 +16,7 @@ The LM and classification runs (``jaxequiv.lm.train``) and the image heads
 
 .. math:: \theta_{k+1} = \theta_k - \eta_k\,\mathrm{AdamW}\bigl(\mathrm{clip}(\nabla_\theta L(\theta_k; B_k))\bigr)
 
-Example:
+Examples:
   >>> import jax, jax.numpy as jnp
   >>> from jaxequiv import training
   >>> loss_fn = lambda p, b: jnp.mean((p["w"] * b - 1.0) ** 2)

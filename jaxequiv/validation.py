@@ -108,7 +108,7 @@ def check_classification_batch(batch: ClassificationBatch) -> None:
 def validate_batch(batch: LMBatch | ClassificationBatch) -> None:
   """Host-side check of a concrete batch; raises ValueError naming the first bad example.
 
-  Example:
+  Examples:
     >>> import numpy as np, jaxequiv
     >>> from jaxequiv.validation import validate_batch
     >>> b = jaxequiv.pack(jaxequiv.prefix_examples(["Hi."]), 8)
@@ -133,7 +133,7 @@ def batch_checks(batch: LMBatch | ClassificationBatch) -> None:
   Call it inside a function you wrap with ``checkify.checkify``; the error names
   the first bad index. Costs a few reductions over ``[R, T]`` and ``[N]``.
 
-  Example:
+  Examples:
     >>> import functools, jax, numpy as np, jaxequiv
     >>> from jax.experimental import checkify
     >>> from jaxequiv.validation import batch_checks

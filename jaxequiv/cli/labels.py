@@ -7,7 +7,7 @@ classification, leakage, and trie-constrained greedy and beam decoding.
 ``--zero-shot`` (shapes) holds out colour-shape combinations from training and
 measures how the string head scores and names them; the one-hot head cannot.
 
-Example:
+Examples:
   python -m jaxequiv labels --data shapes --steps 600 --zero-shot --out runs/labels
   python -m jaxequiv labels --data digits            # scikit-learn's 8x8 digits, "zero." .. "nine."
   python -m jaxequiv labels --data tfds:cifar100 --download --num-train 10000 --num-test 2000

@@ -29,7 +29,7 @@ Every function takes the ``LabelTrie`` as an ordinary argument. Its fields are
 numpy arrays, so it works both closed over (constants) and passed to a jitted
 function (traced int32 arrays; shapes stay static).
 
-Example:
+Examples:
   >>> import jax.numpy as jnp
   >>> from jaxequiv.labels import label_trie, trie_text, path_char_logprobs, label_model_inputs
   >>> trie = label_trie(["cat.", "car.", "dog."])

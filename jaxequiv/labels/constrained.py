@@ -112,7 +112,7 @@ def greedy_decode(
   Returns:
     ``Decoded`` with W = 1.
 
-  Example:
+  Examples:
     >>> import jax, jaxequiv
     >>> from jaxequiv.labels import greedy_decode, label_trie
     >>> trie = label_trie(["cat.", "car.", "dog."])

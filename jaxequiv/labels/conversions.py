@@ -75,7 +75,7 @@ def char_conditionals(trie: LabelTrie, class_logits_BxK: jax.Array) -> jax.Array
     ImageNet-size labels: N ~ 13k nodes); ``path_char_logprobs`` gives just the
     ``[B, K, Lmax]`` entries a loss needs.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxequiv.labels import char_conditionals, label_trie
     >>> lp = char_conditionals(label_trie(["ab.", "b."]), jnp.log(jnp.array([[.25, .75]])))
@@ -100,7 +100,7 @@ def path_char_logprobs(trie: LabelTrie, class_logits_BxK: jax.Array) -> jax.Arra
   ``-log p(y)`` equals the summed per-character cross-entropies of label y.
   Rows of ``-inf`` logits give NaN; pass finite logits.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, numpy as np
     >>> from jaxequiv.labels import label_trie, path_char_logprobs
     >>> trie = label_trie(["cat.", "car.", "dog."])

@@ -15,7 +15,7 @@ a patch ViT, ``PatchViTEncoder``): images ``[N, H, W, C]`` -> embeddings ``[N, E
 
 .. math:: \\log p(\\text{label} \\mid x) = \\sum_{t} \\log p_\\theta(c_t \\mid x, c_{<t})
 
-Example:
+Examples:
   >>> import jax, jax.numpy as jnp, jaxequiv
   >>> from jaxequiv.labels.heads import ImageModelConfig, init_string, string_loss
   >>> cfg = ImageModelConfig()

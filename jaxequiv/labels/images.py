@@ -30,7 +30,7 @@ Specs:
 ``class_names`` replaces a data set's raw class names, e.g. words for
 imagenet2012's WordNet ids (``"n01440764 tench, Tinca tinca"`` -> ``"tench."``).
 
-Example:
+Examples:
   >>> ds = load_images("shapes", "train", num_examples=256, seed=0)
   >>> ds.images.shape, ds.class_names[ds.labels[0]]
   ((256, 16, 16, 3), 'yellow square.')

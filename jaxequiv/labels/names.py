@@ -26,11 +26,12 @@ def normalize_label(name: str, *, lowercase: bool = False, first_synonym: bool =
        other symbols become spaces, spaces collapse; one final ``'.'``.
     5. If ``lowercase``, the result is lowercased (default: case is kept).
 
-  >>> [normalize_label(s) for s in ["maple_tree", "aquarium_fish", "n01440764 tench"]]
-  ['maple tree.', 'aquarium fish.', 'tench.']
-
   Raises:
     ValueError: if no letter or digit is left, naming the input.
+
+  Examples:
+    >>> [normalize_label(s) for s in ["maple_tree", "aquarium_fish", "n01440764 tench"]]
+    ['maple tree.', 'aquarium fish.', 'tench.']
   """
   if not isinstance(name, str):
     raise TypeError(f"class name must be str, got {type(name).__name__} ({name!r})")

@@ -98,7 +98,7 @@ def label_trie(labels: Sequence[str]) -> LabelTrie:
       empty labels, characters outside the alphabet, a missing final ``'.'`` or
       an early ``'.'``; naming both indices for duplicates.
 
-  Example:
+  Examples:
     >>> trie = label_trie(["cat.", "car.", "dog."])
     >>> trie.num_nodes, trie.num_classes, trie.max_len
     (11, 3, 4)

@@ -340,7 +340,7 @@ def load_sentences(
   Returns:
     A list of valid sentences, each of at most ``max_len`` characters.
 
-  Example:
+  Examples:
     >>> sentences = load_sentences("builtin", max_len=64)
   """
   kind, name, split = parse_spec(spec)

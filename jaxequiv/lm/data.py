@@ -184,7 +184,7 @@ def lm_batches(
   Yields:
     ``LMBatch`` of numpy arrays ``[batch_size, seq_len]``.
 
-  Example:
+  Examples:
     >>> from jaxequiv.lm import corpus, data
     >>> it = data.lm_batches(corpus.load_sentences("synthetic", max_len=64, num_synthetic=500), 8, 64)
     >>> next(it).inputs.shape
@@ -288,7 +288,7 @@ def classification_batches(
     ``ClassificationBatch``: tokens ``[R, T]``; rows, positions, labels ``[N]``
     (padding examples have row R).
 
-  Example:
+  Examples:
     >>> from jaxequiv.lm import corpus, data
     >>> s = corpus.load_sentences("synthetic", max_len=64, num_synthetic=500)
     >>> a, b = next(data.lm_batches(s, 8, 64)), next(data.classification_batches(s, 8, 64))

@@ -17,7 +17,7 @@ differ (one query instead of T), so XLA may round differently: cached logits mat
 float32 rounding (about 1e-6), not bit for bit. ``tests/decode_test.py``
 measures the error.
 
-Example:
+Examples:
   >>> import jax, jax.numpy as jnp, jaxequiv
   >>> from jaxequiv.lm.decoding import decode_step, init_cache
   >>> config = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=8)

@@ -29,7 +29,7 @@ process count and id from the cluster environment (SLURM, Cloud TPU, or the
 batch, so every host builds the full batch and keeps its rows). Untested here:
 this machine has one host and no accelerator.
 
-Example:
+Examples:
   mesh = make_mesh()
   step = jit_train_step(make_train_step(loss_fn, opt), mesh)
   state = replicate(state, mesh)

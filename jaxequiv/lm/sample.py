@@ -49,7 +49,7 @@ already be a finished sentence, or not a sentence at all), with at most
 prompt is fed one character per step (its characters are forced) and is part
 of the returned text.
 
-Example:
+Examples:
   >>> import jax, jaxequiv
   >>> from jaxequiv.lm.sample import sample
   >>> config = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=16)
@@ -215,7 +215,9 @@ def sample_tokens(
   Returns:
     ``Samples`` with ``tokens [B, L]``.
 
-  Example (a step function that always says "a", then "."):
+  Examples:
+    A step function that always says "a", then ".":
+
     >>> import jax, jax.numpy as jnp
     >>> from jaxequiv import alphabet
     >>> from jaxequiv.lm.sample import sample_tokens, to_strings
@@ -354,7 +356,7 @@ def sample(
   Returns:
     ``num_samples`` strings, each ending with ``'.'`` unless it reached ``max_len``.
 
-  Example:
+  Examples:
     >>> import jax, jaxequiv
     >>> config = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=12)
     >>> params = jaxequiv.init(jax.random.key(0), config)

@@ -21,12 +21,14 @@ A non-finite loss or gradient norm stops the run with
 ``jaxequiv.training.NonFiniteLossError`` naming the step; no checkpoint is
 written after it.
 
-Example (not run here: it trains)::
+Examples:
+  Not run as a doctest (it trains):
 
-  mcfg = jaxequiv.ModelConfig(num_layers=1, width=32, seq_len=32)
-  tcfg = TrainConfig(steps=100, batch_size=8)
-  result = train(mcfg, tcfg, sentence_batches(sentences, mcfg, tcfg), val_sentences=val, out_dir="runs/demo")
-  result.history[-1]["val_nats_per_char"]
+  >>> mcfg = jaxequiv.ModelConfig(num_layers=1, width=32, seq_len=32)  # doctest: +SKIP
+  >>> tcfg = TrainConfig(steps=100, batch_size=8)  # doctest: +SKIP
+  >>> batches = sentence_batches(sentences, mcfg, tcfg)  # doctest: +SKIP
+  >>> result = train(mcfg, tcfg, batches, val_sentences=val, out_dir="runs/demo")  # doctest: +SKIP
+  >>> result.history[-1]["val_nats_per_char"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -213,7 +215,7 @@ def evaluate(params, sentences: Sequence[str], apply_fn: model_lib.ApplyFn, seq_
   Returns:
     ``EvalResult(nats_per_char, bits_per_char, num_chars)``.
 
-  Example:
+  Examples:
     >>> import math, jax, jaxequiv
     >>> from jaxequiv.lm.train import evaluate
     >>> cfg = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=16)

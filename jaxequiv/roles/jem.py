@@ -30,7 +30,7 @@ def log_joint(logits_BxK: jax.Array, log_z: jax.Array) -> jax.Array:
 def conditional_from_joint(log_joint_BxK: jax.Array) -> jax.Array:
   r""":math:`\log p(y \mid x) = \log p(x, y) - \log \sum_{y'} p(x, y')`, ``[B, K]``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jaxequiv.roles import jem
     >>> f = jnp.array([[1.0, 2.0, 3.0]])

@@ -28,7 +28,7 @@ class Mixture:
 def ring(num_modes: int = 8, radius: float = 1.0, std: float = 0.01) -> Mixture:
   """Modes on a circle, angles ``linspace(0, 2 pi, num_modes, endpoint=False)``.
 
-  Example:
+  Examples:
     >>> from jaxequiv.roles import mixtures
     >>> m = mixtures.ring()
     >>> len({(round(float(a), 6), round(float(b), 6)) for a, b in m.means_Kx2})  # 8 distinct modes
@@ -55,7 +55,7 @@ def sample(key: jax.Array, mixture: Mixture, n: int) -> jax.Array:
 def metrics(samples_Nx2: np.ndarray, mixture: Mixture) -> dict[str, float]:
   """Modes captured, fraction of high-quality samples and reverse KL (nats) for generated samples.
 
-  Example:
+  Examples:
     >>> import jax
     >>> from jaxequiv.roles import mixtures
     >>> m = mixtures.ring()

@@ -40,7 +40,7 @@ def init_mlp(key: jax.Array, sizes: Sequence[int], scale: float = 1.0) -> Layers
   Returns:
     A list of ``len(sizes) - 1`` layers ``{"w": [d_i, d_{i+1}], "b": [d_{i+1}]}`` (float32).
 
-  Example:
+  Examples:
     >>> import jax
     >>> from jaxequiv.roles import mlp
     >>> [l["w"].shape for l in mlp.init_mlp(jax.random.key(0), [2, 8, 1])]
@@ -65,7 +65,7 @@ def mlp_apply(layers: Layers, x_BxD: jax.Array, activation: str = "relu") -> jax
   Returns:
     Outputs ``[B, d_out]``.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jaxequiv.roles import mlp
     >>> layers = mlp.init_mlp(jax.random.key(0), [3, 5, 2])

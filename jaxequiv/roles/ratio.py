@@ -28,7 +28,7 @@ def discriminator_loss(logits_real_B: jax.Array, logits_fake_B: jax.Array) -> ja
   Returns:
     Scalar: mean loss over real plus mean loss over fake.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxequiv.roles import ratio
     >>> round(float(ratio.discriminator_loss(jnp.zeros(3), jnp.zeros(3))), 4)  # 2 log 2
@@ -87,7 +87,7 @@ def log_ratio_error(key: jax.Array, n: int, mean_p: float = 0.5, std_p: float = 
   Returns:
     Scalar float32 error in nats.
 
-  Example:
+  Examples:
     >>> import jax
     >>> from jaxequiv.roles import ratio
     >>> bool(ratio.log_ratio_error(jax.random.key(0), 100_000) < 0.1)

@@ -31,7 +31,7 @@ def tanh_to_sigmoid(layers: Layers) -> Layers:
   Returns:
     Sigmoid MLP parameters of the same shapes.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jaxequiv.roles import mlp, reparam
     >>> layers = mlp.init_mlp(jax.random.key(0), [2, 16, 16, 1])

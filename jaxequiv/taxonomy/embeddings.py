@@ -61,7 +61,7 @@ def clip_loss(image_BxD: jax.Array, text_BxD: jax.Array, logit_scale: jax.Array 
   targets ``arange(B)``, averaged with text-to-image when ``symmetric``.
   Embeddings are used as given (normalise them first for CLIP proper).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> u = jnp.eye(2)
     >>> round(float(clip_loss(u, u, 1.0)), 4)   # log(1 + e^-1)

@@ -46,7 +46,7 @@ def arity_table() -> np.ndarray:
 def grammar_strings(max_len: int) -> list[str]:
   """Every expression of 1..``max_len`` symbols, each followed by ``'.'``, sorted (from the grammar alone).
 
-  Example:
+  Examples:
     >>> grammar_strings(2)
     ['1.', '2.', 'C1.', 'C2.', 'Cx.', 'S1.', 'S2.', 'Sx.', 'x.']
   """

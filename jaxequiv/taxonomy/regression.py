@@ -44,7 +44,7 @@ HALF_LOG_PI = 0.5 * math.log(math.pi)
 def squared_error(mean_B: jax.Array, y_B: jax.Array) -> jax.Array:
   """Mean squared error :math:`\\frac1B \\sum_b (y_b - \\mu_b)^2`.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> float(squared_error(jnp.array([1.0, 2.0]), jnp.array([2.0, 2.0])))
     0.5
@@ -63,7 +63,7 @@ def gaussian_nll(mean_B: jax.Array, y_B: jax.Array, var: jax.Array | float) -> j
     y_B: targets ``[B]``.
     var: variance, a scalar or ``[B]`` (> 0).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, math
     >>> m, y = jnp.array([1.0, 2.0]), jnp.array([2.0, 2.0])
     >>> round(float(gaussian_nll(m, y, 0.5)) - 0.5 * math.log(math.pi), 6)
@@ -91,7 +91,7 @@ def _check_base(base: int, num_digits: int) -> None:
 def digit_labels(base: int, num_digits: int) -> list[str]:
   """The ``K = base**num_digits`` bin labels, class k = k written with L base-B digits then ``'.'``.
 
-  Example:
+  Examples:
     >>> digit_labels(2, 2)
     ['00.', '01.', '10.', '11.']
   """
@@ -182,7 +182,7 @@ def two_hot(y_B: jax.Array, support_K: jax.Array) -> jax.Array:
   by about :math:`10^{-5} (y - z_i) / \Delta z` of a bin, there is no epsilon:
   the support is strictly increasing, so the denominator is never 0.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> two_hot(jnp.array([1.25]), jnp.arange(4.0)).tolist()
     [[0.0, 0.75, 0.25, 0.0]]

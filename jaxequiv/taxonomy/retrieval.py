@@ -27,7 +27,7 @@ from jaxequiv import labels
 def doc_id_labels(num_docs: int) -> list[str]:
   """Decimal id strings ``"0."`` .. ``f"{K-1}."`` for K documents.
 
-  Example:
+  Examples:
     >>> doc_id_labels(3)
     ['0.', '1.', '2.']
   """
