@@ -48,7 +48,7 @@ class SumCountTest(chex.TestCase):
     rep = bitwise.assert_bitwise_equal(g(jaxequiv.lm_nll_sum)(PARAMS, lm), g(jaxequiv.classification_xent_sum)(PARAMS, packed))
     assert rep.elements > 1000
 
-  @chex.variants(with_jit=True, without_jit=True)
+  @chex.variants(with_jit=True)
   def test_from_logits_forms_equal_the_apply_fn_forms_bitwise(self):
     lm = jaxequiv.lm_batch(jaxequiv.canonical_order(SENTENCES), T)
     packed = jaxequiv.pack(jaxequiv.prefix_examples(SENTENCES), T)

@@ -24,8 +24,8 @@ def test_verify_main_passes_and_reports(capsys, monkeypatch):
   monkeypatch.setattr(cli_verify, "WING_CHECKS", (wing, "jaxequiv.no_such_wing.checks"))
   assert cli.main(["verify", *SMALL]) == 0
   out = capsys.readouterr().out
-  assert out.count("PASS") == 6 and "FAIL" not in out
-  assert "5 of 5 checks passed" in out and "leaves" in out and "elements" in out
+  assert out.count("PASS") == 7 and "FAIL" not in out
+  assert "6 of 6 checks passed" in out and "leaves" in out and "elements" in out and "packed rows" in out
   assert "max ULP distance" in out and "unpacked" in out and "x LM" in out
   assert "fakewing: 1 of 1 checks passed" in out and "no_such_wing" not in out
 

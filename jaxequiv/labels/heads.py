@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxequiv import alphabet, batches, losses, model, training
+from jaxequiv import alphabet, batches, losses, model, sampler, training
 from jaxequiv.model import ModelConfig
 
 Params = Any
@@ -296,9 +296,18 @@ def drop_tokens(batch: batches.LMBatch, rate: float, rng: np.random.Generator) -
 
 # ----------------------------------------------------------------------------- decoding
 
-_embed_jit = jax.jit(image_embeddings, static_argnums=2)
-_decode_jit = jax.jit(decode_logits, static_argnames="config")
 onehot_logits_jit = jax.jit(onehot_logits, static_argnums=2)
+
+
+@functools.partial(jax.jit, static_argnames="config")
+def _greedy_ids(params: Params, images_BxHxWxC: jax.Array, config: ImageModelConfig) -> sampler.Samples:
+  """Greedy decoding of the string head through the generic sampler's ``while_loop`` (temperature 0)."""
+  emb = image_embeddings(params, images_BxHxWxC, config)
+  b, t = images_BxHxWxC.shape[0], config.decoder.seq_len
+  step = sampler.full_step_fn(params, lambda p, tokens: decode_logits(p, emb, tokens, config))
+  empty = jnp.full((b, t), alphabet.PAD, jnp.int32)
+  return sampler.sample_tokens(step, sampler.empty_rows(b, t), jax.random.key(0), empty, jnp.zeros(b, jnp.int32),
+                               temperature=0.0)
 
 
 def greedy_unconstrained(params: Params, images_NxHxWxC: jax.Array, config: ImageModelConfig,
@@ -306,28 +315,18 @@ def greedy_unconstrained(params: Params, images_NxHxWxC: jax.Array, config: Imag
   """Free greedy decoding over all 64 characters until ``'.'`` or ``seq_len``: one string per image.
 
   No trie: the decoder may spell a label that is not a class, or a held-out one.
-  Images are processed in zero-padded chunks of ``chunk`` (one compile per chunk size).
+  The decoder is a conditional LM of the label, so this is the LM's own sampler
+  (``jaxequiv.sampler.sample_tokens``) at temperature 0. Images are processed in
+  zero-padded chunks of ``chunk`` (one compile per chunk size).
   """
   x = np.asarray(images_NxHxWxC, np.float32)
-  n, t_max = len(x), config.decoder.seq_len
-  out = np.full((n, t_max), -1, np.int32)
-  for s in range(0, n, chunk):
+  out: list[str] = []
+  for s in range(0, len(x), chunk):
     part = x[s:s + chunk]
     m = len(part)
     part = np.concatenate([part, np.zeros((chunk - m, *part.shape[1:]), np.float32)]) if m < chunk else part
-    emb = _embed_jit(params, jnp.asarray(part), config)
-    tokens = np.full((len(part), t_max), alphabet.PAD, np.int32)
-    tokens[:, 0] = alphabet.BOS
-    done = np.zeros(len(part), bool)
-    for t in range(t_max):
-      nxt = np.asarray(jnp.argmax(_decode_jit(params, emb, jnp.asarray(tokens), config=config)[:, t], -1))
-      out[s:s + m, t] = np.where(done, -1, nxt)[:m]
-      done |= nxt == alphabet.PERIOD
-      if t + 1 < t_max:
-        tokens[:, t + 1] = nxt
-      if done[:m].all():
-        break
-  return [alphabet.decode(row[row >= 0]) for row in out]
+    out += sampler.to_strings(_greedy_ids(params, jnp.asarray(part), config))[:m]
+  return out
 
 
 # ----------------------------------------------------------------------------- metrics
