@@ -75,7 +75,7 @@ def test_cache_holds_keys_and_values_and_later_entries_are_ignored():
   junk = tuple(decoding.LayerCache(c.k_BxTxHxK.at[:, 2:].set(1e3), c.v_BxTxHxK.at[:, 2:].set(-1e3)) for c in cache1)
   a, _ = step(params, cache1, tokens[:, 1], 1, cfg)
   b, _ = step(params, junk, tokens[:, 1], 1, cfg)
-  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  bitwise.assert_bitwise_equal(a, b)
 
 
 def test_bfloat16_cache_close_to_apply():
