@@ -44,6 +44,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from jaxequiv import tfds_source
+from jaxequiv.tfds_source import TFDS_EXTRA, TFDS_PREPARE_EXTRA
+
 
 class ImageDataset(NamedTuple):
   images: np.ndarray     # [N, H, W, C] float32, roughly in [0, 1].
@@ -211,8 +214,6 @@ IMAGENET_MANUAL = (
 )
 
 
-TFDS_EXTRA = "pip install 'jaxequiv[tfds]'"
-TFDS_PREPARE_EXTRA = "pip install 'jaxequiv[tfds-prepare]'"
 
 
 def parse_tfds_spec(rest: str) -> tuple[str, dict[str, str]]:
@@ -272,12 +273,6 @@ def _to_float_image(img: np.ndarray, image_size: int | None) -> np.ndarray:
   return img.astype(np.float32) / 255.0
 
 
-def _needs_tensorflow(e: BaseException) -> bool:
-  name = getattr(e, "name", None) or ""
-  return isinstance(e, ImportError) and (name == "tensorflow" or name.startswith("tensorflow.")
-                                         or "No module named 'tensorflow'" in str(e))
-
-
 def load_tfds(
     name: str,
     split: str = "train",
@@ -329,14 +324,9 @@ def load_tfds(
     image_size = 32
   tfds_split = tfds_split or TFDS_SPLITS[base][split]
   try:
-    source = tfds.data_source(name, split=tfds_split, data_dir=data_dir, download=download,
-                              builder_kwargs={"file_format": "array_record"})
-  except ImportError as e:
-    if not _needs_tensorflow(e):
-      raise
-    raise ImportError(f"preparing tfds:{name} needs TensorFlow (reading prepared array_record files does not):"
-                      f" {TFDS_PREPARE_EXTRA}, or run `tfds build {name} --file_format=array_record` where"
-                      " TensorFlow is installed and pass its data_dir") from e
+    source = tfds_source.array_record_source(tfds, name, tfds_split, data_dir, download)
+  except ImportError:
+    raise  # it already names the extra to install
   except Exception as e:  # pylint: disable=broad-except
     first = (str(e).splitlines() or [""])[0]
     if isinstance(e, tfds.core.registered.DatasetNotFoundError) or "BuilderConfig" in str(e):

@@ -25,13 +25,12 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 
-from jaxequiv import alphabet
+from jaxequiv import alphabet, tfds_source
+from jaxequiv.tfds_source import TFDS_EXTRA, TFDS_PREPARE_EXTRA
 
 SPECS = ("builtin", "synthetic", "tfds:<name>[/<config>][:<split>]", "<path to a text file>")
 # Examples read when max_examples is None: lm1b holds 30M sentences, more than a list of str should.
 DEFAULT_MAX_EXAMPLES = {"lm1b": 1_000_000}
-TFDS_EXTRA = "pip install 'jaxequiv[tfds]'"
-TFDS_PREPARE_EXTRA = "pip install 'jaxequiv[tfds-prepare]'"
 
 # --- builtin corpus -------------------------------------------------------
 
@@ -188,22 +187,15 @@ def _as_str(text) -> str:
 _TFDS_WHOLE_TEXT = ("tiny_shakespeare",)
 
 
-def _needs_tensorflow(e: BaseException) -> bool:
-  name = getattr(e, "name", None) or ""
-  return isinstance(e, ImportError) and (name == "tensorflow" or name.startswith("tensorflow.")
-                                         or "No module named 'tensorflow'" in str(e))
-
-
 def _tfds_texts(tfds, name: str, split: str, data_dir, download: bool, max_examples: int | None) -> Iterator[str]:
   """The ``text`` field of up to ``max_examples`` examples, one at a time (never all of lm1b in memory)."""
   try:
-    source = tfds.data_source(name, split=split, data_dir=data_dir, download=download,
-                              builder_kwargs={"file_format": "array_record"})
+    source = tfds_source.array_record_source(tfds, name, split, data_dir, download)
   except NotImplementedError:  # prepared files are not random access (tfrecord): tf.data, which needs TensorFlow
     try:
       ds = tfds.load(name, split=split, data_dir=data_dir, download=download)
     except ImportError as e:
-      if not _needs_tensorflow(e):
+      if not tfds_source.needs_tensorflow(e):
         raise
       raise ImportError(f"tfds:{name} is prepared as tfrecord, which only TensorFlow reads: {TFDS_PREPARE_EXTRA},"
                         f" or prepare it again with --file_format=array_record") from e
@@ -212,12 +204,8 @@ def _tfds_texts(tfds, name: str, split: str, data_dir, download: bool, max_examp
         return
       yield _as_str(ex["text"])
     return
-  except ImportError as e:
-    if not _needs_tensorflow(e):
-      raise
-    raise ImportError(f"preparing tfds:{name} needs TensorFlow (reading prepared array_record files does not):"
-                      f" {TFDS_PREPARE_EXTRA}, or run `tfds build {name} --file_format=array_record` where"
-                      " TensorFlow is installed and pass its data_dir") from e
+  except ImportError:
+    raise  # it already names the extra to install
   except Exception as e:  # pylint: disable=broad-except
     if isinstance(e, tfds.core.registered.DatasetNotFoundError) or "BuilderConfig" in str(e):
       raise ValueError(f"tfds:{name}: no such TFDS dataset or builder config ({str(e).splitlines()[0]})") from e
