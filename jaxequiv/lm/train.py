@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
-import itertools
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -64,19 +62,13 @@ _RESUME_FREE_FIELDS = ("eval_every", "checkpoint_every", "log_every", "eval_batc
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
-  """Optimisation and bookkeeping settings. Frozen and hashable.
+class TrainConfig(training.OptimizerConfig):
+  """The optimizer's settings (``jaxequiv.training.OptimizerConfig``: steps, learning rate,
+  schedule, weight decay, clipping, Adam moments) plus batching and bookkeeping. Frozen and hashable.
 
   Attributes:
-    steps: total optimizer steps of the run (the schedule's length).
-    batch_size: sentences (rows) per batch; for ``mode="iid"``, see
+    batch_size: rows per batch (packed sentences); for ``mode="iid"``, see
       ``jaxequiv.lm.data.classification_batches``.
-    learning_rate: peak learning rate, reached after ``warmup_steps``.
-    warmup_steps: linear warm-up from 0 to the peak (at most ``steps - 1`` are used).
-    end_lr_fraction: the cosine decay ends at ``end_lr_fraction * learning_rate``.
-    weight_decay: AdamW decoupled weight decay on matrices (ndim >= 2) only.
-    clip_norm: clip gradients to this global L2 norm (``None`` or 0: no clipping).
-    b1, b2, eps: Adam moments.
     eval_every: validate every this many steps (0: only at the end).
     checkpoint_every: save a checkpoint every this many steps (0: only at the end).
     log_every: write a training-loss record every this many steps.
@@ -87,16 +79,7 @@ class TrainConfig:
     mode: ``"paired"`` or ``"iid"`` (classification only; the LM ignores it).
   """
 
-  steps: int = 1000
   batch_size: int = 32
-  learning_rate: float = 3e-3
-  warmup_steps: int = 100
-  end_lr_fraction: float = 0.1
-  weight_decay: float = 0.01
-  clip_norm: float | None = 1.0
-  b1: float = 0.9
-  b2: float = 0.99
-  eps: float = 1e-8
   eval_every: int = 200
   checkpoint_every: int = 500
   log_every: int = 10
@@ -117,7 +100,7 @@ class TrainConfig:
     for name in ("eval_every", "checkpoint_every"):
       if getattr(self, name) < 0:
         raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-    training.validate_optimizer_settings(self)
+    super().__post_init__()
 
 
 class TrainResult(NamedTuple):
@@ -131,7 +114,7 @@ class TrainResult(NamedTuple):
 
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
   """``jaxequiv.training.make_optimizer`` of the config's optimizer fields (AdamW, warm-up + cosine, clipping)."""
-  return training.make_optimizer(training.OptimizerConfig.of(cfg))
+  return training.make_optimizer(cfg)
 
 
 def init_state(key: jax.Array, model_config: model_lib.ModelConfig, train_config: TrainConfig) -> TrainState:
@@ -171,13 +154,6 @@ def num_predictions(batch: Batch) -> int:
   return int(np.sum(np.asarray(batch.rows) != np.shape(batch.tokens)[0]))
 
 
-def _supports_start_step(fn) -> bool:
-  try:
-    return "start_step" in inspect.signature(fn).parameters
-  except (TypeError, ValueError):  # pragma: no cover
-    return False
-
-
 def sentence_batches(sentences: Sequence[str], model_config: model_lib.ModelConfig,
                      train_config: TrainConfig) -> Callable[[int], Iterator[Batch]]:
   """``batches(start_step)``: the run's training batches from step ``start_step`` on.
@@ -185,9 +161,8 @@ def sentence_batches(sentences: Sequence[str], model_config: model_lib.ModelConf
   Uses ``jaxequiv.lm.data.lm_batches`` / ``classification_batches`` seeded by
   ``train_config.seed``; with the same seed the LM and paired classification
   streams hold the same sentences in the same (canonical) row order. Resuming
-  starts the stream at ``start_step``: in O(1) through the iterators'
-  ``start_step`` argument where ``jaxequiv.lm.data`` has one, else by skipping
-  ``start_step`` batches.
+  starts the stream at ``start_step`` in O(1): a batch is a pure function of
+  (seed, step).
   """
   from jaxequiv.lm import data  # pylint: disable=import-outside-toplevel
 
@@ -195,16 +170,10 @@ def sentence_batches(sentences: Sequence[str], model_config: model_lib.ModelConf
 
   def batches(start_step: int) -> Iterator[Batch]:
     if train_config.objective == "lm":
-      fn = data.lm_batches
-      kw = {}
-    else:
-      fn = data.classification_batches
-      kw = {"mode": train_config.mode}
-    if _supports_start_step(fn):
-      return fn(sentences, train_config.batch_size, model_config.seq_len, seed=train_config.seed,
-                start_step=start_step, **kw)
-    it = fn(sentences, train_config.batch_size, model_config.seq_len, seed=train_config.seed, **kw)
-    return itertools.islice(it, start_step, None)
+      return data.lm_batches(sentences, train_config.batch_size, model_config.seq_len, seed=train_config.seed,
+                             start_step=start_step)
+    return data.classification_batches(sentences, train_config.batch_size, model_config.seq_len,
+                                       mode=train_config.mode, seed=train_config.seed, start_step=start_step)
 
   return batches
 
