@@ -12,9 +12,13 @@ Wings, imported by name: ``jaxequiv.lm`` (corpora, training, sampling),
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+try:  # One version source: the installed package's metadata (pyproject.toml).
+  __version__ = importlib.metadata.version("jaxequiv")
+except importlib.metadata.PackageNotFoundError:  # a source tree on sys.path without an install
+  __version__ = "0+unknown"
 
 _EXPORTS = {
     "jaxequiv.alphabet": ("ALPHABET", "BOS", "NUM_CLASSES", "PAD", "decode", "encode", "normalize",
