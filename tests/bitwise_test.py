@@ -1,5 +1,6 @@
 """jaxequiv.bitwise compares raw bits: the cases assert_array_equal gets wrong, and the ones it never sees."""
 
+import jax
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
@@ -66,3 +67,33 @@ def test_ulp_distance_across_zero_and_relative_error():
   assert bitwise.max_ulp_distance(a, b) == 1
   assert bitwise.max_ulp_distance(np.array([0.0], np.float32), np.array([-0.0], np.float32)) == 0
   assert bitwise.max_relative_error({"x": a}, {"x": a * 1.5}) == pytest.approx(0.5)
+
+
+def test_complex_leaves_are_compared_as_their_parts_bits():
+  a = np.array([complex(0.0, 3.0), complex(1.0, -2.0)])
+  b = np.array([complex(-0.0, 3.0), complex(1.0, -2.0)])  # -0.0 real part: equal to ==, not in bits
+  assert bitwise.bits(a).shape == (2, 2) and bitwise.bits(a).dtype == np.uint64
+  assert bitwise.compare_bits(a, a.copy()).equal
+  rep = bitwise.compare_bits({"z": a}, {"z": b})
+  assert (rep.elements, rep.mismatched_elements, rep.mismatched_paths) == (2, 1, ("['z']",))
+  assert not bitwise.compare_bits(a.astype(np.complex64), a).equal  # dtype differs
+  step = np.nextafter(np.float32(-2.0), np.float32(0.0))
+  assert bitwise.max_ulp_distance(a.astype(np.complex64), np.array([3j, 1 + step * 1j], np.complex64)) == 1
+
+
+def test_typed_prng_keys_are_compared_by_their_key_data():
+  k0, k1 = jax.random.key(0), jax.random.key(1)
+  assert bitwise.compare_bits({"k": k0}, {"k": jax.random.key(0)}).equal
+  rep = bitwise.compare_bits({"k": k0, "w": np.zeros(2)}, {"k": k1, "w": np.zeros(2)})
+  assert not rep.equal and rep.mismatched_paths == ("['k']",)
+  assert not bitwise.compare_bits(k0, jax.random.key(0, impl="rbg")).equal  # another key type
+
+
+@pytest.mark.parametrize("measure", [bitwise.max_relative_error, bitwise.max_ulp_distance])
+def test_error_measures_refuse_trees_of_different_structures(measure):
+  a = {"a": np.ones(2, np.float32), "b": np.ones(2, np.float32)}
+  with pytest.raises(ValueError, match=r"differ in structure \(2 vs 1 leaves, first at leaf 1: \['b'\] vs \(none\)\)"):
+    measure(a, {"a": 2 * np.ones(2, np.float32)})  # zip would compare ['a'] only (and say 0 for the ULPs if equal)
+  with pytest.raises(ValueError, match=r"leaf \['a'\]"):
+    measure({"a": np.ones(2, np.float32)}, {"a": np.ones(1, np.float32)})  # would broadcast
+  assert measure(a, {"a": np.ones(2, np.float32), "b": np.ones(2, np.float32)}) == 0
