@@ -1,15 +1,32 @@
 """GAN vs PacGAN on PacGAN's 2-D ring and grid: one MLP class as generator and discriminator.
 
-  python scripts/roles_gan.py --seeds 10 --steps 3000 --out results/roles_gan.json
+  python scripts/roles_gan.py --seeds 10 --steps 3000 --decay --settings ring:2 --out results/roles_gan_ring2_decay
+
+Metrics are PacGAN's (``jaxequiv.roles.mixtures.metrics``): modes captured and reverse KL over the high-quality samples.
 """
 
 import argparse
-import json
-import time
 
 import numpy as np
 
+from jaxequiv import provenance
 from jaxequiv.roles import gan, mixtures
+
+NAMES = {"1": "GAN", "2": "PacGAN2", "4": "PacGAN4"}
+
+
+def model(args: dict) -> str:
+  """The architecture and budget of one roles_gan record's models, from its recorded arguments."""
+  return (f"generator ReLU MLP 2-{args['gen_width']}x4-2, discriminator ReLU MLP (2·pack)-{args['disc_width']}x3-1"
+          f" (the same roles.mlp class; no maxout, no batch norm); Adam lr {args['lr']} (b1 0.5),"
+          f" {'cosine decay, ' if args.get('decay') else ''}batch {args['batch_size']}, {args['steps']} steps,"
+          f" {args['seeds']} seeds; metrics on 2,500 samples per seed")
+
+
+def summary_line(name: str, run: dict) -> str:
+  s = run["mean_std"]
+  return (f"modes {s['modes'][0]:.1f} ± {s['modes'][1]:.1f}, high quality {100 * s['high_quality'][0]:.1f}%,"
+          f" reverse KL {s['reverse_kl'][0]:.3f} ± {s['reverse_kl'][1]:.3f}")
 
 
 def main():
@@ -22,8 +39,9 @@ def main():
   p.add_argument("--batch-size", type=int, default=100)
   p.add_argument("--decay", action="store_true", help="cosine learning-rate decay over the run")
   p.add_argument("--settings", default="ring:1,ring:2,grid:1,grid:4")
-  p.add_argument("--out", default="results/roles_gan.json")
+  p.add_argument("--out", default="results/roles_gan")
   a = p.parse_args()
+  run = provenance.start()
   out = {"args": vars(a), "runs": {}}
   for setting in a.settings.split(","):
     name, pack = setting.split(":")
@@ -31,18 +49,15 @@ def main():
     cfg = gan.GANConfig(gen_hidden=(a.gen_width,) * 4, disc_hidden=(a.disc_width,) * 3, pack=int(pack),
                         learning_rate=a.lr, batch_size=a.batch_size,
                         decay_steps=a.steps if a.decay else 0)
-    t = time.time()
     per_seed, samples = gan.train_seeds(list(range(a.seeds)), cfg, mix, a.steps)
-    secs = time.time() - t
     summary = {k: (float(np.mean([r[k] for r in per_seed])), float(np.std([r[k] for r in per_seed])))
                for k in per_seed[0]}
-    out["runs"][f"{name}, pack {pack}"] = {"per_seed": per_seed, "mean_std": summary, "seconds": secs,
+    out["runs"][f"{name}, pack {pack}"] = {"per_seed": per_seed, "mean_std": summary,
                                            "samples_seed0": np.asarray(samples[0][:1000]).round(4).tolist()}
-    print(f"{name} pack={pack}: modes {summary['modes'][0]:.1f} +- {summary['modes'][1]:.1f},"
-          f" HQ {100 * summary['high_quality'][0]:.1f}%, reverse KL {summary['reverse_kl'][0]:.3f} ({secs:.0f} s)",
-          flush=True)
-  with open(a.out, "w") as f:
-    json.dump(out, f)
+    print(f"{name} pack={pack}: {summary_line(name, out['runs'][f'{name}, pack {pack}'])}", flush=True)
+  provenance.write(run, a.out, out, model=model(vars(a)), seeds=list(range(a.seeds)),
+                   headline=[(f"{k.split(',')[0]} {NAMES[k[-1]]}, {a.seeds} seeds, {a.steps} steps",
+                              summary_line(k, r)) for k, r in out["runs"].items()])
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """JEM on sklearn digits: exact likelihoods on 4x4 binary images (JEM classifier vs the library's char LM), and SGLD
 JEM vs plain cross-entropy on 8x8 images (accuracy, ECE, cost per step, sample grid).
 
-  python scripts/roles_jem.py --seeds 3 --out results/roles_jem.json --png results/roles_jem_samples.png
+  python scripts/roles_jem.py --seeds 3 --out results/roles_jem --png results/roles_jem_samples.png
 """
 
 import argparse
-import json
+import inspect
 
 import numpy as np
 
+from jaxequiv import provenance
 from jaxequiv.roles import jem_train
 
 
@@ -19,10 +20,13 @@ def main():
   p.add_argument("--lm-steps", type=int, default=1500)
   p.add_argument("--sgld-steps", type=int, default=2000)
   p.add_argument("--parts", default="exact,lm,sgld")
-  p.add_argument("--out", default="results/roles_jem.json")
+  p.add_argument("--out", default="results/roles_jem")
   p.add_argument("--png", default="results/roles_jem_samples.png")
   a = p.parse_args()
-  out = {"args": vars(a)}
+  run = provenance.start()
+  sgld = {n: v.default for n, v in inspect.signature(jem_train.train_sgld).parameters.items()
+          if n not in ("seed", "steps", "use_jem")}
+  out = {"args": vars(a), "sgld_settings": sgld}
   seeds = range(a.seeds)
   if "exact" in a.parts:
     out["exact_jem"] = [jem_train.train_exact_jem(seed=s, steps=a.exact_steps) for s in seeds]
@@ -44,8 +48,22 @@ def main():
     ax.set_axis_off()
     ax.set_title("JEM SGLD samples (persistent buffer, seed 0, clipped to [-1, 1])", fontsize=8)
     fig.savefig(a.png, dpi=100, bbox_inches="tight")
-  with open(a.out, "w") as f:
-    json.dump(out, f)
+  exact_kw = {n: v.default for n, v in inspect.signature(jem_train.train_exact_jem).parameters.items()}
+  lm_kw = {n: v.default for n, v in inspect.signature(jem_train.train_char_lm).parameters.items()}
+  headline = []
+  if "exact_jem" in out and "char_lm" in out:
+    e, l = (np.mean([r["test_x"] for r in out[k]]) for k in ("exact_jem", "char_lm"))
+    headline.append(("4x4 binary digits, test bits per image: JEM classifier (exact Z), character LM",
+                     f"{e:.2f}, {l:.2f} ({a.seeds} seeds)"))
+  if "sgld_jem" in out:
+    headline.append(("8x8 digits, test accuracy per seed: SGLD JEM; cross-entropy", "; ".join(
+        ", ".join(f"{100 * r['test_acc']:.1f}%" for r in out[k]) for k in ("sgld_jem", "sgld_ce"))))
+  provenance.write(
+      run, a.out, out, seeds=list(seeds), headline=headline,
+      model=f"exact JEM: MLP 16-{exact_kw['hidden']}-{exact_kw['hidden']}-10, {a.exact_steps} steps; char LM:"
+            f" jaxequiv.model transformer, width {lm_kw['width']}, {a.lm_steps} steps of {lm_kw['batch_size']};"
+            f" SGLD JEM and CE: leaky-ReLU MLP 64-{sgld['hidden']}-{sgld['hidden']}-10, {a.sgld_steps} Adam steps"
+            f" (lr {sgld['lr']}, batch {sgld['batch_size']}), {sgld['sgld_steps']} SGLD steps per step")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """The reductio grid: {relu, tanh} x {LM, classifier} on the builtin corpus and on sklearn digits, several seeds.
 
-  python scripts/roles_reductio.py --seeds 5 --steps 300 --out results/roles_reductio.json
+  python scripts/roles_reductio.py --seeds 5 --steps 300 --out results/roles_reductio
 """
 
 import argparse
 import json
 import time
 
+import numpy as np
+
+from jaxequiv import provenance
 from jaxequiv.roles import reductio
 
 
@@ -18,16 +21,26 @@ def main():
   p.add_argument("--width", type=int, default=32)
   p.add_argument("--num-layers", type=int, default=2)
   p.add_argument("--datasets", default="builtin,digits")
-  p.add_argument("--out", default="results/roles_reductio.json")
+  p.add_argument("--out", default="results/roles_reductio")
   a = p.parse_args()
+  run = provenance.start()
   out = {"args": vars(a), "grids": {}}
   for ds in a.datasets.split(","):
     t = time.time()
     out["grids"][ds] = reductio.run_grid(ds, list(range(a.seeds)), a.steps, a.batch_size, a.width, a.num_layers)
     out["grids"][ds]["seconds"] = time.time() - t
     print(ds, json.dumps({k: v for k, v in out["grids"][ds].items() if k != "cells"}), flush=True)
-    with open(a.out, "w") as f:
-      json.dump(out, f)
+  headline = []
+  for ds, g in out["grids"].items():
+    key = "label_acc" if "label_acc" in g["cells"]["relu/lm"] else "nll"
+    bits = [g[f"{act}/bits"] for act in ("relu", "tanh")]
+    headline.append((f"{ds}: {key}, relu vs tanh (LM; mean ± seed std); final-parameter elements whose bits differ, LM vs classifier",
+                     " vs ".join(f"{np.mean(g['cells'][f'{act}/lm'][key]):.3f} ± {np.std(g['cells'][f'{act}/lm'][key]):.3f}"
+                                 for act in ("relu", "tanh"))
+                     + f"; {sum(b['mismatched'] for b in bits)} of {sum(b['elements'] for b in bits)} elements differ"))
+  provenance.write(run, a.out, out, seeds=list(range(a.seeds)), headline=headline,
+                   model=f"jaxequiv.model transformer, {a.num_layers} layers, width {a.width}, relu or tanh; Adam,"
+                         f" {a.steps} steps of {a.batch_size} sentences; {a.seeds} seeds (vmapped)")
 
 
 if __name__ == "__main__":

@@ -1,25 +1,34 @@
-"""Writes results/roles.md from results/roles_*.json (run after roles_gan.py, roles_jem.py, roles_reductio.py).
+"""Writes results/roles.{json,md} from results/roles_*.json (run after roles_gan.py, roles_jem.py, roles_reductio.py).
 
   python scripts/roles_report.py
 """
 
-import datetime
+import inspect
 import json
-import os
-import pathlib
-import platform
-import subprocess
 
 import numpy as np
 
-R = pathlib.Path(__file__).resolve().parent.parent / "results"
+from jaxequiv import provenance
+from jaxequiv.roles import jem_train
+from roles_gan import NAMES, model as gan_model
+
+R = provenance.ROOT / "results"
+# PacGAN (Lin et al., 2018), Table 1, and its setup (its code's config.py: 400 epochs of 100,000 samples, batch 100).
 PACGAN = {"ring, pack 1": ("6.3 ± 0.5", "98.2%", "0.45"), "ring, pack 2": ("7.9 ± 0.1", "95.6%", "0.07"),
           "grid, pack 1": ("17.3 ± 0.8", "94.8%", "0.70"), "grid, pack 4": ("24.8 ± 0.2", "93.6%", "0.04")}
+PACGAN_SETUP = {"gen_width": 400, "disc_width": 200, "lr": 1e-4, "steps": 400_000}
 
 
 def _load(name):
+  """A record's data (legacy files without provenance are their data), or None."""
   p = R / name
-  return json.loads(p.read_text()) if p.exists() else None
+  rec = json.loads(p.read_text()) if p.exists() else None
+  return rec["data"] if rec and "provenance" in rec else rec
+
+
+def _command(fname: str, legacy: str) -> str:
+  rec = json.loads((R / fname).read_text())
+  return f"`{rec['provenance']['command']}` ({_source(rec, fname)})" if "provenance" in rec else f"`{legacy}` ({_source(rec, fname)})"
 
 
 def _ms(xs, fmt="{:.3f}"):
@@ -27,47 +36,71 @@ def _ms(xs, fmt="{:.3f}"):
   return (fmt + " ± " + fmt).format(xs.mean(), xs.std())
 
 
-def machine():
-  cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-  import jax  # pylint: disable=import-outside-toplevel
-  return (f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), shared with other jobs; jax {jax.__version__}"
-          f" on {jax.default_backend()}; {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+def _source(rec: dict, fname: str) -> str:
+  p = rec.get("provenance")
+  if not p:
+    metric = ", metric before PacGAN's (reverse KL over every sample)" if fname.startswith("roles_gan") else ""
+    return f"`{fname}`: no provenance{metric}"
+  stale = "; STALE" if provenance.stale_reasons(rec) else ""
+  return f"`{fname}`: commit {p['commit'][:7]}, {p['wall_s']:.0f} s{stale}"
+
+
+def _differs(args: dict) -> str:
+  diffs = [f"{k.replace('_', ' ')} {args[k]:g} (PacGAN {v:g})" for k, v in PACGAN_SETUP.items() if args[k] != v]
+  return "; ".join(diffs + ["ReLU discriminator (PacGAN: maxout, 5 pieces)"])
+
+
+def gan_runs():
+  """(setting, run with its args, record, file name) for every roles_gan file, ring first."""
+  runs = []
+  for f in sorted(R.glob("roles_gan_*.json"), key=lambda f: ("ring" not in f.stem, f.stem.split("_")[3:], f.stem)):
+    rec = json.loads(f.read_text())
+    d = rec["data"] if "provenance" in rec else rec
+    runs += [(k, dict(v, args=d["args"]), rec, f.name) for k, v in d["runs"].items()]
+  return runs
+
+
+def _reading(runs) -> list[str]:
+  """One sentence per (mixture, budget) pair with and without packing, read from the data."""
+  by = {(k.split(",")[0], json.dumps({x: run["args"].get(x) for x in ("steps", "decay", "gen_width", "disc_width")}),
+         k.split()[-1]): (run, rec) for k, run, rec, _ in runs}
+  out = []
+  for (mix, budget, pack), (run, rec) in sorted(by.items()):
+    if pack == "1" or (mix, budget, "1") not in by:
+      continue
+    base, base_rec = by[(mix, budget, "1")]
+    if "provenance" not in rec or "provenance" not in base_rec:
+      continue
+    m0, m1 = base["mean_std"], run["mean_std"]
+    b = json.loads(budget)
+    out.append(f"{mix}, {b['steps']} steps{' with decay' if b['decay'] else ''}: packing ({NAMES[pack]}) moves modes"
+               f" captured from {m0['modes'][0]:.1f} ± {m0['modes'][1]:.1f} to {m1['modes'][0]:.1f} ±"
+               f" {m1['modes'][1]:.1f}, reverse KL from {m0['reverse_kl'][0]:.3f} to {m1['reverse_kl'][0]:.3f},"
+               f" high-quality samples from {100 * m0['high_quality'][0]:.1f}% to {100 * m1['high_quality'][0]:.1f}%"
+               f" (PacGAN Table 1: {PACGAN[f'{mix}, pack 1'][0]} → {PACGAN[f'{mix}, pack {pack}'][0]} modes, reverse KL"
+               f" {PACGAN[f'{mix}, pack 1'][2]} → {PACGAN[f'{mix}, pack {pack}'][2]}).")
+  return out or ["No GAN/PacGAN pair has been rerun with provenance and PacGAN's metric yet"
+                 " (`python scripts/results.py --rerun roles_gan_ring1_decay`, and so on)."]
 
 
 def gan_section():
-  runs = []
-  for f in sorted(R.glob("roles_gan_*.json"), key=lambda f: ("ring" not in f.stem, f.stem.split("_")[3:], f.stem)):
-    d = json.loads(f.read_text())
-    for k, v in d["runs"].items():
-      runs.append((k, dict(v, args=d["args"])))
+  runs = gan_runs()
   if not runs:
     return ["(GAN runs missing)"]
-  a0 = runs[0][1]["args"]
-  lines = [f"Command per setting: `python scripts/roles_gan.py --seeds S --steps N --gen-width G"
-           f" --disc-width D --lr {a0['lr']} [--decay] --settings <ring:1|ring:2|grid:1|grid:4>"
-           f" --out results/roles_gan_<setting>[_decay...].json` (S, N, decay, G, D per row below).", "",
-           f"Generator MLP 2→G×4→2, discriminator MLP 2·pack→D×3→1 (the same"
-           f" `roles.mlp` class, ReLU, no batch norm), Adam lr {a0['lr']} b1 0.5, batch {a0['batch_size']} packed"
-           " inputs, fresh data each step; 2,500 samples per seed; mean ± std over seeds. **Reduced runs**: narrower"
-           " nets and far fewer steps than PacGAN's (CPU only, shared). PacGAN Table 1 numbers beside ours. True samples"
-           " score 98.9% high quality (3 std in 2-D holds 1 − e^−4.5), so PacGAN's 98.2% is near the ceiling.", "",
-           "| setting | seeds, steps, G/D width | modes captured | PacGAN T1 | high quality | PacGAN T1 | reverse KL | PacGAN T1 |",
-           "|---|---|---|---|---|---|---|---|"]
-  for k, run in runs:
+  lines = ["Command per file: its record's `provenance.command`. Metrics are PacGAN's: modes captured and reverse KL"
+           " count only high-quality samples (within 3 std of a mode); files without provenance predate that and"
+           " counted every sample for reverse KL. True samples score 98.9% high quality (3 std in 2-D holds"
+           " 1 − e^−4.5). Mean ± std over seeds. PacGAN Table 1 numbers beside ours.", "",
+           "| setting | models and budget | modes captured | PacGAN T1 | high quality | PacGAN T1 | reverse KL |"
+           " PacGAN T1 | differs from PacGAN's setup | file |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+  for k, run, rec, fname in runs:
     ps, a, ar = run["per_seed"], PACGAN[k], run["args"]
-    name = k.replace("pack 1", "GAN").replace("pack 2", "PacGAN2").replace("pack 4", "PacGAN4")
-    lines.append(f"| {name} | {ar['seeds']}, {ar['steps']}{' (decay)' if ar.get('decay') else ''},"
-                 f" {ar['gen_width']}/{ar['disc_width']}"
-                 f" | {_ms([p['modes'] for p in ps], '{:.1f}')} | {a[0]}"
+    name = k.split(",")[0] + " " + NAMES[k[-1]]
+    lines.append(f"| {name} | {gan_model(ar)} | {_ms([p['modes'] for p in ps], '{:.1f}')} | {a[0]}"
                  f" | {100 * np.mean([p['high_quality'] for p in ps]):.1f}% | {a[1]}"
-                 f" | {_ms([p['reverse_kl'] for p in ps])} | {a[2]} |")
-  lines += ["", "Reading: on the ring, with a decaying learning rate, packing moves modes captured from 6.7 ± 0.8 to"
-            " 8.0 ± 0.0 and reverse KL from 0.52 to 0.003, as in PacGAN's Table 1. On the grid, packing again lowers"
-            " reverse KL (0.63 → 0.03) and raises modes captured, but our PacGAN4 samples sit between the modes"
-            " (high quality ≤ 3%): with our narrow ReLU discriminator (PacGAN uses 200-unit maxout layers) and short"
-            " runs the packed grid does not sharpen. A run at PacGAN's widths (G 400, D 200) did not finish in its"
-            " 7-minute slot on this CPU and is not reported."]
-  return lines
+                 f" | {_ms([p['reverse_kl'] for p in ps])} | {a[2]} | {_differs(ar)} | {_source(rec, fname)} |")
+  return lines + ["", *_reading(runs)]
 
 
 def _pcts(runs):
@@ -82,8 +115,8 @@ def jem_section():
   lines = []
   if "exact_jem" in d and "char_lm" in d:
     e, l = d["exact_jem"], d["char_lm"]
-    lines += [f"Command: `python scripts/roles_jem.py --seeds {a['seeds']} --exact-steps {a['exact_steps']}"
-              f" --lm-steps {a['lm_steps']} --sgld-steps {a['sgld_steps']}`", "",
+    lines += ["Command: " + _command("roles_jem.json", f"python scripts/roles_jem.py --seeds {a['seeds']} --exact-steps"
+                                     f" {a['exact_steps']} --lm-steps {a['lm_steps']} --sgld-steps {a['sgld_steps']}"), "",
               "Exact test NLL, bits per image, 4×4 binary digits (359 test images; uniform baseline: 16 bits for x,"
               " 19.32 for (x, y)); each model at its best validation step; mean ± std over seeds:", "",
               "| model | −log2 p(x) | −log2 p(x, y) | accuracy p(y|x) |", "|---|---|---|---|",
@@ -97,15 +130,20 @@ def jem_section():
   if "sgld_jem" in d:
     j, c = d["sgld_jem"], d["sgld_ce"]
     ratio = np.mean([r["sec_per_step"] for r in j]) / np.mean([r["sec_per_step"] for r in c])
-    lines += [f"SGLD JEM on continuous 8×8 digits (MLP 64→256→256→10, leaky ReLU; 20 SGLD steps, step size 1, noise"
-              f" 0.01, buffer 10,000, reinit 5%; Adam 1e-3, batch 64, {a['sgld_steps']} steps; 359 test images):", "",
+    k = d.get("sgld_settings") or {n: v.default for n, v in inspect.signature(jem_train.train_sgld).parameters.items()
+                                   if n not in ("seed", "steps", "use_jem")}
+    lines += [f"SGLD JEM on continuous 8×8 digits (MLP 64→{k['hidden']}→{k['hidden']}→10, leaky ReLU;"
+              f" {k['sgld_steps']} SGLD steps, step size {k['step_size']:g}, noise {k['noise']:g}, buffer"
+              f" {k['buffer_size']:,}, reinit {100 * k['reinit']:g}%; Adam {k['lr']:g}, batch {k['batch_size']},"
+              f" {a['sgld_steps']} steps; 359 test images):", "",
               "| training | test accuracy | ECE (15 bins) | seconds per step |", "|---|---|---|---|",
               f"| plain cross-entropy | {_ms([r['test_acc'] for r in c])} | {_ms([r['ece'] for r in c])} |"
               f" {np.mean([r['sec_per_step'] for r in c]) * 1e3:.2f} ms |",
               f"| JEM (CE + SGLD log p(x)) | {_ms([r['test_acc'] for r in j])} | {_ms([r['ece'] for r in j])} |"
               f" {np.mean([r['sec_per_step'] for r in j]) * 1e3:.2f} ms |", "",
-              f"Cost per step JEM ÷ CE: **{ratio:.1f}×** (timed on the shared, loaded CPU, so noisy; anchor: ~20 extra forward/backward passes per step; on this"
-              " tiny MLP per-step overhead dominates, so the ratio is below 21). Anchor: JEM on CIFAR-10 92.9% accuracy,"
+              f"Cost per step JEM ÷ CE: **{ratio:.1f}×** (timed on the shared, loaded CPU, so noisy; JEM adds"
+              f" {k['sgld_steps']} SGLD forward/backward passes per step, so {k['sgld_steps'] + 1}× if every pass cost"
+              " the same). Anchor: JEM on CIFAR-10 92.9% accuracy,"
               " IS 8.76 (WRN-28-10; not comparable in scale). Per-seed accuracies: "
               f"{_pcts(j)} (JEM) vs {_pcts(c)} (CE). Samples, one panel per seed:"
               " `results/roles_jem_samples.png`.", ""]
@@ -118,23 +156,22 @@ def reductio_section():
     return ["(reductio runs missing)"]
   lines = []
   for f in files:
-    d = json.loads(f.read_text())
-    lines += _reductio_file(d, f.name)
+    lines += _reductio_file(_load(f.name), f.name)
   return lines
 
 
 def _reductio_file(d, fname):
   a = d["args"]
-  lines = [f"Command: `python scripts/roles_reductio.py --seeds {a['seeds']} --steps {a['steps']}"
-           f" --batch-size {a['batch_size']} --width {a['width']} --num-layers {a['num_layers']}"
-           f" --datasets {a['datasets']} --out results/{fname}`", "",
+  lines = ["Command: " + _command(fname, f"python scripts/roles_reductio.py --seeds {a['seeds']} --steps {a['steps']}"
+                                  f" --batch-size {a['batch_size']} --width {a['width']} --num-layers"
+                                  f" {a['num_layers']} --datasets {a['datasets']} --out results/{fname}"), "",
            f"`jaxequiv.model` transformer ({a['num_layers']} layers, width {a['width']}), Adam 3e-3, {a['steps']} steps of"
            f" {a['batch_size']} sentences; mean ± std over {a['seeds']} seeds (vmapped). **Reduced run** (CPU).", ""]
   for ds, g in d["grids"].items():
     cells = g["cells"]
     label = "label_acc" in next(iter(cells.values()))
     lines += [f"**{ds}** ({g['train_sentences']} train / {g['eval_sentences']} eval sentences):", "",
-              "| activation \\ objective | LM | classifier | final-param bits differing, LM vs classifier |",
+              "| activation \\ objective | LM | classifier | final-parameter elements whose bits differ, LM vs classifier |",
               "|---|---|---|---|"]
     for act in ("relu", "tanh"):
       row = []
@@ -176,17 +213,10 @@ def sample_png():
   fig.savefig(R / "roles_jem_samples.png", dpi=100, bbox_inches="tight")
 
 
-def _checks():
-  from jaxequiv.roles import checks  # pylint: disable=import-outside-toplevel
-  return [line for _, line in checks.run_checks()]
-
-
-def main():
-  sample_png()
-  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-  text = ["# Same network, different roles: GAN, JEM and the ReLU/tanh reductio", "",
-          f"Machine: {machine()}; commit {commit}. No accelerator was available to these runs.", "",
-          "## Identities (`jaxequiv.roles.checks.run_checks()`, this run)", "", "```", *_checks(), "```", "",
+def render(rec: dict) -> str:
+  """results/roles.md from its record (the identities) and the experiments' records."""
+  text = ["# Same network, different roles: GAN, JEM and the ReLU/tanh reductio", "", *provenance.header(rec), "",
+          "## Identities (`jaxequiv.roles.checks.run_checks()`, this run)", "", "```", *rec["data"]["checks"], "```", "",
           "Tests (`tests/roles/`, jit-compiled) add: the LM/packed-classifier gradient bits for every activation in"
           " `jaxequiv.model.ACTIVATIONS` × {float32, bfloat16}; tanh→sigmoid over random depths/widths (hypothesis);"
           " density-ratio convergence over n = 300 … 300,000 (tolerance 30/√n); exact ML gradient = data term − model"
@@ -195,8 +225,20 @@ def main():
           "Anchor: activation swaps move ImageNet top-1 by under 1% (Ramachandran et al., 2017).", "",
           "## GAN vs PacGAN: one MLP class in both roles", "", *gan_section(), "",
           "## JEM: a classifier is a generative model of x", "", *jem_section()]
-  (R / "roles.md").write_text("\n".join(text) + "\n")
-  print("\n".join(text))
+  return "\n".join(text)
+
+
+def main():
+  from jaxequiv.roles import checks  # pylint: disable=import-outside-toplevel
+  run = provenance.start()
+  sample_png()
+  rec = provenance.write(
+      run, R / "roles", {"checks": [line for _, line in checks.run_checks()]}, seeds=[], render=render,
+      model="the identities use small random networks (no training); the experiments' models are in their sections",
+      headline=[(f"{k.split(',')[0]} {NAMES[k[-1]]} ({r['args']['steps']} steps)", f"modes"
+                 f" {r['mean_std']['modes'][0]:.1f}, reverse KL {r['mean_std']['reverse_kl'][0]:.3f}")
+                for k, r, g, _ in gan_runs() if "provenance" in g])
+  print(render(rec))
 
 
 if __name__ == "__main__":
