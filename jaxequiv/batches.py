@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -38,13 +38,14 @@ class ClassificationBatch(NamedTuple):
   labels: np.ndarray     # [N] int32 class id in [0, 64).
 
 
-def canonical_order(sentences: Sequence[str], *, max_len: int | None = None, too_long: str = "error") -> list[str]:
+def canonical_order(sentences: Iterable[str], *, max_len: int | None = None, too_long: str = "error") -> list[str]:
   """Sentences sorted by class ids (a < .. < z < A < .. < 9 < ' ' < '.').
 
   This is the row order ``pack`` produces, so ``lm_batch(canonical_order(S))``
   and ``pack(prefix_examples(S))`` hold the same rows. With ``max_len``, over-
   long sentences are handled first (``too_long``, see
-  ``alphabet.validate_sentences``): split first, then order.
+  ``alphabet.validate_sentences``): split first, then order. Any iterable
+  works (a generator is read once).
 
   Raises:
     TypeError: for one bare ``str`` (it would sort its characters) or a
@@ -57,6 +58,7 @@ def canonical_order(sentences: Sequence[str], *, max_len: int | None = None, too
   """
   if isinstance(sentences, str):
     raise TypeError("canonical_order takes a sequence of sentences, not one str")
+  sentences = list(sentences)  # read an iterator once: the checks below would consume it
   if max_len is not None or too_long != "error":
     sentences = alphabet.validate_sentences(sentences, max_len=max_len, too_long=too_long)
   for i, s in enumerate(sentences):

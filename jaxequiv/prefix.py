@@ -8,7 +8,8 @@ buffer, so a shuffled bag costs no more.
 ``pack(examples, T)`` rebuilds rows from the examples alone: contexts and labels
 (compared by content, never by where they came from). Examples whose contexts
 are prefixes of one another share a row. ``unpacked(examples, T)`` gives the
-naive classifier: one right-padded row per example.
+naive classifier: one right-padded row per example. ``paired_batches(S, T)``
+gives both objectives' batches for the same sentences, ready to compare.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jaxequiv import alphabet
-from jaxequiv.batches import ClassificationBatch, inputs_from_targets, pack_rows
+from jaxequiv.batches import ClassificationBatch, LMBatch, canonical_order, inputs_from_targets, lm_batch, pack_rows
 
 
 def _index_dtype(size: int):
@@ -429,3 +430,38 @@ def unpacked(examples: PrefixExamples, seq_len: int) -> ClassificationBatch:
       positions=lengths.astype(np.int32),
       labels=examples.labels.astype(np.int32),
   )
+
+
+def paired_batches(
+    sentences: Sequence[str], seq_len: int, *, packed: bool = False, num_rows: int | None = None,
+    too_long: str = "error"
+) -> tuple[LMBatch, ClassificationBatch]:
+  """The LM batch and the classifier batch of the same sentences, with the same rows: ready to compare.
+
+  ``lm_batch(canonical_order(S), T)`` and ``pack(prefix_examples(S), T)``: the
+  classifier's rows come out in canonical order, so the LM's must too. An LM
+  batch built from ``S`` in another order holds the same sentences in other
+  rows, and its gradients differ from the classifier's in the last bits
+  (summed in another order) although the losses are the same maths.
+
+  Args:
+    sentences: strings over the alphabet, each ending with its only ``'.'``.
+    seq_len: context length T.
+    packed: several sentences per row (``lm_batch``/``pack`` ``packed=True``).
+    num_rows: pad both to this many rows (fixed shapes for jit).
+    too_long: policy for sentences over T characters (``alphabet.validate_sentences``).
+
+  Returns:
+    ``(LMBatch, ClassificationBatch)`` whose ``inputs`` and ``tokens`` are equal.
+
+  Examples:
+    >>> from jaxequiv.prefix import paired_batches
+    >>> lm, clf = paired_batches(["Ok.", "Hi."], 8)
+    >>> lm.inputs.tolist() == clf.tokens.tolist()
+    True
+    >>> clf.tokens[:, :3].tolist()  # 'H' (33) before 'O' (40): canonical order, not the given one
+    [[64, 33, 8], [64, 40, 10]]
+  """
+  ordered = canonical_order(sentences, max_len=seq_len, too_long=too_long)
+  return (lm_batch(ordered, seq_len, num_rows=num_rows, packed=packed),
+          pack(prefix_examples(ordered), seq_len, num_rows=num_rows, packed=packed))
