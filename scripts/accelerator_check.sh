@@ -75,9 +75,11 @@ sys.exit(0 if verify.run_checks(verify.VerifyConfig(1, 16, 2, 8, 'gelu', 4, 2, 1
   step bitwise_tests 90 $PY -m pytest -q -p no:cacheprovider tests/losses_test.py \
       -k "dot_product_attention and float32 and einsum"
   step bench_train 60 $PY scripts/bench_train.py --preset tiny --steps 2 --warmup 1 --out "$OUT/bench_train"
+  # Without torch (CI's test extra) the tiny run times jaxequiv alone, on purpose and said so in its report.
+  PEER_FLAG=$($PY -c "import torch" 2>/dev/null || echo --jaxequiv-only)
   step bench_peers 60 $PY scripts/bench_peers.py --preset tiny --windows 1 --window 1 --warmup 1 \
-      --device "$TORCH_DEVICE" --out "$OUT/bench_peers"
-  step bench_equivalence 60 $PY scripts/bench_equivalence.py --corpus none --seq-len 64 --batch 2 --repeats 1 \
+      --device "$TORCH_DEVICE" $PEER_FLAG --out "$OUT/bench_peers"
+  step bench_equivalence 60 $PY scripts/bench_equivalence.py --corpus builtin --seq-len 64 --batch 2 --repeats 1 \
       --layers 1 --width 16 --packing-budget 2e3 --density-seq-lens 64 --out "$OUT/bench_equivalence.md"
   step bench_sample 60 $PY scripts/bench_sample.py --contexts 8 --batch 1 2 --layers 1 --width 16 --heads 2 \
       --repeats 1 --no-cache-positions 2 --out "$OUT/bench_sample"

@@ -9,19 +9,17 @@
 4. Packing density of the training batches (``jaxequiv.lm.data.lm_batches``) on the
    builtin corpus at T=64 and T=256. Target: >= 95% of positions are real predictions.
 
-Usage: python scripts/bench_equivalence.py [--corpus ../shared/data/tinyshakespeare.txt] [--out results/bench_equivalence.md]
+Usage: python scripts/bench_equivalence.py [--corpus ../shared/data/tinyshakespeare.txt|builtin] [--out results/bench_equivalence]
+
+A corpus path that does not exist stops the run (one line naming it); ``--corpus builtin`` uses the builtin corpus.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
 import tracemalloc
 
@@ -30,24 +28,17 @@ import numpy as np
 import optax
 
 import jaxequiv
-from jaxequiv import alphabet, batches, prefix
+from jaxequiv import alphabet, batches, prefix, provenance
 
 
-def machine() -> str:
-  try:
-    cpu = next(l.split(":", 1)[1].strip() for l in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-               if l.startswith("Model name"))
-  except Exception:  # pylint: disable=broad-except
-    cpu = platform.processor()
-  return f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.machine()}, backend {jax.default_backend()}"
-
-
-def load_corpus(path: str | None) -> tuple[str, list[str]]:
-  if path and os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      return path, alphabet.normalize(f.read())
-  from jaxequiv.lm import corpus  # pylint: disable=import-outside-toplevel
-  return "builtin (pydoc_data)", corpus.builtin_sentences()
+def load_corpus(path: str) -> tuple[str, list[str]]:
+  """``builtin`` or a text file, normalised to sentences; a missing file stops the run in one line."""
+  if path == "builtin":
+    from jaxequiv.lm import corpus  # pylint: disable=import-outside-toplevel
+    return "builtin (pydoc_data)", corpus.builtin_sentences()
+  with open(provenance.require(path, "the benchmark corpus (--corpus PATH, or --corpus builtin)"),
+            encoding="utf-8") as f:
+    return path, alphabet.normalize(f.read())
 
 
 def step_times(sentences: list[str], t: int, batch: int, repeats: int, layers: int = 4, width: int = 128) -> dict:
@@ -145,9 +136,9 @@ def main() -> None:
   ap.add_argument("--width", type=int, default=128)
   ap.add_argument("--density-seq-lens", type=int, nargs="+", default=[64, 256])
   ap.add_argument("--packing-budget", type=float, default=2e6, help="examples packed per bag size and kind")
-  ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "../results/bench_equivalence.md"))
+  ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "../results/bench_equivalence"))
   args = ap.parse_args()
-  load_start = os.getloadavg()[0]
+  run = provenance.start()
   name, sentences = load_corpus(args.corpus)
   t = args.seq_len
   st = step_times(sentences, t, args.batch, args.repeats, args.layers, args.width)
@@ -156,20 +147,40 @@ def main() -> None:
   pk = packing(sentences, t, args.packing_budget)
   mem = memory(sentences)
   dens = density(args.density_seq_lens)
+  ratio = st["packed"] / st["lm"]
+  rec = provenance.write(
+      run, args.out, {"args": vars(args), "corpus": os.path.basename(name), "step_times": st, "packing": pk,
+                      "memory": mem, "density": dens}, seeds=[0], render=render,
+      inputs=[] if args.corpus == "builtin" else [args.corpus],
+      model=f"jaxequiv.model transformer, {args.layers} layers, width {args.width}, 4 heads, T={t}, random init;"
+            f" jit value_and_grad + AdamW steps timed ({args.repeats} repeats), no training run",
+      headline=[(f"packed classification ÷ LM step time, T={t}, one sentence per row (median)",
+                 f"{ratio:.3f}; unpacked ÷ LM {st['unpacked'] / st['lm']:.1f}"),
+                ("the same with packed rows", f"{st['rows']['lm, packed rows']} rows instead of {st['rows']['lm']}:"
+                 f" LM step {st['lm, packed rows'] * 1e3:.0f} ms instead of {st['lm'] * 1e3:.0f} ms"),
+                ("packing throughput, one core, shuffled prefix closures", "{:.1f}-{:.1f}M examples/s".format(
+                    *(f(r for label, _, r in pk if "shuffled" in label) / 1e6 for f in (min, max)))),
+                ("real predictions per position, builtin corpus", ", ".join(
+                    f"packed {100 * d:.1f}% (T={t_})" for t_, d, _, _ in dens) + "; one per row " + ", ".join(
+                    f"{100 * d:.1f}%" for _, _, d, _ in dens)),
+                (f"prefix-dataset memory, {os.path.basename(name)}", f"{mem['retained']:.1f} bytes per character")])
+  print(render(rec))
+
+
+def render(rec: dict) -> str:
+  """results/bench_equivalence.md from its record."""
+  d = rec["data"]
+  args, st, pk, mem, dens, t = d["args"], d["step_times"], d["packing"], d["memory"], d["density"], d["args"]["seq_len"]
   lines = [
       "# bench_equivalence",
       "",
-      f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-      f"- machine: {machine()}",
-      f"- jax {jax.__version__}, numpy {np.__version__}, Python {platform.python_version()}",
-      f"- command: `python {' '.join(sys.argv)}`",
-      f"- load average (1 min) at start {load_start:.1f}, at end {os.getloadavg()[0]:.1f} (2 shared cores: timings are noisy)",
-      f"- corpus: {os.path.basename(name)}, normalised with `jaxequiv.normalize`: {mem['sentences']:,} sentences,"
+      *provenance.header(rec),
+      f"- corpus: {d['corpus']}, normalised with `jaxequiv.normalize`: {mem['sentences']:,} sentences,"
       f" {mem['chars']:,} characters",
       "",
-      f"## Step time, T={t} (jit value_and_grad + AdamW; {args.layers} layers, width {args.width}, 4 heads)",
+      f"## Step time, T={t} (jit value_and_grad + AdamW; {args['layers']} layers, width {args['width']}, 4 heads)",
       "",
-      f"{args.batch} sentences of at most {t} characters = {st['predictions']} predictions. LM and packed steps"
+      f"{args['batch']} sentences of at most {t} characters = {st['predictions']} predictions. LM and packed steps"
       " alternate; median and minimum over the timed steps.",
       "",
       "| objective | rows | timed steps | median step | ÷ LM (median) | min step | ÷ LM (min) |",
@@ -200,11 +211,7 @@ def main() -> None:
     lines.append(f"| {t_} | {100 * d_packed:.1f}% | {100 * d_rows:.1f}% | {n_b} |")
   lines += ["", f"Target >= 95% real predictions: **{'met' if min(d for _, d, _, _ in dens) >= 0.95 else 'NOT met'}**.",
             ""]
-  text = "\n".join(lines)
-  print(text)
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w", encoding="utf-8") as f:
-    f.write(text)
+  return "\n".join(lines)
 
 
 if __name__ == "__main__":

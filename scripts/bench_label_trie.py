@@ -6,7 +6,7 @@ For the CIFAR-100 class names (via ``normalize_label``) and a synthetic set of
 1) and of the trie-constrained label distribution (sums to 1); and the time of
 the jitted conversions and of greedy/beam decoding with a fake causal step
 function (compile excluded; median of ``--repeats``). Writes
-``results/bench_label_trie.md``.
+``results/bench_label_trie.{json,md}``.
 
   python scripts/bench_label_trie.py --repeats 5
 """
@@ -14,9 +14,7 @@ function (compile excluded; median of ``--repeats``). Writes
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import subprocess
 import sys
 import time
 
@@ -25,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from jaxequiv import alphabet  # noqa: E402
+from jaxequiv import alphabet, provenance  # noqa: E402
 from jaxequiv import labels as L  # noqa: E402
 
 CIFAR100 = """apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel
@@ -63,16 +61,14 @@ def _timed(fn, repeats: int) -> tuple[float, float]:
   return first, float(np.median(times))
 
 
-def measure(name: str, labels: list[str], batch: int, repeats: int) -> list[str]:
+def measure(name: str, labels: list[str], batch: int, repeats: int) -> dict:
   trie = L.label_trie(labels)
   k = trie.num_classes
-  rows = [f"### {name}", "",
-          f"K = {k} labels, N = {trie.num_nodes} nodes, Lmax = {trie.max_len},"
-          f" mean length {np.mean(trie.label_lengths):.1f}", ""]
+  out = {"name": name, "k": k, "nodes": trie.num_nodes, "max_len": trie.max_len,
+         "mean_len": float(np.mean(trie.label_lengths)), "errors": [], "timings": []}
   rng = np.random.default_rng(0)
   path = jax.jit(L.path_char_logprobs)
   cond = jax.jit(L.char_conditionals)
-  rows += ["| logit scale | max abs(sum path log-probs - log softmax) (nats) | max abs(node sum - 1) |", "|---|---|---|"]
   for scale in (1.0, 5.0, 20.0):
     x = (scale * rng.standard_normal((batch, k))).astype(np.float32)
     x64 = x.astype(np.float64)
@@ -80,11 +76,10 @@ def measure(name: str, labels: list[str], batch: int, repeats: int) -> list[str]
     want -= np.log(np.exp(want).sum(-1, keepdims=True))
     err = np.max(np.abs(np.asarray(path(trie, x), np.float64).sum(-1) - want))
     sums = np.exp(np.asarray(cond(trie, x[:16]), np.float64)).sum(-1)[:, trie.leaf_class < 0]
-    rows.append(f"| {scale:g} | {err:.2e} | {np.max(np.abs(sums - 1)):.2e} |")
+    out["errors"].append((scale, float(err), float(np.max(np.abs(sums - 1)))))
   node_logits = (3 * rng.standard_normal((16, trie.num_nodes, 64))).astype(np.float32)
   lp = jax.jit(L.label_logprobs, static_argnums=2)(trie, node_logits[:, trie.label_nodes[:, :-1]], True)
-  rows += ["", f"Trie-constrained label distribution (random consistent logits, scale 3): max abs(sum_k q(k) - 1) ="
-           f" {np.max(np.abs(np.exp(np.asarray(lp, np.float64)).sum(-1) - 1)):.2e}", ""]
+  out["constrained_sum_err"] = float(np.max(np.abs(np.exp(np.asarray(lp, np.float64)).sum(-1) - 1)))
 
   x = jnp.asarray(rng.standard_normal((batch, k)), jnp.float32)
   w = jnp.asarray(rng.standard_normal((trie.max_len, alphabet.INPUT_VOCAB, 64)), jnp.float32)
@@ -103,41 +98,47 @@ def measure(name: str, labels: list[str], batch: int, repeats: int) -> list[str]
   ]
   if k <= 128:
     cases.append((f"beam_decode W=K={k} (fake step), B={dec_b}", beam(k)))
-  rows += ["| operation | first call (s; compile, unless compiled above) | median run (ms) |", "|---|---|---|"]
   for label, fn in cases:
     first, med = _timed(fn, repeats)
-    rows.append(f"| {label} | {first:.2f} | {1e3 * med:.2f} |")
-    print(rows[-1], flush=True)
-  return rows + [""]
+    out["timings"].append((label, first, med))
+    print(label, first, med, flush=True)
+  return out
+
+
+def render(rec: dict) -> str:
+  """results/bench_label_trie.md from its record."""
+  lines = ["# Label tries: exactness and speed", "", *provenance.header(rec), ""]
+  for m in rec["data"]["sets"]:
+    lines += [f"### {m['name']}", "", f"K = {m['k']} labels, N = {m['nodes']} nodes, Lmax = {m['max_len']},"
+              f" mean length {m['mean_len']:.1f}", "",
+              "| logit scale | max abs(sum path log-probs - log softmax) (nats) | max abs(node sum - 1) |",
+              "|---|---|---|"]
+    lines += [f"| {scale:g} | {err:.2e} | {sum_err:.2e} |" for scale, err, sum_err in m["errors"]]
+    lines += ["", "Trie-constrained label distribution (random consistent logits, scale 3): max abs(sum_k q(k) - 1) ="
+              f" {m['constrained_sum_err']:.2e}", "",
+              "| operation | first call (s; compile, unless compiled above) | median run (ms) |", "|---|---|---|"]
+    lines += [f"| {label} | {first:.2f} | {1e3 * med:.2f} |" for label, first, med in m["timings"]] + [""]
+  return "\n".join(lines)
 
 
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--batch", type=int, default=256)
-  parser.add_argument("--out", default="results/bench_label_trie.md")
+  parser.add_argument("--out", default="results/bench_label_trie")
   args = parser.parse_args()
-  cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(
-      ["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines() if line.startswith("Model name")),
-      "unknown")
-  load = os.getloadavg()
-  lines = [
-      "# Label tries: exactness and speed", "",
-      f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
-      f"- machine: {os.cpu_count()} CPUs ({cpu}), backend {jax.default_backend()}, no GPU lent;"
-      f" load average at start {load[0]:.1f} (CPU shared with other jobs: timings are noisy)",
-      f"- jax {jax.__version__}",
-      "- command: `python scripts/bench_label_trie.py" + "".join(" " + a for a in sys.argv[1:]) + "`",
-      "",
-  ]
+  run = provenance.start()
   labels = L.normalize_labels(CIFAR100)
   assert len(labels) == 100
-  lines += measure("CIFAR-100 class names", labels, args.batch, args.repeats)
-  lines += measure("1000 synthetic labels", synthetic(1000), args.batch, args.repeats)
-  os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-  with open(args.out, "w") as f:
-    f.write("\n".join(lines))
-  print("\n".join(lines))
+  sets = [measure("CIFAR-100 class names", labels, args.batch, args.repeats),
+          measure("1000 synthetic labels", synthetic(1000), args.batch, args.repeats)]
+  rec = provenance.write(
+      run, args.out, {"sets": sets}, seeds=[0], render=render,
+      model="no trained model: random logits (K-way and per-node) and a fake causal step function (a random"
+            " cumulative-sum table) exercise the trie conversions and decoders",
+      headline=[(f"label trie, {m['name']}: float32 error of K-way -> characters (worst logit scale)",
+                 f"{max(e for _, e, _ in m['errors']):.1e} nats") for m in sets])
+  print(render(rec))
   return 0
 
 

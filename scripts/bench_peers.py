@@ -17,7 +17,9 @@ on GPU (``--device cuda``) nanoGPT runs under bf16 autocast and ``torch.compile`
 jaxequiv in bfloat16.
 
 Without torch (it lives in the ``bench`` extra, not in core or test
-dependencies) the script says so and times jaxequiv alone.
+dependencies) or nanoGPT's model.py the script refuses to run, in one line naming
+what is missing; ``--jaxequiv-only`` times jaxequiv alone on purpose (a smoke
+test; the report then says there is no comparison).
 
 Usage:
   python scripts/bench_peers.py                                 # CPU: base and 2x-wide configs
@@ -28,13 +30,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
 import json
 import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 
@@ -43,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxequiv
-from jaxequiv import alphabet
+from jaxequiv import alphabet, provenance, training
 from jaxequiv.lm import corpus, data
 from jaxequiv.lm import train as tr
 
@@ -62,9 +60,9 @@ def load_nanogpt(path: str):
   try:
     import torch  # pylint: disable=import-outside-toplevel,unused-import
   except ImportError:
-    return None, "torch is not installed (pip install 'jaxequiv[bench]'); timing jaxequiv alone"
+    return None, "missing torch, which the nanoGPT side needs (pip install 'jaxequiv[bench]')"
   if not os.path.exists(path):
-    return None, f"nanoGPT's model.py not found at {path}; timing jaxequiv alone"
+    return None, f"missing nanoGPT's model.py: {path} does not exist (the peer this benchmark compares against)"
   spec = importlib.util.spec_from_file_location("nanogpt_model", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -121,7 +119,8 @@ class JaxequivRunner:
     tcfg = tr.TrainConfig(steps=steps, batch_size=cfg["batch"], learning_rate=LR, weight_decay=WD, b1=BETAS[0],
                           b2=BETAS[1], clip_norm=CLIP, warmup_steps=1, seed=seed)
     self.state = tr.init_state(jax.random.key(seed), self.mcfg, tcfg)
-    self.train_step = jax.jit(tr.make_train_step(tr.make_loss_fn("lm", self.mcfg), tr.make_optimizer(tcfg)),
+    self.train_step = jax.jit(training.make_train_step(tr.make_loss_fn("lm", self.mcfg),
+                                                       training.make_optimizer(tcfg)),
                               donate_argnums=0)
     it = data.lm_batches(sentences, cfg["batch"], cfg["seq_len"], seed=seed, packed=True)
     host = [next(it) for _ in range(min(steps, 64))]
@@ -163,34 +162,23 @@ def time_windows(runners: dict, windows: int, window: int, warmup: int) -> dict:
               "step_ms_median": float(np.median(step_ms[k]))} for k, v in rates.items()}
 
 
-def machine() -> dict:
-  cpu = ""
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-  except OSError:
-    pass
-  info = {"date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-          "machine": platform.machine(), "nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-          "jax": jax.__version__, "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()]}
+def torch_info() -> dict:
   try:
     import torch  # pylint: disable=import-outside-toplevel
-    info["torch"] = torch.__version__
-    info["torch_threads"] = torch.get_num_threads()
-    if torch.cuda.is_available():
-      info["torch_device"] = torch.cuda.get_device_name(0)
   except ImportError:
-    info["torch"] = None
+    return {"torch": None}
+  info = {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+  if torch.cuda.is_available():
+    info["torch_device"] = torch.cuda.get_device_name(0)
   return info
 
 
-def to_markdown(info: dict, rows: list[dict], command: str, note: str) -> str:
-  lines = ["# nanoGPT vs jaxequiv, side by side (`scripts/bench_peers.py`)", "",
-           f"- Date: {info['date_utc']}; command: `{command}`",
-           f"- Machine: {info['machine']}, {info['nproc']} cores, {info['cpu']}; backend {info['backend']}"
-           f" ({', '.join(info['devices'])}); jax {info['jax']}; torch {info.get('torch')}"
-           f" ({info.get('torch_threads', '-')} threads{', ' + info['torch_device'] if info.get('torch_device') else ''});"
-           f" Python {info['python']}",
+def render(rec: dict) -> str:
+  """results/bench_peers*.md from its record."""
+  info, rows, note = rec["data"]["torch"], rec["data"]["rows"], rec["data"]["note"]
+  lines = ["# nanoGPT vs jaxequiv, side by side (`scripts/bench_peers.py`)", "", *provenance.header(rec),
+           f"- torch {info.get('torch')}"
+           f" ({info.get('torch_threads', '-')} threads{', ' + info['torch_device'] if info.get('torch_device') else ''})",
            "- Real predictions/s: nanoGPT trains on a character stream (every position is a prediction); jaxequiv on"
            " packed sentences (the mask's count). Median over alternating timed windows.",
            "- Anchor (issue 11, quiet 2-core AMD EPYC, before packing and the lean step): nanoGPT 10.6-11.6K tokens/s,"
@@ -220,7 +208,7 @@ def to_markdown(info: dict, rows: list[dict], command: str, note: str) -> str:
   lines += ["", "The 90th-percentile window is the rate when the shared cores were quiet; on a busy machine torch's"
             " OpenMP threads collapse (windows 20-40x slower) while XLA's degrade less, so the median ratio flatters"
             " jaxequiv there. Read the p90 ratio for the quiet-machine comparison."]
-  return "\n".join(lines) + "\n"
+  return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -235,15 +223,18 @@ def main(argv=None) -> int:
   p.add_argument("--torch-threads", type=int, default=0,
                  help="torch.set_num_threads (0: torch's default, all cores); OpenMP threads that spin-wait suffer"
                       " badly when other jobs share the cores")
+  p.add_argument("--jaxequiv-only", action="store_true",
+                 help="time jaxequiv alone, without nanoGPT (a smoke test: no comparison is made)")
   p.add_argument("--out", default="results/bench_peers", help="writes OUT.md and OUT.json")
   args = p.parse_args(argv)
-  module, why = load_nanogpt(args.nanogpt)
-  if why:
-    print(why, flush=True)
-  elif args.torch_threads:
+  started = provenance.start([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+  module, why = (None, "--jaxequiv-only: jaxequiv timed alone, no comparison") if args.jaxequiv_only else (
+      load_nanogpt(args.nanogpt))
+  if module is None and not args.jaxequiv_only:
+    raise SystemExit(why)
+  if args.torch_threads and module is not None:
     import torch  # pylint: disable=import-outside-toplevel
     torch.set_num_threads(args.torch_threads)
-  info = machine()
   rows = []
   for cfg in PRESETS[args.preset]:
     sentences = corpus.load_sentences("builtin", max_len=cfg["seq_len"])
@@ -260,14 +251,18 @@ def main(argv=None) -> int:
       row["ratio"] = res["jaxequiv"]["predictions_per_s_median"] / res["nanoGPT"]["predictions_per_s_median"]
     print(json.dumps(row), flush=True)
     rows.append(row)
-  command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
-  md = to_markdown(info, rows, command, why)
-  os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-  with open(args.out + ".md", "w") as f:
-    f.write(md)
-  with open(args.out + ".json", "w") as f:
-    json.dump({"machine": info, "command": command, "rows": rows}, f, indent=2)
-  print(md)
+  c = PRESETS[args.preset]
+  ratios = [f"{r['config']['name']} {r['ratio']:.2f}x" for r in rows if "ratio" in r]
+  rec = provenance.write(
+      started, args.out, {"torch": torch_info(), "rows": rows, "note": why}, seeds=[0], render=render,
+      inputs=[] if module is None else [args.nanogpt],
+      model="; ".join(f"{x['name']}: transformer {x['layers']} layers, width {x['width']}, {x['heads']} heads,"
+                      f" T={x['seq_len']}, batch {x['batch']}, {x['dtype']}" for x in c)
+            + f" (jaxequiv.model and nanoGPT's GPT, no dropout, AdamW lr {LR}); {args.warmup} warm-up steps, then"
+              f" {args.windows} timed windows of {args.window} steps each (a throughput benchmark: no quality)",
+      headline=[("jaxequiv ÷ nanoGPT, real predictions/s (median window)", ", ".join(ratios) or "no comparison:"
+                 " jaxequiv timed alone")])
+  print(render(rec))
   return 0
 
 

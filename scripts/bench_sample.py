@@ -18,11 +18,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
@@ -30,16 +27,8 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from jaxequiv import alphabet, model  # noqa: E402
+from jaxequiv import alphabet, model, provenance  # noqa: E402
 from jaxequiv.lm import sample as sampling  # noqa: E402
-
-
-def _cpu_model() -> str:
-  try:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-  except Exception:  # pylint: disable=broad-except
-    return platform.processor() or "unknown"
 
 
 def _time(fn, repeats: int) -> tuple[float, list[float]]:
@@ -72,6 +61,24 @@ def bench(seq_len: int, batch: int, args) -> list[dict]:
   return rows
 
 
+def render(rec: dict) -> str:
+  """results/bench_sample.md from its record."""
+  d = rec["data"]
+  lines = ["# Sampling speed: KV cache vs no cache", "", *provenance.header(rec), "",
+           "| context T | batch | sampler | positions timed | chars | median s | chars/s | speed-up |",
+           "|---:|---:|---|---:|---:|---:|---:|---:|"]
+  for r in d["rows"]:
+    key = str(r["seq_len"]) + "/" + str(r["batch"])
+    s = f"{d['speedups'][key]:.1f}x" if r["use_cache"] else ""
+    lines.append(f"| {r['seq_len']} | {r['batch']} | {'KV cache' if r['use_cache'] else 'no cache'} | {r['positions']} |"
+                 f" {r['chars']} | {r['seconds']:.3f} | {r['chars_per_s']:.0f} | {s} |")
+  lines += ["", "Both samplers do the same work at every position (fixed shapes), so chars/s over the first"
+            " positions is the full-context rate; the no-cache sampler is timed over fewer positions to keep"
+            " the run short. Median of the timed repeats after one compile call. The CPU is shared with other jobs"
+            " (load average above): timings are noisy."]
+  return "\n".join(lines)
+
+
 def main() -> int:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--contexts", type=int, nargs="+", default=[64, 256])
@@ -85,13 +92,8 @@ def main() -> int:
   p.add_argument("--out", default=None, help="write OUT.json and OUT.md")
   args = p.parse_args()
 
-  info = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              command="python " + " ".join(sys.argv), jax=jax.__version__, backend=jax.default_backend(),
-              devices=str(jax.devices()), nproc=os.cpu_count(), cpu=_cpu_model(),
-              loadavg_start=os.getloadavg())
-  print(json.dumps(info), flush=True)
+  run = provenance.start()
   rows = [r for t in args.contexts for b in args.batch for r in bench(t, b, args)]
-  info["loadavg_end"] = os.getloadavg()
   speedups = {}
   for t in args.contexts:
     for b in args.batch:
@@ -101,30 +103,12 @@ def main() -> int:
       print(f"context {t}, batch {b}: KV cache {cached['chars_per_s']:.0f} chars/s, no cache"
             f" {full['chars_per_s']:.0f} chars/s, speed-up {speedups[f'{t}/{b}']:.1f}x")
   if args.out:
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out + ".json", "w") as f:
-      json.dump(dict(info=info, args=vars(args), rows=rows, speedups=speedups), f, indent=2)
-    lines = [
-        "# Sampling speed: KV cache vs no cache", "",
-        f"- date: {info['date']}", f"- command: `{info['command']}`",
-        f"- machine: {info['nproc']} CPUs, {info['cpu']}; backend {info['backend']} ({info['devices']})",
-        f"- jax {info['jax']}; load average (1, 5, 15 min) at start {tuple(round(x, 1) for x in info['loadavg_start'])},"
-        f" end {tuple(round(x, 1) for x in info['loadavg_end'])}"
-        " (the CPU is shared with other jobs: timings are noisy)",
-        f"- model: {args.layers} layers, width {args.width}, {args.heads} heads, float32, random init with '.'"
-        f" suppressed so every sample runs to its budget; {args.batch} samples per batch", "",
-        "| context T | batch | sampler | positions timed | chars | median s | chars/s | speed-up |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
-      key = str(r["seq_len"]) + "/" + str(r["batch"])
-      s = f"{speedups[key]:.1f}x" if r["use_cache"] else ""
-      lines.append(f"| {r['seq_len']} | {r['batch']} | {'KV cache' if r['use_cache'] else 'no cache'} | {r['positions']} |"
-                   f" {r['chars']} | {r['seconds']:.3f} | {r['chars_per_s']:.0f} | {s} |")
-    lines += ["", "Both samplers do the same work at every position (fixed shapes), so chars/s over the first"
-              " positions is the full-context rate; the no-cache sampler is timed over fewer positions to keep"
-              " the run short. Median of the timed repeats after one compile call."]
-    with open(args.out + ".md", "w") as f:
-      f.write("\n".join(lines) + "\n")
+    provenance.write(
+        run, args.out, dict(args=vars(args), rows=rows, speedups=speedups), seeds=[0, 1], render=render,
+        model=f"jaxequiv.model transformer, {args.layers} layers, width {args.width}, {args.heads} heads, float32,"
+              " random init (untrained) with '.' suppressed so every sample runs to its budget",
+        headline=[(f"sampling, T={k.split('/')[0]}, batch {k.split('/')[1]}: KV cache vs none",
+                   f"{v:.3g}x faster") for k, v in speedups.items()])
   return 0
 
 

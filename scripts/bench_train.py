@@ -23,12 +23,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 
@@ -36,6 +31,7 @@ import jax
 import numpy as np
 
 import jaxequiv
+from jaxequiv import provenance, training
 from jaxequiv.lm import corpus
 from jaxequiv.lm import data
 from jaxequiv.lm import train as tr
@@ -54,24 +50,6 @@ def flops_per_token(params, cfg: jaxequiv.ModelConfig) -> float:
   return 6.0 * n + 12.0 * cfg.num_layers * cfg.width * cfg.seq_len
 
 
-def machine() -> dict:
-  def sh(cmd):
-    try:
-      return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
-    except OSError:
-      return ""
-  return {
-      "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-      "nproc": os.cpu_count(),
-      "cpu": sh("lscpu | grep 'Model name' | sed 's/.*: *//'"),
-      "load_average": os.getloadavg()[0],
-      "python": platform.python_version(),
-      "jax": jax.__version__,
-      "backend": jax.default_backend(),
-      "devices": [str(d) for d in jax.devices()],
-  }
-
-
 def prepare(objective: str, preset: dict, steps: int, warmup: int, seed: int = 0) -> dict:
   """Compiles the step (timed with the first step) and builds the batches."""
   cfg = jaxequiv.ModelConfig(num_layers=preset["num_layers"], num_heads=preset["num_heads"], width=preset["width"],
@@ -81,7 +59,8 @@ def prepare(objective: str, preset: dict, steps: int, warmup: int, seed: int = 0
   sentences = corpus.load_sentences("builtin", max_len=cfg.seq_len)
   host = list(itertools_islice(tr.sentence_batches(sentences, cfg, tcfg)(0), steps + warmup))
   state = tr.init_state(jax.random.key(seed), cfg, tcfg)
-  step = jax.jit(tr.make_train_step(tr.make_loss_fn(objective, cfg), tr.make_optimizer(tcfg)), donate_argnums=0)
+  step = jax.jit(training.make_train_step(tr.make_loss_fn(objective, cfg), training.make_optimizer(tcfg)),
+                 donate_argnums=0)
   batches = [jax.device_put(x) for x in host]
   t = time.perf_counter()
   state, m = step(state, batches[0])
@@ -119,27 +98,27 @@ def itertools_islice(it, n):
   return itertools.islice(it, n)
 
 
-def to_markdown(info: dict, preset_name: str, preset: dict, rows: list[dict], command: str) -> str:
+def render(rec: dict) -> str:
+  """results/bench_train.md from its record."""
+  d = rec["data"]
   lines = [
-      "# Training throughput (`scripts/bench_train.py`)", "",
-      f"- Date: {info['date_utc']}",
-      f"- Machine: {info['nproc']} cores, {info['cpu']} (load average at start {info['load_average']:.1f});"
-      f" backend {info['backend']}; jax {info['jax']}, Python {info['python']}",
-      f"- Command: `{command}`",
-      f"- Preset `{preset_name}`: {preset}",
+      "# Training throughput (`scripts/bench_train.py`)", "", *provenance.header(rec),
+      f"- Preset `{d['preset']}`: {d['config']}",
       "- Tokens/s = R*T input positions per second; predictions/s = real next-character predictions per second;"
       " median step time after warm-up steps; LM and classification steps alternate, so load changes hit both.",
       "", "| objective | R x T | median step (ms) | tokens/s | predictions/s | TFLOP/s | compile+1st step (s) |",
       "|---|---|---|---|---|---|---|",
   ]
-  for r in rows:
+  for r in d["results"]:
     lines.append(f"| {r['objective']} | {r['rows']} x {r['seq_len']} | {r['median_step_ms']:.1f} |"
                  f" {r['tokens_per_s']:.0f} | {r['predictions_per_s']:.0f} | {r['achieved_tflops']:.4f} |"
                  f" {r['compile_plus_first_step_s']:.1f} |")
-  if any("mfu_vs_h100_bf16_peak" in r for r in rows):
-    lines += ["", "MFU (vs 989 TFLOP/s bf16 dense): " +
-              ", ".join(f"{r['objective']}: {100 * r['mfu_vs_h100_bf16_peak']:.1f}%" for r in rows)]
-  return "\n".join(lines) + "\n"
+  if any("mfu_vs_h100_bf16_peak" in r for r in d["results"]):
+    lines += ["", f"MFU (vs {H100_BF16_PEAK / 1e12:.0f} TFLOP/s bf16 dense): " +
+              ", ".join(f"{r['objective']}: {100 * r['mfu_vs_h100_bf16_peak']:.1f}%" for r in d["results"])]
+  if d.get("note"):
+    lines += ["", d["note"]]
+  return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -152,7 +131,7 @@ def main(argv=None) -> int:
   p.add_argument("--note", default="", help="appended to the markdown (e.g. 'GPU: not lent to this task')")
   args = p.parse_args(argv)
   preset = dict(PRESETS[args.preset], attention=args.attention)
-  info = machine()
+  started = provenance.start([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
   runs = [prepare(objective, preset, args.steps, args.warmup) for objective in ("lm", "classification")]
   for i in range(1, args.steps + args.warmup):  # alternate the two, so load changes hit both alike
     for run in runs:
@@ -160,17 +139,16 @@ def main(argv=None) -> int:
   rows = [summarize(run) for run in runs]
   for row in rows:
     print(json.dumps(row), flush=True)
-  command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
-  md = to_markdown(info, args.preset, preset, rows, command)
-  if args.note:
-    md += "\n" + args.note + "\n"
-  os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-  with open(args.out + ".md", "w") as f:
-    f.write(md)
-  with open(args.out + ".json", "w") as f:
-    json.dump({"machine": info, "command": command, "preset": args.preset, "config": preset, "results": rows}, f,
-              indent=2)
-  print(md)
+  c = preset
+  rec = provenance.write(
+      started, args.out, {"preset": args.preset, "config": preset, "results": rows, "note": args.note}, seeds=[0],
+      render=render,
+      model=f"jaxequiv.model transformer, {c['num_layers']} layers, width {c['width']}, {c['num_heads']} heads,"
+            f" T={c['seq_len']}, {c['batch_size']} rows, {c['dtype']}; {args.warmup} warm-up + {args.steps} timed AdamW"
+            " steps per objective (a throughput benchmark: no quality reported)",
+      headline=[(f"training step, {c['num_layers']}L/{c['width']}, T={c['seq_len']}, {c['batch_size']} rows: "
+                 + ", ".join(r["objective"] for r in rows), ", ".join(f"{r['median_step_ms']:.1f} ms" for r in rows))])
+  print(render(rec))
   return 0
 
 

@@ -1,6 +1,6 @@
 """Model quality benchmarks: grammar entropy floor, Tiny Shakespeare NLL, iid classifier vs LM.
 
-Subcommands (each writes results/<name>.md and .json, with machine, date, command):
+Subcommands (each writes results/<name>.json through jaxequiv.provenance, and the markdown rendered from it):
 
   synthetic     Train the LM on sentences of the toy grammar until the validation
                 NLL is <= 1.01 x the grammar's entropy rate (nats/char), or the step
@@ -21,50 +21,33 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import math
 import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 
 import jax
 
 import jaxequiv
-from jaxequiv import bitwise
+from jaxequiv import bitwise, provenance
 from jaxequiv.lm import corpus
 from jaxequiv.lm import grammar
+from jaxequiv.lm import runs
 from jaxequiv.lm import train as tr
 
 RESULTS = "results"
 
 
-def machine() -> dict:
-  cpu = subprocess.run("lscpu | grep 'Model name' | sed 's/.*: *//'", shell=True, capture_output=True,
-                       text=True).stdout.strip()
-  return {"date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-          "nproc": os.cpu_count(), "cpu": cpu, "load_average_at_start": os.getloadavg()[0],
-          "jax": jax.__version__, "backend": jax.default_backend(), "python": platform.python_version()}
+def model_text(a: dict) -> str:
+  """The architecture and training budget, from the recorded arguments."""
+  return (f"jaxequiv.model transformer, {a['layers']} layers, width {a['width']}, {a['heads']} heads, context"
+          f" {a['seq_len']}; AdamW lr {a['lr']}, {a['warmup']} warm-up steps, cosine over {a['steps']} steps of"
+          f" {a['batch_size']} rows (packed sentences, the training default)")
 
 
-def header(title: str, info: dict, command: str) -> list[str]:
-  return [f"# {title}", "", f"- Date: {info['date_utc']}",
-          f"- Machine: {info['nproc']} cores, {info['cpu']}; backend {info['backend']}; jax {info['jax']};"
-          f" load average at start {info['load_average_at_start']:.1f} (CPU shared with other jobs: wall times are"
-          " noisy)",
-          f"- Command: `{command}`", ""]
-
-
-def write(name: str, md: list[str], payload: dict) -> None:
-  os.makedirs(RESULTS, exist_ok=True)
-  with open(os.path.join(RESULTS, name + ".md"), "w") as f:
-    f.write("\n".join(md) + "\n")
-  with open(os.path.join(RESULTS, name + ".json"), "w") as f:
-    json.dump(payload, f, indent=2)
-  print("\n".join(md))
+def write(name: str, started: provenance.Run, args, data: dict, render, headline, inputs=()) -> None:
+  rec = provenance.write(started, os.path.join(RESULTS, name), {"args": vars(args), **data}, model=model_text(vars(args)),
+                         seeds=[args.seed], headline=headline, inputs=inputs, render=render)
+  print(render(rec))
 
 
 def model_config(args) -> jaxequiv.ModelConfig:
@@ -74,7 +57,7 @@ def model_config(args) -> jaxequiv.ModelConfig:
 # ----------------------------------------------------------------------------- synthetic
 
 
-def run_synthetic(args, command: str) -> None:
+def run_synthetic(args, started: provenance.Run) -> None:
   g = grammar.default_grammar()
   h = grammar.entropy_rate(g)
   target = args.target_ratio * h
@@ -104,33 +87,41 @@ def run_synthetic(args, command: str) -> None:
   payload = {"entropy_rate_nats_per_char": h, "target": target, "oracle_nll_on_val": oracle,
              "model": mcfg.__dict__, "train": tcfg.__dict__, "num_train": len(train_s), "num_val": len(val_s),
              "reached": reached or None, "wall_s": wall}
-  md = header("Synthetic grammar: steps to reach 1.01 x the entropy rate", machine_info, command)
-  md += [f"- Grammar entropy rate H = {h:.4f} nats/char; target {args.target_ratio} x H = {target:.4f}.",
-         f"- The grammar's own NLL on the {len(val_s)} validation sentences: {oracle:.4f} nats/char"
-         " (the sample's deviation from H).",
-         f"- Model: {args.layers} layers, width {args.width}, {args.heads} heads, context {args.seq_len};"
-         f" batch {args.batch_size} sentences, lr {args.lr}, cosine over {args.steps} steps;"
-         f" {len(train_s)} training sentences (fresh samples, seed {args.seed}).", ""]
+  if not reached:
+    payload["best"] = min((r for r in vals if "val_nats_per_char" in r), key=lambda r: r["val_nats_per_char"])
+  ratio = (reached or {}).get("val", payload.get("best", {}).get("val_nats_per_char", float("nan"))) / h
+  write("quality_synthetic", started, args, payload, render_synthetic,
+        [("synthetic grammar: validation NLL ÷ entropy rate", f"{ratio:.4f} ("
+          + (f"target reached at step {reached['step']}" if reached else f"target not reached in {args.steps} steps")
+          + ")")])
+
+
+def render_synthetic(rec: dict) -> str:
+  d, a = rec["data"], rec["data"]["args"]
+  h, target, oracle, reached = d["entropy_rate_nats_per_char"], d["target"], d["oracle_nll_on_val"], d["reached"]
+  md = ["# Synthetic grammar: steps to reach the target ratio of the entropy rate", "", *provenance.header(rec), "",
+        f"- Grammar entropy rate H = {h:.4f} nats/char; target {a['target_ratio']} x H = {target:.4f}.",
+        f"- The grammar's own NLL on the {d['num_val']} validation sentences: {oracle:.4f} nats/char"
+        " (the sample's deviation from H).",
+        f"- {d['num_train']} training sentences (fresh samples, seed {a['seed']}).", ""]
   if reached:
     md.append(f"**Reached** validation NLL {reached['val']:.4f} <= {target:.4f} nats/char at step"
               f" {reached['step']} after {reached['time']:.0f} s wall"
               f" ({reached['val'] / h:.4f} x H; {reached['val'] / oracle:.4f} x the grammar's NLL on the same"
               " sentences).")
   else:
-    best = min((r for r in vals if "val_nats_per_char" in r), key=lambda r: r["val_nats_per_char"])
-    payload["best"] = best
-    md.append(f"**Not reached** in {args.steps} steps ({wall:.0f} s): best validation NLL"
+    best = d["best"]
+    md.append(f"**Not reached** in {a['steps']} steps ({d['wall_s']:.0f} s): best validation NLL"
               f" {best['val_nats_per_char']:.4f} nats/char at step {best['step']} = {best['val_nats_per_char'] / h:.4f}"
               f" x H ({best['val_nats_per_char'] / oracle:.4f} x the grammar's NLL on the same sentences).")
-  write("quality_synthetic", md, payload)
+  return "\n".join(md)
 
 
 # ----------------------------------------------------------------------------- shakespeare
 
 
-def run_shakespeare(args, command: str) -> None:
-  if not os.path.exists(args.text):
-    raise SystemExit(f"{args.text} not found (pass --text PATH)")
+def run_shakespeare(args, started: provenance.Run) -> None:
+  provenance.require(args.text, "the Tiny Shakespeare text (pass --text PATH)")
   sentences = alphabet_split(corpus.text_file_sentences(args.text), args.seq_len)
   train_s, val_s = corpus.train_val_split(sentences, args.val_fraction, args.seed)
   mcfg = model_config(args)
@@ -139,7 +130,7 @@ def run_shakespeare(args, command: str) -> None:
   t0 = time.time()
   res = tr.train(mcfg, tcfg, tr.sentence_batches(train_s, mcfg, tcfg), val_sentences=val_s, progress=args.progress)
   wall = time.time() - t0
-  final = tr.final_validation(res.history)
+  final = runs.final_validation(res.history)
   from jaxequiv.lm import sample  # pylint: disable=import-outside-toplevel
   samples = sample.sample(res.state.params, mcfg, jax.random.key(0), 5, temperature=0.8)
   n_train = sum(len(s) for s in train_s)
@@ -147,19 +138,25 @@ def run_shakespeare(args, command: str) -> None:
              "train_sentences": len(train_s), "train_chars": n_train, "val_sentences": len(val_s),
              "val_chars": sum(len(s) for s in val_s), "samples": samples,
              "curve": [r for r in res.history if "val_nats_per_char" in r]}
-  md = header("Tiny Shakespeare: validation NLL after a fixed budget", machine_info, command)
-  md += [f"- Data: {args.text} via `corpus.text_file_sentences`, sentences over {args.seq_len} characters split at"
-         f" spaces; hashed train/val split ({args.val_fraction}): {len(train_s)} train sentences ({n_train}"
-         f" characters), {len(val_s)} validation ({payload['val_chars']} characters).",
-         f"- Model: {args.layers} layers, width {args.width}, {args.heads} heads, context {args.seq_len}; batch"
-         f" {args.batch_size} sentences, lr {args.lr}, {args.steps} steps"
-         f" ({args.steps * args.batch_size * 1.0 / len(train_s):.1f} epochs), {wall:.0f} s wall.", "",
-         f"**Validation NLL: {final['val_nats_per_char']:.4f} nats/char ({final['val_bits_per_char']:.4f}"
-         " bits/char)** over every character of the validation sentences, final period included.", "",
-         "| step | val nats/char | val bits/char |", "|---|---|---|"]
-  md += [f"| {r['step']} | {r['val_nats_per_char']:.4f} | {r['val_bits_per_char']:.4f} |" for r in payload["curve"]]
-  md += ["", "Samples (temperature 0.8):", ""] + [f"- `{s}`" for s in samples]
-  write("quality_shakespeare", md, payload)
+  write("quality_shakespeare", started, args, payload, render_shakespeare,
+        [(f"Tiny Shakespeare (normalised): validation NLL after {args.steps} steps",
+          f"{final['val_nats_per_char']:.3f} nats/char")], inputs=[args.text])
+
+
+def render_shakespeare(rec: dict) -> str:
+  d, a = rec["data"], rec["data"]["args"]
+  final = d["final"]
+  md = ["# Tiny Shakespeare: validation NLL after a fixed budget", "", *provenance.header(rec), "",
+        f"- Data: {a['text']} via `corpus.text_file_sentences`, sentences over {a['seq_len']} characters split at"
+        f" spaces; hashed train/val split ({a['val_fraction']}): {d['train_sentences']} train sentences"
+        f" ({d['train_chars']} characters), {d['val_sentences']} validation ({d['val_chars']} characters).",
+        f"- Budget: {a['steps']} steps of {a['batch_size']} packed rows, {d['wall_s']:.0f} s wall.", "",
+        f"**Validation NLL: {final['val_nats_per_char']:.4f} nats/char ({final['val_bits_per_char']:.4f}"
+        " bits/char)** over every character of the validation sentences, final period included.", "",
+        "| step | val nats/char | val bits/char |", "|---|---|---|"]
+  md += [f"| {r['step']} | {r['val_nats_per_char']:.4f} | {r['val_bits_per_char']:.4f} |" for r in d["curve"]]
+  md += ["", "Samples (temperature 0.8):", ""] + [f"- `{x}`" for x in d["samples"]]
+  return "\n".join(md)
 
 
 def alphabet_split(sentences, max_len):
@@ -169,7 +166,7 @@ def alphabet_split(sentences, max_len):
 # ----------------------------------------------------------------------------- iid vs LM
 
 
-def run_iid_vs_lm(args, command: str) -> None:
+def run_iid_vs_lm(args, started: provenance.Run) -> None:
   g = grammar.default_grammar()
   h = grammar.entropy_rate(g)
   train_s = grammar.sample_sentences(g, args.num_train, seed=args.seed)
@@ -209,20 +206,28 @@ def run_iid_vs_lm(args, command: str) -> None:
   os.makedirs(RESULTS, exist_ok=True)
   fig.savefig(os.path.join(RESULTS, "iid_vs_lm.png"))
 
-  md = header("iid classifier vs LM: validation NLL vs predictions seen", machine_info, command)
-  md += [f"- Data: toy grammar, {len(train_s)} training sentences, {len(val_s)} validation (independent samples);"
-         f" entropy rate {h:.4f} nats/char.",
-         f"- Model: {args.layers} layers, width {args.width}, {args.heads} heads, context {args.seq_len}; AdamW lr"
-         f" {args.lr}, cosine over {args.steps} steps; each step of every run trains on the same number of"
-         f" next-character predictions (the LM batch of {args.batch_size} sentences; `data.classification_batches`"
-         " matches it).",
-         "- LM: rows are sentences. Paired classifier: every prefix of the same sentences, packed into the same rows."
-         " iid classifier: the same number of (prefix, next character) examples drawn without replacement from all"
-         " prefixes of all training sentences, packed (about one row per example, so ~mean-length x the LM's"
-         " compute per step).",
-         f"- Paired classifier's final params bitwise equal to the LM's: **{paired_equal}**.", "",
-         "![curves](iid_vs_lm.png)", "",
-         "| predictions seen | " + " | ".join(runs) + " |", "|---" * (len(runs) + 1) + "|"]
+  final = {k: r["curve"][-1]["val_nats_per_char"] for k, r in runs.items()}
+  write("iid_vs_lm", started, args, {"entropy_rate": h, "paired_bitwise_equal": paired_equal, "runs": runs,
+                                     "num_train": len(train_s), "num_val": len(val_s)}, render_iid_vs_lm,
+        [(f"toy grammar, final validation NLL after {args.steps} steps (one seed): " + ", ".join(final),
+          ", ".join(f"{v:.4f}" for v in final.values()) + f"; paired classifier bitwise equal to the LM: {paired_equal}")])
+
+
+def render_iid_vs_lm(rec: dict) -> str:
+  d, a = rec["data"], rec["data"]["args"]
+  runs = d["runs"]
+  md = ["# iid classifier vs LM: validation NLL vs predictions seen", "", *provenance.header(rec), "",
+        f"- Data: toy grammar, {d['num_train']} training sentences, {d['num_val']} validation (independent samples);"
+        f" entropy rate {d['entropy_rate']:.4f} nats/char.",
+        f"- Each step of every run trains on the same number of next-character predictions (the LM batch of"
+        f" {a['batch_size']} rows; `data.classification_batches` matches it).",
+        "- LM: rows are sentences. Paired classifier: every prefix of the same sentences, packed into the same rows."
+        " iid classifier: the same number of (prefix, next character) examples drawn without replacement from all"
+        " prefixes of all training sentences, packed (about one row per example, so ~mean-length x the LM's"
+        " compute per step).",
+        f"- Paired classifier's final params bitwise equal to the LM's: **{d['paired_bitwise_equal']}**.", "",
+        "![curves](iid_vs_lm.png)", "",
+        "| predictions seen | " + " | ".join(runs) + " |", "|---" * (len(runs) + 1) + "|"]
   curves = list(runs.values())
   for i, c in enumerate(curves[0]["curve"]):
     md.append(f"| {c['predictions_seen']} | " + " | ".join(
@@ -230,11 +235,9 @@ def run_iid_vs_lm(args, command: str) -> None:
                                                      if r["curve"][i]["predictions_seen"] != c["predictions_seen"]
                                                      else "") for r in curves) + " |")
   md += ["", "Wall time (s): " + ", ".join(f"{k} {v['wall_s']:.0f}" for k, v in runs.items()) + ".",
-         "", "- One seed per run: differences of a few hundredths of a nat between the LM and the iid classifier"
-         " are within run-to-run noise (not measured here). Each iid example needs its own row, so its steps cost"
-         " far more compute and time for the same number of predictions."]
-  write("iid_vs_lm", md, {"entropy_rate": h, "paired_bitwise_equal": paired_equal, "model": mcfg.__dict__,
-                          "runs": runs})
+         "", f"- One seed per run ({a['seed']}): run-to-run noise is not measured here. Each iid example needs its"
+         " own row, so its steps cost more compute and time for the same number of predictions."]
+  return "\n".join(md)
 
 
 # ----------------------------------------------------------------------------- main
@@ -266,14 +269,10 @@ def main(argv=None) -> int:
   for k, v in defaults.items():
     if getattr(args, k) is None:
       setattr(args, k, v)
-  command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
-  global machine_info  # pylint: disable=global-statement
-  machine_info = machine()
-  {"synthetic": run_synthetic, "shakespeare": run_shakespeare, "iid_vs_lm": run_iid_vs_lm}[args.which](args, command)
+  started = provenance.start([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+  {"synthetic": run_synthetic, "shakespeare": run_shakespeare, "iid_vs_lm": run_iid_vs_lm}[args.which](args, started)
   return 0
 
-
-machine_info: dict = {}
 
 if __name__ == "__main__":
   sys.exit(main())

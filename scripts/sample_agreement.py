@@ -12,7 +12,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import sys
@@ -20,9 +19,23 @@ import sys
 import jax
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from jaxequiv import checkpoint, model  # noqa: E402
+from jaxequiv import model, provenance, rundir  # noqa: E402
 from jaxequiv.lm import sample as sampling  # noqa: E402
-from jaxequiv.lm import train  # noqa: E402
+from jaxequiv.lm import runs  # noqa: E402
+
+
+def render(rec: dict) -> str:
+  """results/sample_agreement.md from its record."""
+  d = rec["data"]
+  lines = ["# Sampler agreement on a trained model", "", *provenance.header(rec),
+           f"- training run (its config.json): {d['train']}", "",
+           "| temperature | top_k | samples | KV cache == no cache | by classification == no cache | finished |",
+           "|---:|---:|---:|---:|---:|---:|"]
+  for r in d["rows"]:
+    lines.append(f"| {r['temperature']} | {r['top_k']} | {r['n']} | {r['cached_eq_nocache']} |"
+                 f" {r['classification_eq_nocache']} | {r['finished']} |")
+  lines += ["", f"Examples (no cache, temperature 1): {d['rows'][0]['examples']}"]
+  return "\n".join(lines)
 
 
 def main() -> int:
@@ -32,7 +45,8 @@ def main() -> int:
   p.add_argument("--seed", type=int, default=42)
   p.add_argument("--out", default=None)
   args = p.parse_args()
-  params, config = train.load_params(args.checkpoint)
+  run = provenance.start()
+  params, config = runs.load_params(args.checkpoint)
   apply_fn = model.make_apply(config)
   rows = []
   for temperature, top_k in [(1.0, None), (0.7, 5), (1.5, None), (0.0, None)]:
@@ -48,24 +62,17 @@ def main() -> int:
     print(json.dumps(row), flush=True)
     rows.append(row)
   if args.out:
-    info = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                command="python " + " ".join(sys.argv), jax=jax.__version__, backend=jax.default_backend(),
-                config=str(config))
-    info["train"] = {k: v for k, v in checkpoint.read_config(args.checkpoint).items() if k != "model"}
-    with open(args.out + ".json", "w") as f:
-      json.dump(dict(info=info, rows=rows), f, indent=2)
-    lines = ["# Sampler agreement on a trained model", "",
-             f"- date: {info['date']}; jax {info['jax']}, backend {info['backend']} (no GPU lent)",
-             f"- command: `{info['command']}`", f"- model: {info['config']}",
-             f"- training run (its config.json, e.g. from the command in this script's docstring): {info['train']}", "",
-             "| temperature | top_k | samples | KV cache == no cache | by classification == no cache | finished |",
-             "|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-      lines.append(f"| {r['temperature']} | {r['top_k']} | {r['n']} | {r['cached_eq_nocache']} |"
-                   f" {r['classification_eq_nocache']} | {r['finished']} |")
-    lines += ["", f"Examples (no cache, temperature 1): {rows[0]['examples']}"]
-    with open(args.out + ".md", "w") as f:
-      f.write("\n".join(lines) + "\n")
+    train_cfg = {k: v for k, v in rundir.read_config(args.checkpoint).items() if k != "model"}
+    t = train_cfg.get("train", {})
+    provenance.write(
+        run, args.out, {"config": str(config), "train": train_cfg, "rows": rows}, seeds=[args.seed], render=render,
+        inputs=[os.path.join(args.checkpoint, "config.json")],
+        model=f"jaxequiv.model transformer {config.num_layers} layers, width {config.width}, {config.num_heads} heads,"
+              f" T={config.seq_len}, trained {t.get('steps', '?')} steps of {t.get('batch_size', '?')} rows"
+              f" (run directory {args.checkpoint})",
+        headline=[("same key, same sentence: by classification == no-cache LM sampler", ", ".join(
+            f"{r['classification_eq_nocache']}/{r['n']}" for r in rows)),
+                  ("KV-cached == no-cache LM sampler", ", ".join(f"{r['cached_eq_nocache']}/{r['n']}" for r in rows))])
   return 0
 
 
