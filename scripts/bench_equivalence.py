@@ -150,7 +150,10 @@ def main() -> None:
   ratio = st["packed"] / st["lm"]
   rec = provenance.write(
       run, args.out, {"args": vars(args), "corpus": os.path.basename(name), "step_times": st, "packing": pk,
-                      "memory": mem, "density": dens}, seeds=[0], render=render,
+                      "memory": mem, "density": dens,
+                      "ratios": {"packed_over_lm": ratio, "unpacked_over_lm": st["unpacked"] / st["lm"],
+                                 "packed_rows_packed_over_lm": st["packed, packed rows"] / st["lm, packed rows"]}},
+      seeds=[0], render=render,
       inputs=[] if args.corpus == "builtin" else [args.corpus],
       model=f"jaxequiv.model transformer, {args.layers} layers, width {args.width}, 4 heads, T={t}, random init;"
             f" jit value_and_grad + AdamW steps timed ({args.repeats} repeats), no training run",

@@ -125,8 +125,7 @@ def _block_names(spec: str) -> list[str]:
 def _row_cell(name: str, rec: dict | None) -> str:
   if not rec or "provenance" not in rec:
     return f"`results/{name}.md` (no provenance yet)"
-  commit = rec["provenance"]["commit"][:7]
-  return f"`results/{name}.json` ({commit}{', stale' if provenance.stale_reasons(rec) else ''})"
+  return f"`results/{name}.json` ({rec['provenance']['commit'][:7]})"  # staleness: --stale, not the rendered text
 
 
 def _get(rec: dict, path: str):

@@ -27,7 +27,7 @@ def _record(tmp_path, script_text="print('x')\n"):
 
 
 def test_write_records_provenance_and_the_imported_jaxequiv_sources(tmp_path):
-  import jaxequiv.bitwise  # pylint: disable=import-outside-toplevel,unused-import
+  import jaxequiv.bitwise  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
   script, rec = _record(tmp_path)
   p = rec["provenance"]
   assert all(f in p for f in FIELDS), [f for f in FIELDS if f not in p]
@@ -98,3 +98,10 @@ def test_every_marked_block_in_the_readme_and_docs_matches_its_results_file(doc)
       assert name in records, f"{doc.name} cites results/{name}, which does not exist"
   assert results_cli.render_text(text, records) == text, f"run python scripts/results.py --render ({doc.name})"
 
+
+
+def test_the_readme_measured_table_is_rendered_from_the_results():
+  text = (ROOT / "README.md").read_text()
+  tables = [m["spec"] for m in results_cli.BLOCK.finditer(text) if m["spec"].startswith("table ")]
+  assert tables, "README.md has no <!-- results:table ... --> block"
+  assert all(len(spec.split()) > 1 for spec in tables)
