@@ -88,10 +88,27 @@ def command(name: str, results: pathlib.Path) -> list[str]:
     return rec["provenance"]["argv"]
   md = results / f"{name}.md"
   m = LEGACY_COMMAND.search(md.read_text()) if md.exists() else None
-  if not m:
-    raise SystemExit(f"--rerun: {name} has no recorded command (no provenance, none quoted in {md.name})")
-  argv = m[1].split()[1:]
-  print(f"{name}: no provenance; using the command quoted in its legacy {md.name}: {m[1]}")
+  argv = m[1].split()[1:] if m else _legacy_args_argv(name, rec or {})
+  if not argv or not argv[0].endswith(".py"):
+    raise SystemExit(f"--rerun: {name} has no script that writes it (no provenance; "
+                     + (f"its markdown quotes `{m[1]}`, which does not write results)" if m else f"none quoted in {md.name})"))
+  print(f"{name}: no provenance; rerunning the command its legacy file records: python {' '.join(argv)}")
+  return argv
+
+
+def _legacy_args_argv(name: str, rec: dict) -> list[str]:
+  """A legacy JSON that stored its argparse namespace (``args`` or ``_config``): the script named by the longest
+  script stem that prefixes ``name``, with those flags, writing to results/NAME."""
+  args = rec.get("args") or rec.get("_config")
+  scripts = [p for p in (ROOT / "scripts").glob("*.py") if name.startswith(p.stem)]
+  if not isinstance(args, dict) or not scripts:
+    return []
+  script = max(scripts, key=lambda p: len(p.stem))
+  argv = [f"scripts/{script.name}"]
+  for k, v in args.items():
+    if k == "seconds" or v is False or v is None:
+      continue
+    argv += [f"--{k.replace('_', '-')}"] + ([] if v is True else [f"results/{name}" if k == "out" else str(v)])
   return argv
 
 
@@ -108,7 +125,15 @@ def rerun_all(results: pathlib.Path) -> int:
   unknown = [n for n in names if _wall_s(records[n]) is None]
   print(f"estimated total: {sum(known) / 60:.1f} min from the recorded wall times of {len(known)} results"
         + (f"; {len(unknown)} without a recorded wall time ({', '.join(unknown)})" if unknown else ""), flush=True)
-  failed = [n for n in names if rerun(n, results) != 0]
+  failed = []
+  for n in names:
+    try:
+      rc = rerun(n, results)
+    except SystemExit as e:  # a legacy file no script writes
+      print(e)
+      rc = 1
+    if rc != 0:
+      failed.append(n)
   if failed:
     print(f"failed: {', '.join(failed)}")
   return 1 if failed else 0

@@ -105,3 +105,17 @@ def test_the_readme_measured_table_is_rendered_from_the_results():
   tables = [m["spec"] for m in results_cli.BLOCK.finditer(text) if m["spec"].startswith("table ")]
   assert tables, "README.md has no <!-- results:table ... --> block"
   assert all(len(spec.split()) > 1 for spec in tables)
+
+
+def test_a_legacy_json_with_its_arguments_reruns_with_them_and_a_hand_made_file_does_not(tmp_path, monkeypatch):
+  (tmp_path / "scripts").mkdir()
+  (tmp_path / "scripts" / "roles_gan.py").write_text("")
+  (tmp_path / "results").mkdir()
+  legacy = {"args": {"seeds": 5, "decay": True, "quiet": False, "out": "/tmp/x.json"}, "runs": {}}
+  (tmp_path / "results" / "roles_gan_ring9.json").write_text(json.dumps(legacy))
+  (tmp_path / "results" / "verify_cpu.md").write_text("- command: `python -m jaxequiv verify`\n")
+  monkeypatch.setattr(results_cli, "ROOT", tmp_path)
+  assert results_cli.command("roles_gan_ring9", tmp_path / "results") == [
+      "scripts/roles_gan.py", "--seeds", "5", "--decay", "--out", "results/roles_gan_ring9"]
+  with pytest.raises(SystemExit, match="no script that writes it"):
+    results_cli.command("verify_cpu", tmp_path / "results")
