@@ -90,8 +90,8 @@ def command(name: str, results: pathlib.Path) -> list[str]:
   m = LEGACY_COMMAND.search(md.read_text()) if md.exists() else None
   argv = m[1].split()[1:] if m else _legacy_args_argv(name, rec or {})
   if not argv or not argv[0].endswith(".py"):
-    raise SystemExit(f"--rerun: {name} has no script that writes it (no provenance; "
-                     + (f"its markdown quotes `{m[1]}`, which does not write results)" if m else f"none quoted in {md.name})"))
+    quoted = f"its markdown quotes `{m[1]}`, which does not write results" if m else f"none quoted in {md.name}"
+    raise SystemExit(f"--rerun: {name} has no script that writes it (no provenance; {quoted})")
   print(f"{name}: no provenance; rerunning the command its legacy file records: python {' '.join(argv)}")
   return argv
 

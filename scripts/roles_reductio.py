@@ -34,9 +34,10 @@ def main():
   for ds, g in out["grids"].items():
     key = "label_acc" if "label_acc" in g["cells"]["relu/lm"] else "nll"
     bits = [g[f"{act}/bits"] for act in ("relu", "tanh")]
-    headline.append((f"{ds}: {key}, relu vs tanh (LM; mean ± seed std); final-parameter elements whose bits differ, LM vs classifier",
-                     " vs ".join(f"{np.mean(g['cells'][f'{act}/lm'][key]):.3f} ± {np.std(g['cells'][f'{act}/lm'][key]):.3f}"
-                                 for act in ("relu", "tanh"))
+    lm = {act: g["cells"][f"{act}/lm"][key] for act in ("relu", "tanh")}
+    headline.append((f"{ds}: {key}, relu vs tanh (LM; mean ± seed std); final-parameter elements whose bits differ,"
+                     " LM vs classifier",
+                     " vs ".join(f"{np.mean(v):.3f} ± {np.std(v):.3f}" for v in lm.values())
                      + f"; {sum(b['mismatched'] for b in bits)} of {sum(b['elements'] for b in bits)} elements differ"))
   provenance.write(run, a.out, out, seeds=list(range(a.seeds)), headline=headline,
                    model=f"jaxequiv.model transformer, {a.num_layers} layers, width {a.width}, relu or tanh; Adam,"

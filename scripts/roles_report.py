@@ -28,7 +28,8 @@ def _load(name):
 
 def _command(fname: str, legacy: str) -> str:
   rec = json.loads((R / fname).read_text())
-  return f"`{rec['provenance']['command']}` ({_source(rec, fname)})" if "provenance" in rec else f"`{legacy}` ({_source(rec, fname)})"
+  command = rec["provenance"]["command"] if "provenance" in rec else legacy
+  return f"`{command}` ({_source(rec, fname)})"
 
 
 def _ms(xs, fmt="{:.3f}"):

@@ -71,7 +71,8 @@ def main() -> None:
       seeds=[0], render=render,
       headline=[("compiled gradient programs, HLO instructions",
                  f"LM {sum(a.values())}, packed classification {sum(c.values())}"
-                 f" ({sum(extra.values())} more, {extra['scatter']} of them scatters; LM-only ops: {sum((a - c).values())})")])
+                 f" ({sum(extra.values())} more, {extra['scatter']} of them scatters;"
+                 f" LM-only ops: {sum((a - c).values())})")])
   print(render(rec))
 
 

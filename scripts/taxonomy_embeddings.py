@@ -31,8 +31,8 @@ def main():
   provenance.write(
       run, a.out, res, seeds=[a.seed],
       model=f"ReLU MLPs trained {a.steps} AdamW steps each: digits image encoder 64-128-32 with a 10-way head, a"
-            f" CLIP-style pair of encoders, or a captioner (a character decoder of width 32); search: hashed character trigrams -> MLP query encoder"
-            f" (64-d) with an atomic-id head, an id decoder (width 32) or a document encoder; {DECODER}",
+            f" CLIP-style pair of encoders, or a captioner (a character decoder of width 32); search: hashed"
+            f" character trigrams -> MLP query encoder (64-d) with an atomic-id head, an id decoder (width 32) or a document encoder; {DECODER}",
       headline=[("digits: 10-way, CLIP-style zero-shot, captioner rank classification",
                  f"{d['accuracy_10way']:.3f}, {d['accuracy_clip_zero_shot']:.3f}, {d['accuracy_captioner_rank']:.3f}"),
                 (f"search over {s['_data']['docs']} documents, Hits@1: classifier, id decoder, dual encoder, untrained"

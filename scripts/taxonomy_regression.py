@@ -28,8 +28,8 @@ def main():
   provenance.write(
       run, a.out, res, seeds=[a.seed],
       model=f"one ReLU MLP trunk 10-32-32 per head, AdamW lr {a.lr}, up to {a.steps} steps per fold, early-stopped on"
-            f" an inner 20% split; {a.folds}-fold CV; heads: linear (se, gauss, hlgauss, twohot) or a digit decoder of width 32;"
-            f" {DECODER}; ridge is closed form",
+            f" an inner 20% split; {a.folds}-fold CV; heads: linear (se, gauss, hlgauss, twohot) or a digit decoder"
+            f" of width 32; {DECODER}; ridge is closed form",
       headline=[("diabetes test RMSE, " + ", ".join(res), ", ".join(f"{res[h]['rmse'][0]:.1f}" for h in res)
                  + f" (lowest: {best})")])
 

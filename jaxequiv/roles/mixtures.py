@@ -57,8 +57,8 @@ def metrics(samples_Nx2: np.ndarray, mixture: Mixture) -> dict[str, float]:
   """Modes captured, fraction of high-quality samples and reverse KL (nats) for generated samples, as PacGAN.
 
   With ``c_k`` the number of high-quality samples (within 3 std) whose nearest mode is ``k`` and ``p_k = c_k / sum c``,
-  reverse KL is ``sum_k p_k log(K p_k)``: a generator that puts its few good samples evenly on every mode scores 0 however
-  many samples fall between the modes (that is what ``high_quality`` reports).
+  reverse KL is ``sum_k p_k log(K p_k)``: a generator that puts its few good samples evenly on every mode scores 0
+  however many samples fall between the modes (that is what ``high_quality`` reports).
 
   Examples:
     >>> import jax
