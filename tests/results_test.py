@@ -119,3 +119,15 @@ def test_a_legacy_json_with_its_arguments_reruns_with_them_and_a_hand_made_file_
       "scripts/roles_gan.py", "--seeds", "5", "--decay", "--out", "results/roles_gan_ring9"]
   with pytest.raises(SystemExit, match="no script that writes it"):
     results_cli.command("verify_cpu", tmp_path / "results")
+
+
+def test_all_prints_the_estimated_total_before_rerunning_reports_last(tmp_path, monkeypatch, capsys):
+  _, rec = _record(tmp_path)
+  for name in ("roles", "zeta"):
+    (tmp_path / "results" / f"{name}.json").write_text(json.dumps(dict(rec, name=name)))
+  order = []
+  monkeypatch.setattr(results_cli, "rerun", lambda name, results: order.append((name, capsys.readouterr().out)) or 0)
+  assert results_cli.rerun_all(tmp_path / "results") == 0
+  assert [n for n, _ in order] == ["exp", "zeta", "roles"]
+  wall_min = 3 * rec["provenance"]["wall_s"] / 60
+  assert order[0][1].startswith(f"estimated total: {wall_min:.1f} min from the recorded wall times of 3 results")
