@@ -1,12 +1,10 @@
-"""The run directory: its layout, checkpoints with checksums, a writer lock, atomic JSON files.
+"""Checkpoints of a run directory: saved with checksums, verified, restored, quarantined when damaged.
 
-One module owns every file of a run directory; training, sampling, the labels
-experiment and the tests go through it. It works on plain pytrees and
-JSON-able dicts (no model or config types), so both wings sit above it::
+The files at the top of a run directory (settings, metrics, lock) are
+``jaxequiv.rundir``'s; this module owns ``checkpoints/`` and ``damaged/``. It
+works on plain pytrees and JSON-able dicts (no model or config types), so both
+wings sit above it::
 
-    RUN/config.json              the run's settings (atomic: temp file + rename)
-    RUN/metrics.jsonl            one JSON record per line (whole lines appended; torn lines skipped on read)
-    RUN/.lock                    held (flock) by the one writer
     RUN/checkpoints/<step>/      one directory per saved step, renamed into place when complete:
         <item>/                  one orbax (StandardCheckpointer) tree per item, e.g. params/, opt_state/
         meta.json                JSON metadata (step, counters, the config the run was started with)
@@ -15,8 +13,7 @@ JSON-able dicts (no model or config types), so both wings sit above it::
 
 ``restore`` verifies every file against the manifest and falls back, with one
 line on stderr per skipped step, to the newest checkpoint that verifies; if
-none does it raises ``RunDirError`` naming the directory. Every error meant for
-a user is a ``RunDirError`` (a ``ValueError``) whose message is one line.
+none does it raises ``jaxequiv.rundir.RunDirError`` naming the directory.
 
 Examples:
   >>> import tempfile, jax.numpy as jnp
@@ -34,191 +31,20 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
+from jaxequiv.rundir import TMP_PREFIX, Log, RunDirError, read_json, say, write_json
+
 CHECKPOINT_DIR = "checkpoints"
-LOCK_FILE = ".lock"
 DAMAGED_DIR = "damaged"
 META_FILE = "meta.json"
 MANIFEST_FILE = "manifest.json"
-_TMP_PREFIX = ".tmp-"
 _FORMAT = 1
-
-Log = Callable[[str], None]
-
-
-class RunDirError(ValueError):
-  """A run directory is missing, damaged, locked, or does not match the request. One-line message."""
-
-
-class LockedError(RunDirError):
-  """Another writer holds the run directory."""
-
-
-class ConfigMismatchError(RunDirError):
-  """Resuming with settings that differ from those recorded in the checkpoint."""
-
-
-def say(message: str) -> None:
-  """The default ``log``: one line on stderr, prefixed ``jaxequiv:``."""
-  print(f"jaxequiv: {message}", file=sys.stderr, flush=True)
-
-
-# ----------------------------------------------------------------------------- atomic files
-
-
-def write_text_atomic(path: str, text: str) -> None:
-  """Writes ``text`` to ``path`` via a temporary file in the same directory, fsync and rename.
-
-  A reader (or a crash) sees either the old file or the new one, never a mix.
-  """
-  d = os.path.dirname(os.path.abspath(path))
-  tmp = os.path.join(d, f"{_TMP_PREFIX}{os.path.basename(path)}.{os.getpid()}")
-  with open(tmp, "w") as f:
-    f.write(text)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
-
-
-def write_json(path: str, obj: Any) -> None:
-  """``json.dump`` to ``path`` atomically (``write_text_atomic``)."""
-  write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
-
-
-def read_json(path: str) -> Any:
-  """``json.load`` of ``path``; ``RunDirError`` naming the file if it is missing or not JSON."""
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except FileNotFoundError:
-    raise RunDirError(f"{path} not found") from None
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise RunDirError(f"{path} is not valid JSON ({e})") from None
-
-
-def write_config(run_dir: str, config: Mapping[str, Any]) -> None:
-  """Writes ``RUN/config.json`` atomically."""
-  os.makedirs(run_dir, exist_ok=True)
-  write_json(os.path.join(run_dir, CONFIG_FILE), dict(config))
-
-
-def read_config(run_dir: str) -> dict:
-  """The dict in ``RUN/config.json``.
-
-  Raises:
-    RunDirError: naming the file, if it is missing (not a run directory) or not JSON.
-  """
-  path = os.path.join(run_dir, CONFIG_FILE)
-  if not os.path.exists(path):
-    raise RunDirError(f"{path} not found: is {run_dir!r} a training run directory?")
-  cfg = read_json(path)
-  if not isinstance(cfg, dict):
-    raise RunDirError(f"{path} holds a {type(cfg).__name__}, not a JSON object")
-  return cfg
-
-
-def read_metrics(run_dir: str, up_to_step: int | None = None, *, log: Log | None = say) -> list[dict]:
-  """Records of ``RUN/metrics.jsonl`` with ``step <= up_to_step`` (all if None).
-
-  Lines that are not a JSON object with an integer ``"step"`` (a torn last line
-  after a kill, or garbage) are skipped, with one line to ``log``.
-  """
-  path = os.path.join(run_dir, METRICS_FILE)
-  if not os.path.exists(path):
-    return []
-  out, bad = [], []
-  with open(path, "rb") as f:
-    for i, raw in enumerate(f, 1):
-      if not raw.strip():
-        continue
-      try:
-        rec = json.loads(raw)
-        if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
-          raise ValueError
-      except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        bad.append(i)
-        continue
-      if up_to_step is None or rec["step"] <= up_to_step:
-        out.append(rec)
-  if bad and log is not None:
-    log(f"{path}: skipped {len(bad)} unreadable line(s) (line {', '.join(map(str, bad[:5]))}"
-        f"{', ...' if len(bad) > 5 else ''})")
-  return out
-
-
-def write_metrics(run_dir: str, records: Iterable[dict]) -> None:
-  """Replaces ``RUN/metrics.jsonl`` with ``records``, atomically."""
-  write_text_atomic(os.path.join(run_dir, METRICS_FILE), "".join(json.dumps(r) + "\n" for r in records))
-
-
-def append_metrics(run_dir: str, records: Iterable[dict]) -> None:
-  """Appends whole lines to ``RUN/metrics.jsonl`` in one ``write`` (a kill can tear at most the last line)."""
-  data = "".join(json.dumps(r) + "\n" for r in records).encode()
-  fd = os.open(os.path.join(run_dir, METRICS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-  try:
-    os.write(fd, data)
-  finally:
-    os.close(fd)
-
-
-# ----------------------------------------------------------------------------- the writer lock
-
-
-class RunLock:
-  """An exclusive ``flock`` on ``RUN/.lock`` for one writer; released on ``close`` or process death.
-
-  A second writer (another process, or another ``RunLock`` in this one) gets
-  ``LockedError`` at once. On systems without ``fcntl`` the lock is a no-op.
-
-  Examples:
-    >>> import tempfile
-    >>> run = tempfile.mkdtemp()
-    >>> with RunLock(run):
-    ...   try:
-    ...     RunLock(run)
-    ...   except LockedError as e:
-    ...     print("refused")
-    refused
-  """
-
-  def __init__(self, run_dir: str):
-    os.makedirs(run_dir, exist_ok=True)
-    self.path = os.path.join(run_dir, LOCK_FILE)
-    self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-      import fcntl  # pylint: disable=import-outside-toplevel
-    except ImportError:  # pragma: no cover (Windows)
-      return
-    try:
-      fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-      holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "unknown"
-      os.close(self._fd)
-      self._fd = None
-      raise LockedError(f"{run_dir!r} is in use by another writer (pid {holder}); wait for it to finish"
-                        " or choose another directory") from None
-    os.ftruncate(self._fd, 0)
-    os.pwrite(self._fd, str(os.getpid()).encode(), 0)
-
-  def close(self) -> None:
-    if self._fd is not None:
-      os.close(self._fd)  # closing the descriptor drops the flock
-      self._fd = None
-
-  def __enter__(self) -> RunLock:
-    return self
-
-  def __exit__(self, *exc) -> None:
-    self.close()
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -301,7 +127,7 @@ def save(run_dir: str, step: int, items: Mapping[str, Any], meta: Mapping[str, A
   root = checkpoint_dir(run_dir)
   os.makedirs(root, exist_ok=True)
   final = os.path.join(root, str(step))
-  tmp = os.path.join(root, f"{_TMP_PREFIX}{step}")  # the same path on every host; a killed writer's is stale
+  tmp = os.path.join(root, f"{TMP_PREFIX}{step}")  # the same path on every host; a killed writer's is stale
   if jax.process_index() == 0 and os.path.exists(tmp):
     shutil.rmtree(tmp)
   with ocp.StandardCheckpointer() as ckptr:
@@ -316,7 +142,7 @@ def save(run_dir: str, step: int, items: Mapping[str, Any], meta: Mapping[str, A
     write_json(os.path.join(tmp, MANIFEST_FILE), manifest)
     _fsync_dir(tmp)
     if os.path.exists(final):
-      old = os.path.join(root, f"{_TMP_PREFIX}old-{step}-{time.time_ns()}")
+      old = os.path.join(root, f"{TMP_PREFIX}old-{step}-{time.time_ns()}")
       os.rename(final, old)
       shutil.rmtree(old, ignore_errors=True)
     os.rename(tmp, final)
@@ -325,26 +151,6 @@ def save(run_dir: str, step: int, items: Mapping[str, Any], meta: Mapping[str, A
       for s in steps(run_dir)[max_to_keep:]:
         shutil.rmtree(os.path.join(root, str(s)), ignore_errors=True)
   return final
-
-
-def remove_partial_writes(run_dir: str) -> list[str]:
-  """Deletes what killed writers left half-written (``.tmp-*`` files and step directories); returns their paths.
-
-  Only the lock holder may call it: a live writer's temporary files look the same.
-  """
-  removed = []
-  for d in (os.path.abspath(run_dir), checkpoint_dir(run_dir)):
-    if not os.path.isdir(d):
-      continue
-    for name in os.listdir(d):
-      if name.startswith(_TMP_PREFIX):
-        path = os.path.join(d, name)
-        if os.path.isdir(path):
-          shutil.rmtree(path, ignore_errors=True)
-        else:
-          os.remove(path)
-        removed.append(path)
-  return removed
 
 
 def verify(run_dir: str, step: int) -> str | None:
@@ -484,46 +290,3 @@ def restore(run_dir: str, like: Mapping[str, Any] | Callable[[dict], Mapping[str
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RunDirError(f"checkpoint {d}/{name} does not fit the requested structure: {first[:300]}") from None
   return Restored(chosen, items, meta)
-
-
-# ----------------------------------------------------------------------------- recorded settings
-
-
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-  """Nested dicts -> ``{"a.b": value}``.
-
-  >>> flatten({"model": {"width": 32}, "seed": 0})
-  {'model.width': 32, 'seed': 0}
-  """
-  out = {}
-  for k, v in config.items():
-    if isinstance(v, Mapping):
-      out.update(flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
-
-
-def config_differences(recorded: Mapping[str, Any], current: Mapping[str, Any],
-                       ignore: Iterable[str] = ()) -> list[str]:
-  """``"field: recorded X, now Y"`` for every dotted field whose value differs (``ignore``: field names to skip).
-
-  A field only one side has counts as a difference (its value there is ``<absent>``).
-
-  >>> config_differences({"train": {"seed": 0, "steps": 9}}, {"train": {"seed": 1, "steps": 9}})
-  ['train.seed: recorded 0, now 1']
-  """
-  a, b = flatten(recorded), flatten(current)
-  ignore = set(ignore)
-  out = []
-  for k in sorted(set(a) | set(b)):
-    if k in ignore or k.rsplit(".", 1)[-1] in ignore:
-      continue
-    va, vb = a.get(k, "<absent>"), b.get(k, "<absent>")
-    if isinstance(va, list):
-      va = tuple(va)
-    if isinstance(vb, list):
-      vb = tuple(vb)
-    if va != vb:
-      out.append(f"{k}: recorded {a.get(k, '<absent>')!r}, now {b.get(k, '<absent>')!r}")
-  return out

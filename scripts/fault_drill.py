@@ -40,7 +40,7 @@ determinism.set_xla_flags()
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxequiv import checkpoint, model, training  # noqa: E402
+from jaxequiv import checkpoint, model, rundir, training  # noqa: E402
 from jaxequiv.lm import train as tr  # noqa: E402
 
 SENTENCES = [f"{a} {b} {c}." for a in ("The cat", "A dog", "My friend", "Bob", "She")
@@ -75,13 +75,13 @@ def digest(state) -> str:
 
 
 def metrics_of(out: str) -> list[dict]:
-  return [{k: v for k, v in r.items() if k != "time"} for r in checkpoint.read_metrics(out, log=None)]
+  return [{k: v for k, v in r.items() if k != "time"} for r in rundir.read_metrics(out, log=None)]
 
 
 def child_main(out: str) -> int:
   try:
-    res = run(out, log=checkpoint.say, step_seconds=float(os.environ.get("FAULT_DRILL_STEP_SECONDS", "0")))
-  except (checkpoint.RunDirError, training.NonFiniteLossError) as e:
+    res = run(out, log=rundir.say, step_seconds=float(os.environ.get("FAULT_DRILL_STEP_SECONDS", "0")))
+  except (rundir.RunDirError, training.NonFiniteLossError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(f"DONE {digest(res.state)}", flush=True)
@@ -157,7 +157,7 @@ def damage_cases(base: str):
     os.makedirs(os.path.join(checkpoint.checkpoint_dir(d), "99"))
 
   def garbage_metrics(d):
-    with open(os.path.join(d, checkpoint.METRICS_FILE), "ab") as f:
+    with open(os.path.join(d, rundir.METRICS_FILE), "ab") as f:
       f.write(b"\x00\xff not json\n")
 
   return {"flipped byte in a params file": flip, "truncated params file": truncate,
@@ -219,7 +219,7 @@ def main() -> int:
   try:
     run(d)
     msg = None
-  except checkpoint.RunDirError as e:
+  except rundir.RunDirError as e:
     msg = str(e)
   good = msg is not None and "\n" not in msg and d in msg
   rows.append(("corrupt: every checkpoint damaged", 1, 0, 0, 3, int(good), 0, "refused" if good else "NO"))

@@ -7,7 +7,7 @@ import os
 
 import optax
 
-from jaxequiv import checkpoint
+from jaxequiv import checkpoint, rundir
 
 
 def write_run(run_dir: str, params, model_config, step: int = 7, **meta) -> str:
@@ -16,7 +16,7 @@ def write_run(run_dir: str, params, model_config, step: int = 7, **meta) -> str:
   Returns the checkpoint's directory.
   """
   cfg = {"model": dataclasses.asdict(model_config), "train": {}}
-  checkpoint.write_config(run_dir, cfg)
+  rundir.write_config(run_dir, cfg)
   items = {"params": params, "opt_state": optax.adam(1e-3).init(params)}
   return checkpoint.save(run_dir, step, items, {"config": cfg, "predictions_seen": 0, **meta})
 

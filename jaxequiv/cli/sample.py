@@ -1,6 +1,6 @@
 """``python -m jaxequiv sample``: sample sentences from a training run's checkpoint.
 
-Reads a run directory written by ``jaxequiv.lm.train`` (layout: ``jaxequiv.checkpoint``);
+Reads a run directory written by ``jaxequiv.lm.train`` (layout: ``jaxequiv.rundir``);
 only the params of the newest good checkpoint (or ``--step``) are used.
 
 Example::
@@ -26,15 +26,15 @@ from jaxequiv.lm import sample as sampling
 def load_params(run_dir: str, step: int | None = None) -> tuple[Any, model.ModelConfig]:
   """``(params, model_config)`` from a run directory's newest good (or given) checkpoint, on one device.
 
-  ``jaxequiv.lm.train.load_params``: checksums verified, damaged checkpoints
+  ``jaxequiv.lm.runs.load_params``: checksums verified, damaged checkpoints
   skipped with a one-line notice, data-parallel checkpoints read onto one device.
 
   Raises:
-    jaxequiv.checkpoint.RunDirError: (a ``ValueError``) one line naming the
+    jaxequiv.rundir.RunDirError: (a ``ValueError``) one line naming the
       directory, if it holds no good checkpoint or the params do not fit its config.
   """
-  from jaxequiv.lm import train  # pylint: disable=import-outside-toplevel
-  return train.load_params(run_dir, step)
+  from jaxequiv.lm import runs  # pylint: disable=import-outside-toplevel
+  return runs.load_params(run_dir, step)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

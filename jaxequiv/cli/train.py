@@ -15,10 +15,9 @@ Examples::
     python -m jaxequiv train --data tfds:tiny_shakespeare --layers 6 --width 384 --heads 6 \\
         --seq-len 256 --batch-size 64 --dtype bfloat16 --steps 20000 --out runs/big   # accelerator
 
-A run directory holds ``config.json`` (model, training and data settings),
-``metrics.jsonl`` (training loss every ``--log-every`` steps; validation NLL in
-nats and bits per character every ``--eval-every`` steps) and
-``checkpoints/<step>/`` (orbax: params, optimizer state, step, predictions seen).
+The flags become a ``jaxequiv.lm.experiment.ExperimentConfig`` and the run is
+``jaxequiv.lm.experiment.run`` (it writes the run directory: ``config.json``,
+``metrics.jsonl``, ``checkpoints/<step>/``); this module only prints its summary.
 
 Every flag is checked before any data is read (one line and exit status 2 if
 bad), then the backend's determinism XLA flags are set before JAX starts (the
@@ -31,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 from jaxequiv import cli
 from jaxequiv.lm import train as tr
@@ -120,32 +118,22 @@ def _default_model():
   return ModelConfig(num_layers=2, width=128, num_heads=4, seq_len=64)
 
 
-def configs_from_args(args: argparse.Namespace):
-  """``(ModelConfig, TrainConfig, data_settings)`` from parsed flags."""
+def config_from_args(args: argparse.Namespace):
+  """The ``jaxequiv.lm.experiment.ExperimentConfig`` of parsed flags."""
+  from jaxequiv.lm import experiment  # pylint: disable=import-outside-toplevel
   from jaxequiv.model import ModelConfig  # pylint: disable=import-outside-toplevel
-  mcfg = ModelConfig(num_layers=args.layers, width=args.width, num_heads=args.heads, seq_len=args.seq_len,
-                     activation=args.activation, dtype=args.dtype, mlp_ratio=args.mlp_ratio)
-  tcfg = tr.TrainConfig(
-      steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, warmup_steps=args.warmup,
-      end_lr_fraction=args.end_lr_fraction, weight_decay=args.weight_decay, clip_norm=args.clip_norm or None,
-      b1=args.b1, b2=args.b2, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
-      log_every=args.log_every, seed=args.seed, objective=args.objective, mode=args.mode)
-  data = {"spec": args.data, "val_fraction": args.val_fraction, "num_synthetic": args.num_synthetic}
-  if args.max_examples is not None:
-    data["max_examples"] = args.max_examples
-  if args.data_dir is not None:
-    data["data_dir"] = args.data_dir
-  return mcfg, tcfg, data
-
-
-def load_data(data: dict, seq_len: int, seed: int) -> tuple[list[str], list[str]]:
-  """Train and validation sentences for a run's data settings."""
-  from jaxequiv.lm import corpus  # pylint: disable=import-outside-toplevel
-  sentences = corpus.load_sentences(data["spec"], max_len=seq_len, too_long="split",
-                                    num_synthetic=data.get("num_synthetic", 20000), seed=seed,
-                                    max_examples=data.get("max_examples"), data_dir=data.get("data_dir"))
-  train, val = corpus.train_val_split(sentences, data["val_fraction"], seed)
-  return train, val
+  return experiment.ExperimentConfig(
+      model=ModelConfig(num_layers=args.layers, width=args.width, num_heads=args.heads, seq_len=args.seq_len,
+                        activation=args.activation, dtype=args.dtype, mlp_ratio=args.mlp_ratio),
+      train=tr.TrainConfig(
+          steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, warmup_steps=args.warmup,
+          end_lr_fraction=args.end_lr_fraction, weight_decay=args.weight_decay, clip_norm=args.clip_norm or None,
+          b1=args.b1, b2=args.b2, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
+          log_every=args.log_every, seed=args.seed, objective=args.objective, mode=args.mode),
+      data=experiment.DataConfig(args.data, args.val_fraction, args.num_synthetic, args.max_examples, args.data_dir),
+      out_dir=args.out or DEFAULT_OUT.format(objective=args.objective, mode=args.mode), resume=args.resume,
+      max_steps_this_run=args.max_steps_this_run, num_samples=args.num_samples, progress=not args.no_progress,
+      data_parallel=args.data_parallel, distributed=True if args.distributed else None)
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -168,50 +156,26 @@ def run(args: argparse.Namespace) -> int:
   """Runs ``train``; prints the final validation NLL (nats and bits per character) and samples."""
   check_args(args)
   cli.set_determinism_flags(args)  # before anything (orbax included) starts JAX
-  out = args.out or DEFAULT_OUT.format(objective=args.objective, mode=args.mode)
-  resuming = args.resume and os.path.exists(os.path.join(out, tr.CONFIG_FILE))
-  if not resuming and tr.latest_step(out) is not None:
-    raise cli.UsageError(f"{out} already holds checkpoints; pass --resume to continue it or choose another --out")
-  from jaxequiv.lm import parallel  # pylint: disable=import-outside-toplevel
-  if parallel.maybe_initialize_distributed(True if args.distributed else None):
-    args.data_parallel = True
-  if resuming:
-    mcfg, tcfg, saved = tr.read_config(out)
-    data = saved["data"]
-    print(f"resuming {out} from step {tr.latest_step(out)} with its saved settings", file=sys.stderr)
-  else:
-    mcfg, tcfg, data = configs_from_args(args)
-  train_sentences, val_sentences = load_data(data, mcfg.seq_len, tcfg.seed)
-  n_chars = sum(len(s) for s in train_sentences)
-  print(f"data {data['spec']}: {len(train_sentences)} train sentences ({n_chars} characters),"
-        f" {len(val_sentences)} validation", file=sys.stderr)
-  mesh = parallel.make_mesh() if args.data_parallel else None
-  t0 = time.time()
+  from jaxequiv.lm import experiment, runs  # pylint: disable=import-outside-toplevel
   from jaxequiv.training import NonFiniteLossError  # pylint: disable=import-outside-toplevel
+  config = config_from_args(args)
+  out = config.out_dir
+  if not args.resume and runs.latest_step(out) is not None:
+    raise cli.UsageError(f"{out} already holds checkpoints; pass --resume to continue it or choose another --out")
   try:
-    result = tr.train(mcfg, tcfg, tr.sentence_batches(train_sentences, mcfg, tcfg), val_sentences=val_sentences,
-                      out_dir=out, resume=True, max_steps_this_run=args.max_steps_this_run,
-                      progress=not args.no_progress, mesh=mesh, extra_config={"data": data})
+    summary = experiment.run(config)
   except NonFiniteLossError as e:  # the run failed, not the input: one line naming the step, exit status 1
     print(f"jaxequiv train: error: {cli.one_line(e)}", file=sys.stderr)
     return 1
-  wall = time.time() - t0
-  final = tr.final_validation(result.history)
-  if not result.completed:
-    print(f"stopped at step {int(result.state.step)} of {tcfg.steps} (resume with --resume --out {out})")
+  if not summary["completed"]:
+    print(f"stopped at step {summary['step']} of {summary['steps']} (resume with --resume --out {out})")
     return 0
-  print(f"step {int(result.state.step)}: {result.predictions_seen} predictions seen in {wall:.1f} s this run")
-  if final is not None:
-    print(f"final validation NLL: {final['val_nats_per_char']:.4f} nats/char"
-          f" ({final['val_bits_per_char']:.4f} bits/char)")
-  if args.num_samples > 0:
-    for s in _samples(result.state.params, mcfg, args.num_samples, tcfg.seed):
-      print(f"  sample: {s}")
+  print(f"step {summary['step']}: {summary['predictions_seen']} predictions seen in {summary['wall_seconds']:.1f} s"
+        " this run")
+  if summary["final"] is not None:
+    print(f"final validation NLL: {summary['final']['val_nats_per_char']:.4f} nats/char"
+          f" ({summary['final']['val_bits_per_char']:.4f} bits/char)")
+  for s in summary["samples"]:
+    print(f"  sample: {s}")
   print(f"run directory: {out}")
   return 0
-
-
-def _samples(params, mcfg, n: int, seed: int) -> list[str]:
-  import jax  # pylint: disable=import-outside-toplevel
-  from jaxequiv.lm import sample  # pylint: disable=import-outside-toplevel
-  return sample.sample(params, mcfg, jax.random.key(seed), n, temperature=0.8)

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxequiv import checkpoint
+from jaxequiv import checkpoint, rundir
 from jaxequiv import labels as labels_lib
 from jaxequiv.labels import heads as im
 from jaxequiv.labels import images as images_lib
@@ -324,10 +324,10 @@ def save_heads(out_dir: str, trained: im.TrainedHeads, config: im.ImageModelConf
           "class_names": list(class_names), "onehot_classes": np.asarray(trained.onehot_classes).tolist(),
           "onehot_curve": np.asarray(trained.onehot_curve, np.float64).tolist(),
           "string_curve": np.asarray(trained.string_curve, np.float64).tolist()}
-  with checkpoint.RunLock(out_dir):
+  with rundir.RunLock(out_dir):
     path = checkpoint.save(out_dir, steps, items, meta)
     if summary is not None:
-      checkpoint.write_json(f"{out_dir}/metrics.json", summary)
+      rundir.write_json(f"{out_dir}/metrics.json", summary)
   return path
 
 
@@ -335,7 +335,7 @@ def load_heads(out_dir: str, step: int | None = None) -> tuple[im.TrainedHeads, 
   """``(trained, config, class_names)`` from ``save_heads``' newest good (or given) checkpoint, on one device.
 
   Raises:
-    jaxequiv.checkpoint.RunDirError: one line naming the directory if no good checkpoint is there.
+    jaxequiv.rundir.RunDirError: one line naming the directory if no good checkpoint is there.
   """
   found = {}
 

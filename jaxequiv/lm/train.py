@@ -1,4 +1,4 @@
-"""Training: the resumable loop over the shared training stack, validation NLL, the run directory.
+"""Training: the resumable loop over the shared training stack, with validation NLL, metrics and checkpoints.
 
 The loop trains either objective on the same model:
 
@@ -12,46 +12,37 @@ The loop trains either objective on the same model:
 A step is the pure ``train_step(state, batch) -> (state, metrics)`` of
 ``jaxequiv.training`` (the same one the image heads use); ``train`` jits it with
 the state donated and adds a progress bar, periodic validation NLL, a JSONL
-metrics log and checkpoints through ``jaxequiv.checkpoint`` (checksummed, one
-writer at a time). Runs are resumable bit for bit: a checkpoint holds the
+metrics log and checkpoints through ``jaxequiv.rundir`` and
+``jaxequiv.checkpoint`` (checksummed, one writer at a time). Runs are resumable bit for bit: a checkpoint holds the
 params, the optimizer state, the step, the number of predictions seen, the
 unlogged part of the current metrics window and the settings the run was
 started with; the data iterator is a deterministic function of (seed, step).
 A non-finite loss or gradient norm stops the run with
 ``jaxequiv.training.NonFiniteLossError`` naming the step; no checkpoint is
-written after it.
-
-Examples:
-  Not run as a doctest (it trains):
-
-  >>> mcfg = jaxequiv.ModelConfig(num_layers=1, width=32, seq_len=32)  # doctest: +SKIP
-  >>> tcfg = TrainConfig(steps=100, batch_size=8)  # doctest: +SKIP
-  >>> batches = sentence_batches(sentences, mcfg, tcfg)  # doctest: +SKIP
-  >>> result = train(mcfg, tcfg, batches, val_sentences=val, out_dir="runs/demo")  # doctest: +SKIP
-  >>> result.history[-1]["val_nats_per_char"]  # doctest: +SKIP
+written after it. What a run directory holds is read back by ``jaxequiv.lm.runs``;
+a whole run (data, split, mesh, this loop, evaluation, samples) is one call of
+``jaxequiv.lm.experiment.run``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
-import optax
 
 from jaxequiv import checkpoint
 from jaxequiv import losses
 from jaxequiv import model as model_lib
+from jaxequiv import rundir
 from jaxequiv import training
 from jaxequiv.batches import ClassificationBatch, LMBatch
-from jaxequiv.checkpoint import CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, RunDirError  # noqa: F401 (re-exported)
-from jaxequiv.training import NonFiniteLossError, TrainState, make_schedule, make_train_step  # noqa: F401
-from jaxequiv.lm.evaluate import EvalResult, evaluate, evaluate_batches, make_eval_batches  # noqa: F401
+from jaxequiv.training import NonFiniteLossError, TrainState, make_schedule, make_train_step
+from jaxequiv.lm.evaluate import evaluate_batches, make_eval_batches
 
 Batch = LMBatch | ClassificationBatch
 LossFn = Callable[[Any, Batch], jax.Array]
@@ -110,13 +101,6 @@ class TrainResult(NamedTuple):
   completed: bool            # False if stopped early by max_steps_this_run
 
 
-
-
-def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
-  """``jaxequiv.training.make_optimizer`` of the config's optimizer fields (AdamW, warm-up + cosine, clipping)."""
-  return training.make_optimizer(cfg)
-
-
 def init_state(key: jax.Array, model_config: model_lib.ModelConfig, train_config: TrainConfig) -> TrainState:
   """Fresh parameters (``jaxequiv.init`` under ``jax.jit``) and optimizer state at step 0.
 
@@ -131,7 +115,7 @@ def init_state(key: jax.Array, model_config: model_lib.ModelConfig, train_config
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _init_state(key, model_config, train_config):
-  return training.init_train_state(model_lib.init(key, model_config), make_optimizer(train_config))
+  return training.init_train_state(model_lib.init(key, model_config), training.make_optimizer(train_config))
 
 
 def make_loss_fn(objective: str, model_config: model_lib.ModelConfig) -> LossFn:
@@ -178,66 +162,12 @@ def sentence_batches(sentences: Sequence[str], model_config: model_lib.ModelConf
   return batches
 
 
-# ----------------------------------------------------------------------------- the run directory
+# ----------------------------------------------------------------------------- the run directory (readers: lm.runs)
 
 
 def config_dict(model_config: model_lib.ModelConfig, train_config: TrainConfig, **extra) -> dict:
   """The JSON of a run's settings: ``{"model": ..., "train": ..., **extra}``."""
   return {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config), **extra}
-
-
-def configs_from_dict(cfg: dict, where: str = "config") -> tuple[model_lib.ModelConfig, TrainConfig]:
-  """``(ModelConfig, TrainConfig)`` from a ``config_dict``; ``RunDirError`` naming ``where`` if they do not parse."""
-  try:
-    return model_lib.ModelConfig(**cfg["model"]), TrainConfig(**cfg["train"])
-  except (KeyError, TypeError, ValueError) as e:
-    raise RunDirError(f"{where} does not hold valid model/train settings: {e}") from None
-
-
-def read_config(out_dir: str) -> tuple[model_lib.ModelConfig, TrainConfig, dict]:
-  """``(model_config, train_config, whole_json)`` from ``out_dir/config.json`` (``jaxequiv.checkpoint.read_config``)."""
-  cfg = checkpoint.read_config(out_dir)
-  return (*configs_from_dict(cfg, os.path.join(out_dir, CONFIG_FILE)), cfg)
-
-
-def latest_step(out_dir: str) -> int | None:
-  """The step of the newest checkpoint in ``out_dir`` that passes its checksums, or None."""
-  return checkpoint.latest_step(out_dir)
-
-
-def recorded_config(out_dir: str, step: int | None = None) -> dict:
-  """The settings recorded in a checkpoint (newest good one by default): what a resume must match."""
-  return dict(checkpoint.restore(out_dir, {}, step).meta.get("config", {}))
-
-
-def load_params(out_dir: str, step: int | None = None) -> tuple[Any, model_lib.ModelConfig]:
-  """``(params, model_config)`` of a run's newest good (or given) checkpoint, on one device.
-
-  The model config is the one recorded in the checkpoint. The params are read
-  onto ``jax.devices()[0]`` whatever mesh wrote them, so a data-parallel run
-  samples on one device.
-
-  Raises:
-    RunDirError: one line, if the directory has no good checkpoint, or its
-      params do not fit its recorded model config.
-  """
-  if not checkpoint.steps(out_dir) and not os.path.exists(os.path.join(out_dir, CONFIG_FILE)):
-    raise RunDirError(f"{os.path.join(out_dir, CONFIG_FILE)} not found: is {out_dir!r} a training run directory?")
-  found = {}
-
-  def like(meta):
-    cfg = meta.get("config", {})
-    if "model" not in cfg:  # a checkpoint without recorded settings: fall back to config.json
-      cfg = checkpoint.read_config(out_dir)
-    try:
-      found["model"] = model_lib.ModelConfig(**cfg["model"])
-    except (KeyError, TypeError, ValueError) as e:
-      raise RunDirError(f"checkpoint step {meta.get('step')} in {out_dir!r} has no valid model settings: {e}") from None
-    shapes = jax.eval_shape(lambda: model_lib.init(jax.random.key(0), found["model"]))
-    return {"params": checkpoint.single_device(shapes)}
-
-  restored = checkpoint.restore(out_dir, like, step)
-  return restored.items["params"], found["model"]
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -260,7 +190,7 @@ def _jitted_train_step(model_config: model_lib.ModelConfig, train_config: TrainC
 @functools.lru_cache(maxsize=32)
 def _jit_step(model_config, train_config):
   return training.jit_train_step(
-      make_train_step(make_loss_fn(train_config.objective, model_config), make_optimizer(train_config)))
+      make_train_step(make_loss_fn(train_config.objective, model_config), training.make_optimizer(train_config)))
 
 
 class StopTraining(Exception):
@@ -289,7 +219,7 @@ def train(
     progress: bool = True,
     mesh: jax.sharding.Mesh | None = None,
     extra_config: dict | None = None,
-    log: checkpoint.Log | None = checkpoint.say,
+    log: rundir.Log | None = rundir.say,
 ) -> TrainResult:
   """Trains ``model_config`` with ``train_config`` on ``batches``; resumable bit for bit.
 
@@ -325,13 +255,13 @@ def train(
     ``TrainResult(state, history, predictions_seen, completed)``.
 
   Raises:
-    jaxequiv.checkpoint.LockedError: another writer holds ``out_dir``.
-    jaxequiv.checkpoint.ConfigMismatchError: resuming with other settings (names the fields).
-    jaxequiv.checkpoint.RunDirError: checkpoints exist and ``resume`` is False, or none is good.
+    jaxequiv.rundir.LockedError: another writer holds ``out_dir``.
+    jaxequiv.rundir.ConfigMismatchError: resuming with other settings (names the fields).
+    jaxequiv.rundir.RunDirError: checkpoints exist and ``resume`` is False, or none is good.
     jaxequiv.training.NonFiniteLossError: the loss or gradient norm became
       non-finite (names the step and the last good checkpoint).
   """
-  lock = checkpoint.RunLock(out_dir) if out_dir is not None else None
+  lock = rundir.RunLock(out_dir) if out_dir is not None else None
   try:
     return _train(model_config, train_config, batches, val_sentences=val_sentences, out_dir=out_dir, resume=resume,
                   max_steps_this_run=max_steps_this_run, callbacks=callbacks, progress=progress, mesh=mesh,
@@ -347,11 +277,11 @@ def _resume(out_dir, state, current, log):
                                 log=log, quarantine=True)
   s, meta = restored.step, restored.meta
   recorded = dict(meta.get("config", {}))
-  diffs = checkpoint.config_differences({k: v for k, v in recorded.items() if k != "parallel"},
+  diffs = rundir.config_differences({k: v for k, v in recorded.items() if k != "parallel"},
                                         {k: v for k, v in current.items() if k != "parallel"},
                                         ignore=_RESUME_FREE_FIELDS)
   if diffs:
-    raise checkpoint.ConfigMismatchError(
+    raise rundir.ConfigMismatchError(
         f"cannot resume {out_dir!r}: settings differ from those recorded in its checkpoint at step {s}: "
         + "; ".join(diffs))
   if recorded.get("parallel", _parallel_record(None)) != current["parallel"] and log is not None:
@@ -362,7 +292,7 @@ def _resume(out_dir, state, current, log):
   step_arr = jax.device_put(np.int32(s), state.step.sharding)
   state = TrainState(step_arr, restored.items["params"], restored.items["opt_state"])
   window = [{"loss": np.float32(a), "grad_norm": np.float32(b)} for a, b in meta.get("window", [])]
-  return state, int(meta.get("predictions_seen", 0)), checkpoint.read_metrics(out_dir, s, log=log), window, s
+  return state, int(meta.get("predictions_seen", 0)), rundir.read_metrics(out_dir, s, log=log), window, s
 
 
 def _train(model_config, train_config, batches, *, val_sentences, out_dir, resume, max_steps_this_run, callbacks,
@@ -378,20 +308,20 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
     state = parallel.replicate(state, mesh)
 
   if out_dir is not None:
-    checkpoint.remove_partial_writes(out_dir)  # we hold the lock: any .tmp-* is a killed writer's
+    rundir.remove_partial_writes(out_dir)  # we hold the lock: any .tmp-* is a killed writer's
     if checkpoint.steps(out_dir):
       if not resume:
-        raise RunDirError(f"{out_dir!r} already holds checkpoints; resume it or use a fresh directory")
+        raise rundir.RunDirError(f"{out_dir!r} already holds checkpoints; resume it or use a fresh directory")
       state, predictions_seen, history, window, last_saved = _resume(out_dir, state, current, log)
-    checkpoint.write_config(out_dir, current)
-    checkpoint.write_metrics(out_dir, history)  # drops records past the checkpoint we resumed from
+    rundir.write_config(out_dir, current)
+    rundir.write_metrics(out_dir, history)  # drops records past the checkpoint we resumed from
 
   step0 = int(state.step)
   end = tcfg.steps if max_steps_this_run is None else min(tcfg.steps, step0 + max_steps_this_run)
   if mesh is not None:
     rep = parallel.replicated(mesh)
     train_step = training.jit_train_step(make_train_step(make_loss_fn(tcfg.objective, model_config),
-                                                         make_optimizer(tcfg)), out_shardings=(rep, rep))
+                                                         training.make_optimizer(tcfg)), out_shardings=(rep, rep))
     put = functools.partial(parallel.shard_batch, mesh=mesh)
   else:
     train_step = _jitted_train_step(model_config, tcfg)
@@ -403,7 +333,7 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
   def log_record(record):
     history.append(record)
     if out_dir is not None:
-      checkpoint.append_metrics(out_dir, [record])
+      rundir.append_metrics(out_dir, [record])
 
   def validate(step):
     r = evaluate_batches(state.params, eval_batches, apply_fn)
@@ -462,9 +392,3 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
   finally:
     bar.close()
   return TrainResult(state, history, predictions_seen, step == tcfg.steps)
-
-
-def final_validation(history: Sequence[dict]) -> dict | None:
-  """The last validation record of a history, or None."""
-  vals = [r for r in history if "val_nats_per_char" in r]
-  return vals[-1] if vals else None

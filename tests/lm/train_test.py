@@ -1,4 +1,4 @@
-"""Tests for jaxequiv.lm.train: optimizer, step, paired trajectories, evaluation, resumable loop."""
+"""Tests for jaxequiv.lm.train and lm.runs: optimizer, step, paired trajectories, evaluation, resumable loop."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 import jaxequiv
-from jaxequiv import checkpoint, training
-from jaxequiv.lm import train as tr
+from jaxequiv import checkpoint, rundir, training
+from jaxequiv.lm import runs, train as tr
+from jaxequiv.lm.evaluate import evaluate
 from jaxequiv.bitwise import assert_bitwise_equal, compare_bits
 from tests import testutil
 
@@ -76,13 +77,13 @@ def test_train_config_validates():
     tr.TrainConfig(mode="shuffled")
   with pytest.raises(ValueError, match="batch_size"):
     tr.TrainConfig(batch_size=0)
-  s = tr.make_schedule(tr.TrainConfig(steps=5, warmup_steps=10, learning_rate=1.0))  # warm-up clamped
+  s = training.make_schedule(tr.TrainConfig(steps=5, warmup_steps=10, learning_rate=1.0))  # warm-up clamped
   assert float(s(4)) == 1.0
 
 
 def test_schedule_warmup_then_cosine():
   cfg = tr.TrainConfig(steps=100, warmup_steps=10, learning_rate=1.0, end_lr_fraction=0.1)
-  s = tr.make_schedule(cfg)
+  s = training.make_schedule(cfg)
   assert float(s(0)) == 0.0
   assert math.isclose(float(s(10)), 1.0, rel_tol=1e-6)
   assert math.isclose(float(s(100)), 0.1, rel_tol=1e-5)
@@ -93,7 +94,7 @@ def test_optimizer_clips_global_norm():
   """Adam's first moment after one step is (1 - b1) * clipped gradient, whose norm is clip_norm."""
   import optax
   cfg = tr.TrainConfig(steps=10, warmup_steps=0, learning_rate=1.0, clip_norm=1.0, weight_decay=0.0, b1=0.9)
-  opt = tr.make_optimizer(cfg)
+  opt = training.make_optimizer(cfg)
   params = {"w": jnp.ones((3, 3))}
   grads = {"w": jnp.full((3, 3), 100.0)}
   _, state = opt.update(grads, opt.init(params), params)
@@ -134,9 +135,9 @@ def test_bfloat16_trains():
 def test_paired_trajectories_bitwise_equal_through_train_step():
   """LM and packed classification: same params, same optimizer state, every step, for 10 steps."""
   tl, tc = _tcfg(), _tcfg(objective="classification", mode="paired")
-  opt = tr.make_optimizer(tl)
-  step_lm = jax.jit(tr.make_train_step(tr.make_loss_fn("lm", MCFG), opt))
-  step_cl = jax.jit(tr.make_train_step(tr.make_loss_fn("classification", MCFG), opt))
+  opt = training.make_optimizer(tl)
+  step_lm = jax.jit(training.make_train_step(tr.make_loss_fn("lm", MCFG), opt))
+  step_cl = jax.jit(training.make_train_step(tr.make_loss_fn("classification", MCFG), opt))
   s_lm = s_cl = tr.init_state(jax.random.key(0), MCFG, tl)
   it_lm, it_cl = inline_batches(SENTENCES, MCFG, tl)(0), inline_batches(SENTENCES, MCFG, tc)(0)
   for k in range(10):
@@ -161,14 +162,14 @@ def test_paired_train_loop_bitwise_equal():
 def test_evaluate_matches_lm_nll_mean_over_characters():
   params = jaxequiv.init(jax.random.key(1), MCFG)
   apply_fn = jaxequiv.make_apply(MCFG)
-  r = tr.evaluate(params, VAL, apply_fn, SEQ, batch_size=2)
+  r = evaluate(params, VAL, apply_fn, SEQ, batch_size=2)
   ref = float(jax.jit(jaxequiv.lm_nll, static_argnames="apply_fn")(params, jaxequiv.lm_batch(VAL, SEQ), apply_fn))
   print("evaluate", r, "lm_nll", ref, "rel err", abs(r.nats_per_char - ref) / ref)
   assert r.num_chars == sum(len(s) for s in VAL)
   assert abs(r.nats_per_char - ref) <= 1e-5 * ref  # float32 sums in different groupings
   assert math.isclose(r.bits_per_char, r.nats_per_char / math.log(2))
   with pytest.raises(ValueError, match="sentence 0"):
-    tr.evaluate(params, ["no period"], apply_fn, SEQ)
+    evaluate(params, ["no period"], apply_fn, SEQ)
 
 
 def _run(out, tcfg, **kw):
@@ -193,8 +194,8 @@ def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path, objective):
   out = str(tmp_path / "resumed")
   first = _run(out, tcfg, max_steps_this_run=6)
   assert not first.completed and int(first.state.step) == 6
-  assert tr.latest_step(out) == 4
-  with open(os.path.join(out, tr.METRICS_FILE), "ab") as f:
+  assert runs.latest_step(out) == 4
+  with open(os.path.join(out, rundir.METRICS_FILE), "ab") as f:
     f.write(b"\x00 garbage from a torn write\n")  # must not block the resume
   # Run 2 resumes from step 4 and finishes.
   second = _run(out, tcfg)
@@ -202,7 +203,8 @@ def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path, objective):
   assert_bitwise_equal(straight.state, second.state)
   assert second.predictions_seen == straight.predictions_seen
   # The metrics log equals the uninterrupted run's, record for record (the window 4..6 included).
-  got, want = _records(os.path.join(out, tr.METRICS_FILE)), _records(str(tmp_path / "straight" / tr.METRICS_FILE))
+  got = _records(os.path.join(out, rundir.METRICS_FILE))
+  want = _records(str(tmp_path / "straight" / rundir.METRICS_FILE))
   assert [r["step"] for r in got if "loss" in r] == [3, 6, 9, 12, 15, 16]
   assert got == want
 
@@ -234,11 +236,11 @@ def test_resume_after_exception_in_callback(tmp_path):
   out = str(tmp_path / "run")
   with pytest.raises(tr.StopTraining):
     _run(out, tcfg, callbacks=[killer])
-  assert tr.latest_step(out) == 6
+  assert runs.latest_step(out) == 6
   resumed = _run(out, tcfg)
   assert_bitwise_equal(straight.state, resumed.state)
 
-  params, cfg = tr.load_params(out)
+  params, cfg = runs.load_params(out)
   assert cfg == MCFG
   assert_bitwise_equal(straight.state.params, params)
 
@@ -247,10 +249,10 @@ def test_resume_refuses_changed_config_and_existing_dir(tmp_path):
   tcfg = _tcfg(checkpoint_every=2)
   out = str(tmp_path / "run")
   _run(out, tcfg, max_steps_this_run=2)
-  with pytest.raises(checkpoint.ConfigMismatchError, match=r"train.learning_rate: recorded 0.01, now 0.5") as e:
+  with pytest.raises(rundir.ConfigMismatchError, match=r"train.learning_rate: recorded 0.01, now 0.5") as e:
     _run(out, _tcfg(checkpoint_every=2, learning_rate=0.5))
   assert "\n" not in str(e.value)
-  with pytest.raises(checkpoint.RunDirError, match="already holds checkpoints"):
+  with pytest.raises(rundir.RunDirError, match="already holds checkpoints"):
     _run(out, tcfg, resume=False)
 
 
@@ -259,23 +261,23 @@ def test_resume_compares_with_the_checkpoint_not_an_edited_config_json(tmp_path)
   tcfg = _tcfg(checkpoint_every=2)
   out = str(tmp_path / "run")
   _run(out, tcfg, max_steps_this_run=2)
-  saved = checkpoint.read_config(out)
+  saved = rundir.read_config(out)
   saved["train"]["seed"], saved["train"]["steps"] = 5, 99
-  checkpoint.write_config(out, saved)
-  mcfg, edited, _ = tr.read_config(out)
-  with pytest.raises(checkpoint.ConfigMismatchError) as e:
+  rundir.write_config(out, saved)
+  mcfg, edited, _ = runs.read_config(out)
+  with pytest.raises(rundir.ConfigMismatchError) as e:
     tr.train(mcfg, edited, inline_batches(SENTENCES, mcfg, edited), out_dir=out, progress=False)
   print(e.value)
   assert "train.seed: recorded 0, now 5" in str(e.value) and "train.steps: recorded 16, now 99" in str(e.value)
-  assert tr.recorded_config(out)["train"]["seed"] == 0
+  assert runs.recorded_config(out)["train"]["seed"] == 0
 
 
 def test_a_second_writer_is_refused(tmp_path):
   out = str(tmp_path / "run")
-  with checkpoint.RunLock(out):
-    with pytest.raises(checkpoint.LockedError, match="in use by another writer"):
+  with rundir.RunLock(out):
+    with pytest.raises(rundir.LockedError, match="in use by another writer"):
       _run(out, _tcfg())
-  assert not os.path.exists(os.path.join(out, tr.CONFIG_FILE))  # refused before writing anything
+  assert not os.path.exists(os.path.join(out, rundir.CONFIG_FILE))  # refused before writing anything
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -295,7 +297,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
   assert str(e.value).startswith("loss became nan at step 7;") and "last good checkpoint is step 4" in str(e.value)
   assert "\n" not in str(e.value)
   assert checkpoint.steps(out) == [4]
-  params, _ = tr.load_params(out)
+  params, _ = runs.load_params(out)
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
 
 
@@ -305,7 +307,7 @@ def test_data_parallel_flag_and_device_count_are_recorded_and_a_change_warned(tm
   out = str(tmp_path / "run")
   tr.train(MCFG, tcfg, inline_batches(SENTENCES, MCFG, tcfg), out_dir=out, progress=False,
            mesh=parallel.make_mesh(), max_steps_this_run=4)
-  rec = tr.recorded_config(out)["parallel"]
+  rec = runs.recorded_config(out)["parallel"]
   assert rec == {"data_parallel": True, "device_count": jax.device_count()}
   capsys.readouterr()
   res = _run(out, tcfg)
@@ -313,12 +315,11 @@ def test_data_parallel_flag_and_device_count_are_recorded_and_a_change_warned(tm
   print(err)
   assert res.completed
   assert "it was trained with data_parallel=True" in err and "not be bitwise equal" in err
-  assert tr.recorded_config(out)["parallel"]["data_parallel"] is False
+  assert runs.recorded_config(out)["parallel"]["data_parallel"] is False
 
 
 def test_cli_train_kill_and_resume(tmp_path, capsys):
   from jaxequiv import cli
-  from jaxequiv.lm import train as tr_lib
   text = tmp_path / "corpus.txt"
   text.write_text(" ".join(SENTENCES * 2) + " " + " ".join(VAL))
   out = str(tmp_path / "run")
@@ -330,20 +331,20 @@ def test_cli_train_kill_and_resume(tmp_path, capsys):
   assert "stopped at step 6" in capsys.readouterr().out
   assert cli.main(["train", *argv]) == 2  # refuses to overwrite without --resume
   capsys.readouterr()
-  good = checkpoint.read_config(out)
-  checkpoint.write_config(out, {**good, "train": {**good["train"], "seed": 5}})  # an edited config.json
+  good = rundir.read_config(out)
+  rundir.write_config(out, {**good, "train": {**good["train"], "seed": 5}})  # an edited config.json
   assert cli.main(["train", "--out", out, "--resume", "--no-progress", "--num-samples", "0"]) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert "train.seed: recorded 0, now 5" in err[-1] and "Traceback" not in "".join(err)
-  checkpoint.write_config(out, good)
+  rundir.write_config(out, good)
   assert cli.main(["train", "--out", out, "--resume", "--no-progress", "--num-samples", "0"]) == 0
   printed = capsys.readouterr().out
   print(printed)
   assert f"step {STEPS}" in printed and "nats/char" in printed and "bits/char" in printed
-  with open(os.path.join(out, tr.CONFIG_FILE)) as f:
+  with open(os.path.join(out, rundir.CONFIG_FILE)) as f:
     saved = json.load(f)
   assert saved["data"]["spec"] == str(text) and saved["model"]["width"] == 32
-  params, cfg = tr_lib.load_params(out)
+  params, cfg = runs.load_params(out)
   assert cfg.width == 32 and jax.tree.leaves(params)[0].dtype == jnp.float32
 
 
@@ -354,7 +355,7 @@ def test_resume_iid_with_data_iterators_is_bitwise_equal(tmp_path):
   straight = tr.train(MCFG, tcfg, batches, progress=False)
   out = str(tmp_path / "iid")
   tr.train(MCFG, tcfg, batches, out_dir=out, progress=False, max_steps_this_run=7)
-  assert tr.latest_step(out) == 5
+  assert runs.latest_step(out) == 5
   resumed = tr.train(MCFG, tcfg, batches, out_dir=out, progress=False)
   assert_bitwise_equal(straight.state, resumed.state)
   assert resumed.predictions_seen == straight.predictions_seen

@@ -1,0 +1,170 @@
+"""One LM run in one call: data, split, mesh, the training loop, final validation, samples.
+
+``run(config)`` is the character LM's ``train_and_evaluate`` (nanodo's shape):
+it reads the corpus named by ``config.data``, splits it into train and
+validation sentences, sets up data parallelism if asked, trains with
+``jaxequiv.lm.train.train`` into ``config.out_dir`` (resumable, checkpointed),
+and returns a JSON-able summary with the final validation NLL and a few
+samples. ``python -m jaxequiv train`` is flags -> ``ExperimentConfig`` -> ``run``.
+
+Examples:
+  A few steps on the toy grammar, in memory (no run directory):
+
+  >>> from jaxequiv.model import ModelConfig
+  >>> from jaxequiv.lm.train import TrainConfig
+  >>> cfg = ExperimentConfig(model=ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=24),
+  ...                        train=TrainConfig(steps=2, batch_size=4, eval_batch_size=8),
+  ...                        data=DataConfig("synthetic", num_synthetic=60), out_dir=None,
+  ...                        num_samples=1, progress=False)
+  >>> summary = run(cfg, log=None)
+  >>> summary["step"], summary["completed"], len(summary["samples"]), summary["final"]["step"]
+  (2, True, 1, 2)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any
+
+from jaxequiv import model as model_lib
+from jaxequiv import rundir
+from jaxequiv.lm import runs
+from jaxequiv.lm import train as train_lib
+
+SAMPLE_TEMPERATURE = 0.8
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Which sentences a run trains on (recorded in ``config.json`` under ``"data"``).
+
+  Attributes:
+    spec: a ``jaxequiv.lm.corpus`` spec: ``builtin``, ``synthetic``,
+      ``tfds:NAME[/CONFIG][:SPLIT]`` or a text file's path.
+    val_fraction: share of distinct sentences held out, in [0, 1).
+    num_synthetic: sentences sampled for ``synthetic``.
+    max_examples: tfds only: examples read (None: the corpus default).
+    data_dir: tfds only: its data directory.
+  """
+
+  spec: str = "builtin"
+  val_fraction: float = 0.1
+  num_synthetic: int = 20000
+  max_examples: int | None = None
+  data_dir: str | None = None
+
+  def to_dict(self) -> dict:
+    """The recorded JSON: the unset tfds-only fields are left out."""
+    return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+  """Everything one run needs. Frozen; ``model``, ``train`` and ``data`` are recorded in the run directory.
+
+  Attributes:
+    model: the transformer.
+    train: optimisation, batching, bookkeeping and the objective.
+    data: the corpus and the validation split.
+    out_dir: the run directory (``jaxequiv.rundir`` layout), or None to keep
+      everything in memory.
+    resume: if ``out_dir`` already holds a run, continue it with its recorded
+      ``model``, ``train`` and ``data`` (those given here are ignored).
+    max_steps_this_run: stop after this many steps of this call without a
+      final checkpoint (as if killed); None runs to ``train.steps``.
+    num_samples: sentences sampled from the trained model (temperature 0.8).
+    progress: show a progress bar.
+    data_parallel: split batch rows over all local devices.
+    distributed: call ``jax.distributed.initialize()`` first (implies
+      ``data_parallel``); None: the environment decides
+      (``jaxequiv.lm.parallel.maybe_initialize_distributed``).
+  """
+
+  model: model_lib.ModelConfig
+  train: train_lib.TrainConfig
+  data: DataConfig = DataConfig()
+  out_dir: str | None = None
+  resume: bool = False
+  max_steps_this_run: int | None = None
+  num_samples: int = 5
+  progress: bool = True
+  data_parallel: bool = False
+  distributed: bool | None = None
+
+
+def recorded(config: ExperimentConfig) -> ExperimentConfig:
+  """``config`` with the ``model``, ``train`` and ``data`` recorded in ``config.out_dir/config.json``.
+
+  Raises:
+    jaxequiv.rundir.RunDirError: one line naming the file, if it is missing or does not parse.
+  """
+  mcfg, tcfg, saved = runs.read_config(config.out_dir)
+  try:
+    data = DataConfig(**saved["data"])
+  except (KeyError, TypeError) as e:
+    raise rundir.RunDirError(f"{os.path.join(config.out_dir, rundir.CONFIG_FILE)} holds no valid data settings:"
+                             f" {e}") from None
+  return dataclasses.replace(config, model=mcfg, train=tcfg, data=data)
+
+
+def load_data(data: DataConfig, seq_len: int, seed: int) -> tuple[list[str], list[str]]:
+  """``(train, validation)`` sentences: the corpus normalised, over-long sentences split at spaces, then split."""
+  from jaxequiv.lm import corpus  # pylint: disable=import-outside-toplevel
+  sentences = corpus.load_sentences(data.spec, max_len=seq_len, too_long="split", num_synthetic=data.num_synthetic,
+                                    seed=seed, max_examples=data.max_examples, data_dir=data.data_dir)
+  return corpus.train_val_split(sentences, data.val_fraction, seed)
+
+
+def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dict[str, Any]:
+  """Trains and evaluates one run; returns a JSON-able summary.
+
+  Args:
+    config: the run (see ``ExperimentConfig``).
+    log: one-line notices (resuming, the data's size, damaged checkpoints skipped).
+
+  Returns:
+    ``{"out_dir", "step", "steps", "completed", "predictions_seen",
+    "wall_seconds" (this call's training), "num_train_sentences",
+    "num_train_chars", "num_val_sentences", "final" (the last validation
+    record, or None), "samples", "history"}``. ``samples`` is empty unless the
+    run completed.
+
+  Raises:
+    jaxequiv.rundir.RunDirError: the run directory is locked, damaged, or its
+      recorded settings differ (one line).
+    jaxequiv.training.NonFiniteLossError: the loss diverged (names the step).
+    ValueError: the data cannot be read or split (one line naming it).
+  """
+  from jaxequiv.lm import parallel  # pylint: disable=import-outside-toplevel
+  data_parallel = parallel.maybe_initialize_distributed(config.distributed) or config.data_parallel
+  out = config.out_dir
+  if config.resume and out is not None and os.path.exists(os.path.join(out, rundir.CONFIG_FILE)):
+    config = recorded(config)
+    if log is not None:
+      log(f"resuming {out} from step {runs.latest_step(out)} with its saved settings")
+  mcfg, tcfg = config.model, config.train
+  train_sentences, val_sentences = load_data(config.data, mcfg.seq_len, tcfg.seed)
+  n_chars = sum(len(s) for s in train_sentences)
+  if log is not None:
+    log(f"data {config.data.spec}: {len(train_sentences)} train sentences ({n_chars} characters),"
+        f" {len(val_sentences)} validation")
+  t0 = time.time()
+  result = train_lib.train(mcfg, tcfg, train_lib.sentence_batches(train_sentences, mcfg, tcfg),
+                           val_sentences=val_sentences, out_dir=out, resume=config.resume,
+                           max_steps_this_run=config.max_steps_this_run, progress=config.progress,
+                           mesh=parallel.make_mesh() if data_parallel else None,
+                           extra_config={"data": config.data.to_dict()}, log=log)
+  wall = time.time() - t0
+  samples = []
+  if result.completed and config.num_samples > 0:
+    import jax  # pylint: disable=import-outside-toplevel
+    from jaxequiv.lm import sample  # pylint: disable=import-outside-toplevel
+    samples = sample.sample(result.state.params, mcfg, jax.random.key(tcfg.seed), config.num_samples,
+                            temperature=SAMPLE_TEMPERATURE)
+  return {"out_dir": out, "step": int(result.state.step), "steps": tcfg.steps, "completed": result.completed,
+          "predictions_seen": result.predictions_seen, "wall_seconds": wall,
+          "num_train_sentences": len(train_sentences), "num_train_chars": n_chars,
+          "num_val_sentences": len(val_sentences), "final": runs.final_validation(result.history),
+          "samples": list(samples), "history": result.history}

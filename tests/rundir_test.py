@@ -1,0 +1,68 @@
+"""Tests for jaxequiv.rundir: the writer lock, atomic config writes, the metrics log, recorded settings."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from jaxequiv import rundir
+
+
+def test_lock_refuses_a_second_writer_in_one_line(tmp_path):
+  d = str(tmp_path / "run")
+  first = rundir.RunLock(d)
+  with pytest.raises(rundir.LockedError) as e:
+    rundir.RunLock(d)
+  print(e.value)
+  assert f"pid {os.getpid()}" in str(e.value) and "\n" not in str(e.value)
+  first.close()
+  with rundir.RunLock(d):  # free again
+    pass
+
+
+def test_config_write_is_atomic(tmp_path, monkeypatch):
+  """A write killed after its bytes but before the rename leaves the old file whole (in-place writes truncate it)."""
+  d = str(tmp_path / "run")
+  rundir.write_config(d, {"train": {"seed": 0}})
+
+  def killed(fd):
+    raise KeyboardInterrupt("killed")
+
+  monkeypatch.setattr(rundir.os, "fsync", killed)
+  with pytest.raises(KeyboardInterrupt):
+    rundir.write_config(d, {"train": {"seed": 1}, "pad": "x" * 100000})
+  monkeypatch.undo()
+  assert rundir.read_config(d) == {"train": {"seed": 0}}
+
+
+def test_read_config_errors_name_the_file(tmp_path):
+  with pytest.raises(rundir.RunDirError, match="config.json not found"):
+    rundir.read_config(str(tmp_path))
+  (tmp_path / "config.json").write_text("{not json")
+  with pytest.raises(rundir.RunDirError, match="config.json is not valid JSON"):
+    rundir.read_config(str(tmp_path))
+
+
+def test_garbage_metrics_lines_are_skipped_with_one_line(tmp_path, capsys):
+  d = str(tmp_path)
+  rundir.write_metrics(d, [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}])
+  with open(os.path.join(d, rundir.METRICS_FILE), "ab") as f:
+    f.write(b"\x00\xffgarbage\n[1, 2]\n")
+  rundir.append_metrics(d, [{"step": 3, "loss": 1.0}])
+  with open(os.path.join(d, rundir.METRICS_FILE), "ab") as f:
+    f.write(b'{"step": 4, "lo')  # a torn last line
+  capsys.readouterr()
+  assert [r["step"] for r in rundir.read_metrics(d)] == [1, 2, 3]
+  assert [r["step"] for r in rundir.read_metrics(d, up_to_step=2, log=None)] == [1, 2]
+  lines = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+  assert len(lines) == 1 and "skipped 3 unreadable line(s) (line 3, 4, 6)" in lines[0]
+
+
+def test_config_differences_name_each_field():
+  rec = {"model": {"width": 32, "channels": [8, 16]}, "train": {"seed": 0, "steps": 10, "log_every": 2}}
+  now = {"model": {"width": 32, "channels": (8, 16)}, "train": {"seed": 1, "steps": 12, "log_every": 5}}
+  assert rundir.config_differences(rec, now, ignore=("log_every",)) == [
+      "train.seed: recorded 0, now 1", "train.steps: recorded 10, now 12"]
+  assert rundir.config_differences(rec, rec) == []
+  assert rundir.config_differences({"a": 1}, {}) == ["a: recorded 1, now '<absent>'"]
