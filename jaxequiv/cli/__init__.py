@@ -1,4 +1,4 @@
-"""Command line: ``jaxequiv {verify,train,sample,labels} ...`` (or ``python -m jaxequiv``).
+"""Command line: ``jaxequiv {verify,train,sample,compare,labels} ...`` (or ``python -m jaxequiv``).
 
 Argparse and printing only. Each subcommand is a module here with
 ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only when
@@ -30,6 +30,7 @@ COMMANDS = {
     "verify": ("jaxequiv.cli.verify", "check the LM/classifier equivalence (and the essay's identities) on this backend"),
     "train": ("jaxequiv.cli.train", "train a character model as an LM or as a next-character classifier"),
     "sample": ("jaxequiv.cli.sample", "sample sentences from a training run's checkpoint"),
+    "compare": ("jaxequiv.cli.compare", "compare two training runs bit for bit (params, optimizer state, metrics)"),
     "labels": ("jaxequiv.cli.labels", "train image classifiers with one-hot and string label heads"),
 }
 SEED_MAX = 2**32 - 1
@@ -46,6 +47,18 @@ class _Parser(argparse.ArgumentParser):
 
   def error(self, message: str):
     self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+  """Appends ``(default: X)`` to a flag's help once: not when the help already states its default, nor for
+  None or a switch's False (nothing to state), nor for positionals."""
+
+  def _get_help_string(self, action):
+    text = action.help or ""
+    if ("default" in text or not action.option_strings or action.default is None or action.default is False
+        or action.default is argparse.SUPPRESS):
+      return text
+    return super()._get_help_string(action)
 
 
 # --- argparse ``type=`` validators: each names the accepted range -------------------------------------------
@@ -169,7 +182,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
   for name, (module_name, help_text) in COMMANDS.items():
     p = sub.add_parser(name, help=help_text, description=help_text,
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     if name == command:
       importlib.import_module(module_name).add_arguments(p)
   return parser

@@ -14,13 +14,13 @@ import argparse
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jax
-
-from jaxequiv import cli, model
+from jaxequiv import cli, rundir
 from jaxequiv.alphabet import NUM_CLASSES
-from jaxequiv.lm import sample as sampling
+
+if TYPE_CHECKING:
+  from jaxequiv import model
 
 
 def load_params(run_dir: str, step: int | None = None) -> tuple[Any, model.ModelConfig]:
@@ -38,16 +38,21 @@ def load_params(run_dir: str, step: int | None = None) -> tuple[Any, model.Model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument("--checkpoint", required=True, metavar="DIR", help="training run directory")
-  parser.add_argument("--step", type=cli.nonnegative_int, default=None, help="checkpoint step (default: latest)")
+  parser.add_argument("--checkpoint", required=True, metavar="DIR",
+                      help="training run directory (jaxequiv train --out); required")
+  parser.add_argument("--step", type=cli.nonnegative_int, default=None,
+                      help="checkpoint step to sample from (default: the newest good checkpoint)")
   parser.add_argument("--num-samples", type=cli.positive_int, default=10, help="sentences to sample, in one batch")
   parser.add_argument("--temperature", type=cli.nonnegative_float, default=1.0,
-                      help="divide logits by this, >= 0; 0 = greedy")
+                      help="divide the logits by this, >= 0; 0 = greedy")
   parser.add_argument("--top-k", type=int, default=None,
-                      help=f"sample among the k likeliest characters only, k in [1, {NUM_CLASSES}]")
-  parser.add_argument("--prompt", default="", help="unfinished sentence to continue (no '.')")
+                      help=f"sample among the k likeliest characters only, k in [1, {NUM_CLASSES}]"
+                           f" (default: all {NUM_CLASSES})")
+  parser.add_argument("--prompt", default="",
+                      help="unfinished sentence to continue: alphabet characters, no '.' (default: none)")
   parser.add_argument("--max-len", type=cli.positive_int, default=None,
-                      help="most characters per sample, in [1, T] (default: context T)")
+                      help="most characters per sample, prompt included, in [1, T] (default: the run's context"
+                           " length T)")
   parser.add_argument("--seed", type=cli.seed_int, default=0,
                       help=f"PRNG seed in [0, {cli.SEED_MAX}]; same seed, same samples")
   parser.add_argument("--no-cache", action="store_true",
@@ -59,19 +64,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_args(args: argparse.Namespace) -> None:
-  """Checks that need no checkpoint; raises ``cli.UsageError`` naming the flag."""
+  """Checks that need no checkpoint, before any is loaded; raises ``cli.UsageError`` naming the flag.
+
+  The prompt and ``--max-len`` are checked against the context length T that
+  the run's ``config.json`` records.
+  """
   if args.top_k is not None and not 1 <= args.top_k <= NUM_CLASSES:
     raise cli.UsageError(f"argument --top-k: top_k must be None or an int in [1, {NUM_CLASSES}], got {args.top_k}"
                          " (omit --top-k to sample from all classes)")
+  path = os.path.join(args.checkpoint, rundir.CONFIG_FILE)
   if not os.path.isdir(args.checkpoint):
-    raise cli.UsageError(f"argument --checkpoint: {os.path.join(args.checkpoint, 'config.json')} not found:"
+    raise cli.UsageError(f"argument --checkpoint: {path} not found:"
                          " --checkpoint must be a training run directory (python -m jaxequiv train)")
+  recorded = rundir.read_config(args.checkpoint).get("model")
+  seq_len = recorded.get("seq_len") if isinstance(recorded, dict) else None
+  if not isinstance(seq_len, int):
+    raise cli.UsageError(f"argument --checkpoint: {path} records no model.seq_len (is it a jaxequiv train run?)")
+  if args.max_len is not None and args.max_len > seq_len:
+    raise cli.UsageError(f"argument --max-len: must be in [1, {seq_len}] (the run's context length T),"
+                         f" got {args.max_len}")
+  from jaxequiv.lm import sample as sampling  # pylint: disable=import-outside-toplevel
+  try:
+    sampling.encode_prompts(args.prompt, 1, args.max_len or seq_len)
+  except ValueError as e:
+    raise cli.UsageError(f"argument --prompt: {e}") from None
 
 
 def run(args: argparse.Namespace) -> int:
   """Prints one sample per line; timing goes to stderr. Returns 0 (bad input raises; ``cli.main`` prints it)."""
   check_args(args)
   cli.set_determinism_flags(args)
+  import jax  # pylint: disable=import-outside-toplevel
+  from jaxequiv import model  # pylint: disable=import-outside-toplevel,redefined-outer-name
+  from jaxequiv.lm import sample as sampling  # pylint: disable=import-outside-toplevel
   params, config = load_params(args.checkpoint, args.step)
   key = jax.random.key(args.seed)
   kw = dict(temperature=args.temperature, top_k=args.top_k, prompt=args.prompt, max_len=args.max_len)

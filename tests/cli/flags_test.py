@@ -1,4 +1,4 @@
-"""Bad input to ``train``, ``sample``, ``labels`` and ``verify``: one line naming the culprit, exit 2, no traceback.
+"""Bad input to every subcommand: one line naming the culprit, exit 2, no traceback.
 
 ``FLAG_CASES`` are refused before any data is read and before JAX starts: the
 loaders and the determinism set-up are replaced by functions that fail the test
@@ -114,9 +114,13 @@ FLAG_CASES = [
     ("verify width -4", ["verify", "--width", "-4"], "--width"),
     ("verify seed -1", ["verify", "--seed", "-1"], "--seed"),
     ("verify activation", ["verify", "--activation", "swish"], "--activation"),
+    # compare
+    ("compare no runs", ["compare"], "the following arguments are required: RUN_A, RUN_B"),
+    ("compare one run", ["compare", "runs/a"], "required: RUN_B"),
+    ("compare step -1", ["compare", "runs/a", "runs/b", "--step", "-1"], "--step: must be an integer >= 0"),
     # top level
     ("unknown command", ["frobnicate"], "invalid choice: 'frobnicate'"),
-    ("no command", [], "required: {verify,train,sample,labels}"),
+    ("no command", [], "required: {verify,train,sample,compare,labels}"),
 ]
 
 
@@ -180,6 +184,10 @@ def data_cases(tmp_path):
       ("train data one sentence", ["train", "--data", str(one), *base], "gave 1 train and 0 validation"),
       ("sample empty run dir", ["sample", "--no-determinism-flags", "--checkpoint", str(tmp_path / "emptyrun")],
        "emptyrun"),
+      ("compare missing run", ["compare", str(tmp_path / "emptyrun"), str(tmp_path / "nope")],
+       "nope' is not a directory"),
+      ("compare not a run", ["compare", str(tmp_path / "emptyrun"), str(tmp_path / "emptyrun")],
+       "emptyrun/config.json not found"),
       ("labels class-names empty", ["labels", "--no-determinism-flags", "--class-names", str(names)],
        "holds no class names"),
   ]
@@ -263,8 +271,8 @@ class _Stop(ValueError):
     ["verify"],
 ])
 @pytest.mark.parametrize("off", [False, True])
-def test_every_command_sets_determinism_flags_before_touching_data(monkeypatch, argv, off):
-  from jaxequiv import determinism, verify
+def test_every_command_sets_determinism_flags_before_touching_data(monkeypatch, tmp_path, argv, off):
+  from jaxequiv import determinism, rundir, verify
   from jaxequiv.cli import sample as cli_sample
   from jaxequiv.labels import experiment
   from jaxequiv.lm import corpus
@@ -278,6 +286,9 @@ def test_every_command_sets_determinism_flags_before_touching_data(monkeypatch, 
   for module, name in [(corpus, "load_sentences"), (experiment, "run_experiment"), (verify, "run_checks"),
                        (cli_sample, "load_params")]:
     monkeypatch.setattr(module, name, data)
+  if argv[0] == "sample":  # a run directory's config.json (sample checks --prompt against its T first)
+    rundir.write_config(str(tmp_path), {"model": {"seq_len": 16}})
+    argv = ["sample", "--checkpoint", str(tmp_path)]
   rc, _, err = _main(argv + ["--no-determinism-flags"] * off + (["--out", "/nonexistent/run"] if argv[0] == "train" else []))
   assert rc == 2 and "stopped at the data" in err, err
   assert events == (["data"] if off else ["flags", "data"])
@@ -311,3 +322,4 @@ def test_train_non_finite_loss_is_one_line_and_exit_1(tmp_path, monkeypatch):
   assert rc == 1 and "Traceback" not in err
   assert lines[-1] == ("jaxequiv train: error: loss is nan at step 5; the last good checkpoint is step 4 in"
                        " run/checkpoints")
+

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxequiv import checkpoint, cli
+from jaxequiv import checkpoint, cli, rundir
 from jaxequiv import bitwise, model
 from jaxequiv.cli import sample as cli_sample
 from jaxequiv.lm import sample as sampling
@@ -123,3 +123,23 @@ def test_sampling_a_data_parallel_checkpoint_works_on_one_device(tmp_path, monke
                                [want[f"arr_{i}"] for i in range(len(want.files))])
   assert _main(monkeypatch, ["--checkpoint", run_dir, "--num-samples", "3", "--seed", "1", "--no-cache"]) == 0
   assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--prompt", "Hi."], "argument --prompt: prompt has '.' at position 2"),
+    (["--prompt", "x" * 12], "argument --prompt: prompt has 12 characters, too long"),
+    (["--prompt", "Caf\u00e9"], "argument --prompt: prompt: character '\u00e9'"),
+    (["--max-len", "13"], r"argument --max-len: must be in \[1, 12\]"),
+])
+def test_prompt_and_max_len_are_checked_before_jax_starts_and_the_checkpoint_loads(tmp_path, monkeypatch, capsys,
+                                                                                   argv, message):
+  rundir.write_config(str(tmp_path), {"model": {"seq_len": CFG.seq_len}})  # config.json only: no checkpoint yet
+
+  def reached(*args, **kwargs):
+    raise AssertionError("got past the flag checks")
+
+  monkeypatch.setattr(cli, "set_determinism_flags", reached)
+  monkeypatch.setattr(cli_sample, "load_params", reached)
+  assert _main(monkeypatch, ["--checkpoint", str(tmp_path), *argv]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and __import__("re").search(message, err[0]), err
