@@ -15,6 +15,12 @@
 Step k's batch is a pure function of (sentences, seed, k): ``start_step=k``
 resumes at k by building one epoch's plan, whatever k is (O(1) in k).
 
+Several processes (``jaxequiv.lm.parallel``): ``rows=slice(a, b)`` builds
+only rows a..b-1 of each global batch. Every process plans the same step from
+the sentence lengths alone (cheap); an LM process then encodes only the
+sentences packed into its rows. Classification batches keep their per-example
+arrays whole (they are replicated across devices) and slice the token rows.
+
 Classification batches are padded to a fixed ``[R, T]`` tokens and ``N``
 examples; padding examples have ``row == R`` and are ignored by the losses.
 """
@@ -153,6 +159,36 @@ def _steps(plan: StepPlan, start_step: int, epochs: int | None) -> Iterator[tupl
     k += 1
 
 
+def lm_rows(sentences: Sequence[str], seq_len: int, rows: slice, *, packed: bool = True) -> LMBatch:
+  """Rows ``rows`` of ``batches.lm_batch(canonical_order(sentences), seq_len, num_rows=rows.stop, packed=packed)``.
+
+  Only the sentences laid out in those rows are encoded: the layout
+  (``batches.pack_rows``) needs their lengths alone.
+
+  Examples:
+    >>> s = ["Hi.", "Ok then.", "A cat.", "Go."]
+    >>> full = batches.lm_batch(batches.canonical_order(s), 8, num_rows=4, packed=True)
+    >>> part = lm_rows(s, 8, slice(1, 3))
+    >>> bool((part.inputs == full.inputs[1:3]).all() and (part.mask == full.mask[1:3]).all())
+    True
+  """
+  sentences = batches.canonical_order(sentences)
+  lengths = np.fromiter((len(s) for s in sentences), np.int64, len(sentences))
+  if packed:
+    row, offset, _ = batches.pack_rows(lengths, seq_len)
+  else:
+    row, offset = np.arange(len(sentences)), np.zeros(len(sentences), np.int64)
+  start, n = rows.start or 0, rows.stop - (rows.start or 0)
+  targets = np.full((n, seq_len), -1, np.int32)
+  starts = np.zeros((n, seq_len), bool)
+  mine = np.flatnonzero((row >= start) & (row < rows.stop))
+  for i in mine:
+    targets[row[i] - start, offset[i] : offset[i] + lengths[i]] = alphabet.encode(sentences[i])
+  starts[row[mine] - start, offset[mine]] = True
+  mask = targets >= 0
+  return LMBatch(batches.inputs_from_targets(targets, starts), np.where(mask, targets, 0), mask)
+
+
 def lm_batches(
     sentences: Sequence[str],
     batch_size: int,
@@ -162,6 +198,7 @@ def lm_batches(
     epochs: int | None = None,
     packed: bool = True,
     start_step: int = 0,
+    rows: slice | None = None,
 ) -> Iterator[LMBatch]:
   """LM batches of fixed shape ``[batch_size, seq_len]``, shuffled per epoch.
 
@@ -180,9 +217,11 @@ def lm_batches(
     packed: several sentences per row (see ``StepPlan``).
     start_step: the first step to yield (resume): the batches equal those of
       a fresh iterator from that step on, at a cost independent of it.
+    rows: build only these rows of each batch (one process's share,
+      ``jaxequiv.lm.parallel.process_rows``); None: all.
 
   Yields:
-    ``LMBatch`` of numpy arrays ``[batch_size, seq_len]``.
+    ``LMBatch`` of numpy arrays ``[batch_size, seq_len]`` (``rows``: only those rows).
 
   Examples:
     >>> from jaxequiv.lm import corpus, data
@@ -194,6 +233,9 @@ def lm_batches(
   plan = StepPlan(sentences, batch_size, seq_len, seed=seed, packed=packed)
   for _, idx in _steps(plan, start_step, epochs):
     chunk = [sentences[i] for i in idx]
+    if rows is not None:
+      yield lm_rows(chunk, seq_len, rows, packed=packed)
+      continue
     if not packed:
       chunk = batches.canonical_order(chunk)
     yield batches.lm_batch(chunk, seq_len, num_rows=batch_size, packed=packed)
@@ -247,6 +289,7 @@ def classification_batches(
     max_rows: int | None = None,
     packed: bool = True,
     start_step: int = 0,
+    rows: slice | None = None,
 ) -> Iterator[ClassificationBatch]:
   """Classification batches of prefix examples with fixed shapes ``tokens [R, T]``, ``N`` examples.
 
@@ -283,6 +326,8 @@ def classification_batches(
       exceeded). A smaller R raises when a step needs more rows.
     packed: several segments per row, like ``lm_batches(packed=...)``.
     start_step: the first step to yield (resume, O(1) in the step).
+    rows: keep only these token rows (one process's share); the per-example
+      arrays stay whole, with global row indices.
 
   Yields:
     ``ClassificationBatch``: tokens ``[R, T]``; rows, positions, labels ``[N]``
@@ -304,6 +349,11 @@ def classification_batches(
     n_max = batch_size * seq_len if packed else max_predictions(sentences, batch_size)
   plan = StepPlan(sentences, batch_size, seq_len, seed=seed, packed=packed)
   steps = _steps(plan, start_step, epochs)
+  if rows is not None:
+    full = classification_batches(sentences, batch_size, seq_len, mode=mode, seed=seed, epochs=epochs,
+                                  max_examples=max_examples, max_rows=max_rows, packed=packed, start_step=start_step)
+    yield from (b._replace(tokens=b.tokens[rows]) for b in full)
+    return
   if mode == "paired":
     r_max = batch_size if max_rows is None else max_rows
     for _, idx in steps:
