@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import signal
 import sys
 
 from jaxequiv import cli
@@ -167,6 +169,10 @@ def run(args: argparse.Namespace) -> int:
   except NonFiniteLossError as e:  # the run failed, not the input: one line naming the step, exit status 1
     print(f"jaxequiv train: error: {cli.one_line(e)}", file=sys.stderr)
     return 1
+  if summary["signal"] is not None:  # ended at a step boundary with a checkpoint: one line, 128 + the signal
+    print(f"jaxequiv train: stopped by {summary['signal']} at step {summary['step']} of {summary['steps']};"
+          f" resume with: python -m jaxequiv train --resume --out {shlex.quote(out)}", file=sys.stderr)
+    return 128 + signal.Signals[summary["signal"]]
   if not summary["completed"]:
     print(f"stopped at step {summary['step']} of {summary['steps']} (resume with --resume --out {out})")
     return 0

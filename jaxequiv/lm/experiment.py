@@ -23,9 +23,13 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from jaxequiv import model as model_lib
@@ -117,6 +121,34 @@ def load_data(data: DataConfig, seq_len: int, seed: int) -> tuple[list[str], lis
   return corpus.train_val_split(sentences, data.val_fraction, seed)
 
 
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[list[int]]:
+  """While open, SIGINT and SIGTERM are recorded in the yielded list instead of killing the process.
+
+  The training loop polls the list and ends at the next step boundary with a
+  checkpoint. A second signal acts as usual (the previous handlers are back
+  once one arrived, and on exit). Outside the main thread nothing is changed.
+  """
+  got: list[int] = []
+  if threading.current_thread() is not threading.main_thread():
+    yield got
+    return
+  previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+  def handler(signum, frame):  # pylint: disable=unused-argument
+    got.append(signum)
+    for s, h in previous.items():
+      signal.signal(s, h)
+
+  for s in previous:
+    signal.signal(s, handler)
+  try:
+    yield got
+  finally:
+    for s, h in previous.items():
+      signal.signal(s, h)
+
+
 def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dict[str, Any]:
   """Trains and evaluates one run; returns a JSON-able summary.
 
@@ -128,8 +160,10 @@ def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dic
     ``{"out_dir", "step", "steps", "completed", "predictions_seen",
     "wall_seconds" (this call's training), "num_train_sentences",
     "num_train_chars", "num_val_sentences", "final" (the last validation
-    record, or None), "samples", "history"}``. ``samples`` is empty unless the
-    run completed.
+    record, or None), "samples", "history", "signal"}``. ``samples`` is empty
+    unless the run completed. ``signal`` is None, or ``"SIGINT"`` /
+    ``"SIGTERM"`` if one ended the run early at a step boundary (a checkpoint
+    of that step saved in ``out_dir``: resume it).
 
   Raises:
     jaxequiv.rundir.RunDirError: the run directory is locked, damaged, or its
@@ -143,7 +177,8 @@ def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dic
   if config.resume and out is not None and os.path.exists(os.path.join(out, rundir.CONFIG_FILE)):
     config = recorded(config)
     if log is not None:
-      log(f"resuming {out} from step {runs.latest_step(out)} with its saved settings")
+      step = runs.latest_step(out)
+      log(f"resuming {out} {'from the start' if step is None else f'from step {step}'} with its saved settings")
   mcfg, tcfg = config.model, config.train
   train_sentences, val_sentences = load_data(config.data, mcfg.seq_len, tcfg.seed)
   n_chars = sum(len(s) for s in train_sentences)
@@ -151,11 +186,12 @@ def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dic
     log(f"data {config.data.spec}: {len(train_sentences)} train sentences ({n_chars} characters),"
         f" {len(val_sentences)} validation")
   t0 = time.time()
-  result = train_lib.train(mcfg, tcfg, train_lib.sentence_batches(train_sentences, mcfg, tcfg),
-                           val_sentences=val_sentences, out_dir=out, resume=config.resume,
-                           max_steps_this_run=config.max_steps_this_run, progress=config.progress,
-                           mesh=parallel.make_mesh() if data_parallel else None,
-                           extra_config={"data": config.data.to_dict()}, log=log)
+  with stop_on_signals() as got:
+    result = train_lib.train(mcfg, tcfg, train_lib.sentence_batches(train_sentences, mcfg, tcfg),
+                             val_sentences=val_sentences, out_dir=out, resume=config.resume,
+                             max_steps_this_run=config.max_steps_this_run, progress=config.progress,
+                             mesh=parallel.make_mesh() if data_parallel else None,
+                             extra_config={"data": config.data.to_dict()}, log=log, stop=lambda: bool(got))
   wall = time.time() - t0
   samples = []
   if result.completed and config.num_samples > 0:
@@ -167,4 +203,5 @@ def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dic
           "predictions_seen": result.predictions_seen, "wall_seconds": wall,
           "num_train_sentences": len(train_sentences), "num_train_chars": n_chars,
           "num_val_sentences": len(val_sentences), "final": runs.final_validation(result.history),
-          "samples": list(samples), "history": result.history}
+          "samples": list(samples), "history": result.history,
+          "signal": signal.Signals(got[0]).name if got else None}

@@ -98,7 +98,7 @@ class TrainResult(NamedTuple):
   state: TrainState
   history: list[dict]        # records as written to metrics.jsonl
   predictions_seen: int      # next-character predictions trained on so far
-  completed: bool            # False if stopped early by max_steps_this_run
+  completed: bool            # False if stopped early (max_steps_this_run, or stop)
 
 
 def init_state(key: jax.Array, model_config: model_lib.ModelConfig, train_config: TrainConfig) -> TrainState:
@@ -162,9 +162,6 @@ def sentence_batches(sentences: Sequence[str], model_config: model_lib.ModelConf
   return batches
 
 
-# ----------------------------------------------------------------------------- the run directory (readers: lm.runs)
-
-
 def config_dict(model_config: model_lib.ModelConfig, train_config: TrainConfig, **extra) -> dict:
   """The JSON of a run's settings: ``{"model": ..., "train": ..., **extra}``."""
   return {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config), **extra}
@@ -220,6 +217,7 @@ def train(
     mesh: jax.sharding.Mesh | None = None,
     extra_config: dict | None = None,
     log: rundir.Log | None = rundir.say,
+    stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
   """Trains ``model_config`` with ``train_config`` on ``batches``; resumable bit for bit.
 
@@ -250,6 +248,9 @@ def train(
     extra_config: more JSON for ``config.json`` and the checkpoints' recorded
       settings (e.g. the data spec; compared on resume too).
     log: one-line notices (damaged checkpoints skipped, topology changes).
+    stop: polled after every step (its validation done); when True the run
+      saves a checkpoint of that step (with ``out_dir``) and returns early: how
+      ``jaxequiv.lm.experiment.run`` ends a run on SIGINT or SIGTERM.
 
   Returns:
     ``TrainResult(state, history, predictions_seen, completed)``.
@@ -265,7 +266,7 @@ def train(
   try:
     return _train(model_config, train_config, batches, val_sentences=val_sentences, out_dir=out_dir, resume=resume,
                   max_steps_this_run=max_steps_this_run, callbacks=callbacks, progress=progress, mesh=mesh,
-                  extra_config=extra_config, log=log)
+                  extra_config=extra_config, log=log, stop=stop)
   finally:
     if lock is not None:
       lock.close()
@@ -278,8 +279,7 @@ def _resume(out_dir, state, current, log):
   s, meta = restored.step, restored.meta
   recorded = dict(meta.get("config", {}))
   diffs = rundir.config_differences({k: v for k, v in recorded.items() if k != "parallel"},
-                                        {k: v for k, v in current.items() if k != "parallel"},
-                                        ignore=_RESUME_FREE_FIELDS)
+                                    {k: v for k, v in current.items() if k != "parallel"}, ignore=_RESUME_FREE_FIELDS)
   if diffs:
     raise rundir.ConfigMismatchError(
         f"cannot resume {out_dir!r}: settings differ from those recorded in its checkpoint at step {s}: "
@@ -296,7 +296,7 @@ def _resume(out_dir, state, current, log):
 
 
 def _train(model_config, train_config, batches, *, val_sentences, out_dir, resume, max_steps_this_run, callbacks,
-           progress, mesh, extra_config, log) -> TrainResult:
+           progress, mesh, extra_config, log, stop) -> TrainResult:
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
   tcfg = train_config
@@ -373,7 +373,8 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
       if eval_batches is not None and ((tcfg.eval_every and step % tcfg.eval_every == 0) or step == tcfg.steps):
         r = validate(step)
         rec.update(val_nats_per_char=r.nats_per_char, val_bits_per_char=r.bits_per_char)
-      if out_dir is not None and ((tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0)
+      stopping = stop is not None and stop()
+      if out_dir is not None and (stopping or (tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0)
                                   or step == tcfg.steps):
         pending = fetch_window(step)  # every step up to here has a finite loss and gradient
         checkpoint.save(out_dir, step, {"params": state.params, "opt_state": state.opt_state},
@@ -385,6 +386,8 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
         rec.update({k: float(v) for k, v in metrics.items()})
         for cb in callbacks:
           cb(step, state, rec)
+      if stopping:
+        break
   except NonFiniteLossError as e:
     where = (f"the last good checkpoint is step {last_saved} in {checkpoint.checkpoint_dir(out_dir)}"
              if last_saved is not None else "no checkpoint was saved")

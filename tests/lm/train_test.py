@@ -245,6 +245,21 @@ def test_resume_after_exception_in_callback(tmp_path):
   assert_bitwise_equal(straight.state.params, params)
 
 
+def test_stop_ends_at_a_step_boundary_with_a_checkpoint_and_resumes_bitwise(tmp_path):
+  # checkpoint_every=4, log_every=2: the stop at step 5 falls between both schedules.
+  tcfg = _tcfg(checkpoint_every=4)
+  straight = _run(str(tmp_path / "straight"), tcfg)
+  out = str(tmp_path / "run")
+  polls = []
+  first = _run(out, tcfg, stop=lambda: polls.append(1) or len(polls) == 5)
+  assert not first.completed and int(first.state.step) == 5 and len(polls) == 5
+  assert checkpoint.steps(out) == [5, 4]
+  resumed = _run(out, tcfg)
+  assert resumed.completed
+  assert_bitwise_equal(straight.state, resumed.state)
+  assert _records(os.path.join(out, rundir.METRICS_FILE)) == _records(str(tmp_path / "straight" / rundir.METRICS_FILE))
+
+
 def test_resume_refuses_changed_config_and_existing_dir(tmp_path):
   tcfg = _tcfg(checkpoint_every=2)
   out = str(tmp_path / "run")

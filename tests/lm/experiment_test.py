@@ -1,0 +1,79 @@
+"""Tests for jaxequiv.lm.experiment: one run in one call, and a signal ends it at a step boundary."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from jaxequiv import checkpoint, cli, rundir
+from jaxequiv.lm import experiment, runs
+from jaxequiv.lm import train as train_lib
+from jaxequiv.model import ModelConfig
+
+MCFG = ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=24)
+TCFG = train_lib.TrainConfig(steps=8, batch_size=4, eval_batch_size=8, checkpoint_every=0, log_every=2)
+DATA = experiment.DataConfig("synthetic", num_synthetic=60)
+
+
+def _signal_at(monkeypatch, signum, step):
+  """Makes the training batches send ``signum`` to this process when step ``step``'s batch is drawn."""
+  real = train_lib.sentence_batches
+
+  def sentence_batches(*args):
+    batches = real(*args)
+
+    def at(start):
+      for k, batch in enumerate(batches(start), start + 1):
+        if k == step:
+          os.kill(os.getpid(), signum)
+        yield batch
+
+    return at
+
+  monkeypatch.setattr(train_lib, "sentence_batches", sentence_batches)
+
+
+def test_run_trains_records_and_resumes_with_the_recorded_settings(tmp_path):
+  out = str(tmp_path / "run")
+  cfg = experiment.ExperimentConfig(MCFG, TCFG, DATA, out_dir=out, num_samples=2, progress=False,
+                                    max_steps_this_run=3)
+  first = experiment.run(cfg, log=None)
+  assert (first["step"], first["completed"], first["samples"], first["signal"]) == (3, False, [], None)
+  # --resume: the recorded model/train/data win over what the config says.
+  other = experiment.ExperimentConfig(ModelConfig(), train_lib.TrainConfig(), out_dir=out, resume=True,
+                                      num_samples=2, progress=False)
+  done = experiment.run(other, log=None)
+  assert done["completed"] and done["step"] == TCFG.steps and len(done["samples"]) == 2
+  assert done["final"]["step"] == TCFG.steps and runs.read_config(out)[0] == MCFG
+  assert rundir.read_config(out)["data"] == {"spec": "synthetic", "val_fraction": 0.1, "num_synthetic": 60}
+
+
+def test_sigterm_ends_the_run_at_a_step_boundary_with_a_checkpoint(tmp_path, monkeypatch):
+  out = str(tmp_path / "run")
+  _signal_at(monkeypatch, signal.SIGTERM, 3)
+  before = signal.getsignal(signal.SIGTERM)
+  summary = experiment.run(experiment.ExperimentConfig(MCFG, TCFG, DATA, out_dir=out, progress=False), log=None)
+  assert summary["signal"] == "SIGTERM" and not summary["completed"] and summary["samples"] == []
+  assert checkpoint.steps(out) == [summary["step"]] and 3 <= summary["step"] < TCFG.steps
+  assert signal.getsignal(signal.SIGTERM) is before  # the handler is given back
+
+
+@pytest.mark.parametrize("signum,status", [(signal.SIGINT, 130)])
+def test_cli_interrupted_prints_one_line_with_the_resume_command(tmp_path, monkeypatch, capsys, signum, status):
+  out = str(tmp_path / "run")
+  _signal_at(monkeypatch, signum, 2)
+  argv = ["train", "--data", "synthetic", "--num-synthetic", "60", "--seq-len", "24", "--layers", "1", "--width",
+          "16", "--heads", "2", "--steps", "8", "--batch-size", "4", "--no-progress", "--no-determinism-flags",
+          "--out", out]
+  assert cli.main(argv) == status
+  err = capsys.readouterr().err.strip().splitlines()
+  print(err)
+  assert "Traceback" not in "".join(err)
+  assert err[-1].startswith(f"jaxequiv train: stopped by {signal.Signals(signum).name} at step ")
+  assert err[-1].endswith(f"resume with: python -m jaxequiv train --resume --out {out}")
+  assert checkpoint.latest_step(out, log=None) is not None
+  assert cli.main(["train", "--resume", "--out", out, "--no-progress", "--num-samples", "0",
+                   "--no-determinism-flags"]) == 0
+  assert f"step {TCFG.steps}:" in capsys.readouterr().out
