@@ -212,6 +212,21 @@ def single_device(tree: Any, device: jax.Device | None = None) -> Any:
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding), tree)
 
 
+def saved_like(run_dir: str, step: int, item: str, device: jax.Device | None = None) -> Any:
+  """The ``like`` of an item as saved (shapes and dtypes from orbax's metadata), on one device.
+
+  Reads a checkpoint without knowing the model that wrote it, from any mesh
+  (``jaxequiv.compare``).
+  """
+  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+  with ocp.StandardCheckpointer() as ckptr:
+    meta = ckptr.metadata(os.path.join(checkpoint_dir(run_dir), str(step), item))
+  tree = getattr(meta, "item_metadata", meta)  # orbax >= 0.11 wraps the tree
+  tree = getattr(tree, "tree", tree)
+  sharding = jax.sharding.SingleDeviceSharding(device or jax.devices()[0])
+  return jax.tree.map(lambda a: jax.ShapeDtypeStruct(tuple(a.shape), a.dtype, sharding=sharding), tree)
+
+
 def abstract(tree: Any) -> Any:
   """``ShapeDtypeStruct`` leaves with each array's own sharding (restore onto the same placement)."""
   def leaf(x):

@@ -134,8 +134,8 @@ def _items(run_dir: str, step: int) -> list[str]:
 
 
 def _restore(run_dir: str, step: int, names: list[str]) -> dict[str, Any]:
-  # No target structure: the arrays come back as saved, whatever the model.
-  return checkpoint.restore(run_dir, {n: None for n in names}, step).items
+  # The structure as saved, whatever the model, on one device whatever the mesh that wrote it.
+  return checkpoint.restore(run_dir, {n: checkpoint.saved_like(run_dir, step, n) for n in names}, step).items
 
 
 def _leaf(value: Any) -> np.ndarray:

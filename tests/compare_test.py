@@ -1,5 +1,9 @@
 """jaxequiv.compare on hand-written run directories: what counts as a difference, and what does not."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -71,3 +75,27 @@ def test_bad_paths_are_one_line_errors(tmp_path):
     compare.compare_runs(a, str(tmp_path / "empty"))
   with pytest.raises(rundir.RunDirError, match=r"no checkpoint for step 7 .*saved steps: \[1, 2\]"):
     compare.compare_runs(a, a, step=7)
+
+
+MESH_RUN = """
+import sys, jax, numpy as np
+from jaxequiv import checkpoint, rundir
+mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
+w = jax.device_put(np.arange(4, dtype=np.float32), jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data")))
+rundir.write_config(sys.argv[1], {"train": {"data_parallel": True}})
+checkpoint.save(sys.argv[1], 1, {"params": {"w": w}}, {})
+"""
+
+
+def test_a_checkpoint_written_on_two_devices_is_read_on_one(tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
+  mesh_run = str(tmp_path / "mesh")
+  proc = subprocess.run([sys.executable, "-c", MESH_RUN, mesh_run], env=env, capture_output=True, text=True,
+                        timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  one = str(tmp_path / "one")
+  rundir.write_config(one, {"train": {"data_parallel": False}})
+  checkpoint.save(one, 1, {"params": {"w": np.arange(4, dtype=np.float32)}}, {})
+  c = compare.compare_runs(mesh_run, one)
+  assert c.equal and c.items["params"].elements == 4, c.lines()
