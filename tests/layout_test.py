@@ -1,8 +1,9 @@
 """The package's layout: no import cycles, and imports run downward only.
 
-Layers: core (0) < the first wings, ``lm`` and ``labels`` (1) < the essay's later wings, ``taxonomy`` and ``roles``,
-which build on labels-as-strings (2) < ``cli`` (3). A module imports its own wing or a lower layer, never a wing on its
-own level (``lm`` and ``labels`` do not import each other) and never upward.
+Layers come from the wing registry (``jaxequiv.wings.layers()``): core (0) < the first wings, ``lm`` and ``labels``
+(1) < the essay's later wings, ``taxonomy`` and ``roles``, which build on labels-as-strings (2) < ``cli`` (3). A module
+imports its own wing or a lower layer, never a wing on its own level (``lm`` and ``labels`` do not import each other)
+and never upward.
 """
 
 import ast
@@ -12,8 +13,10 @@ import sys
 
 import pytest
 
+from jaxequiv import wings
+
 ROOT = pathlib.Path(__file__).parent.parent / "jaxequiv"
-LAYERS = {"core": 0, "lm": 1, "labels": 1, "taxonomy": 2, "roles": 2, "cli": 3}
+LAYERS = wings.layers()
 
 
 def _modules() -> dict[str, pathlib.Path]:

@@ -11,7 +11,7 @@ import pytest
 import jaxequiv
 from jaxequiv import training
 from jaxequiv.bitwise import assert_bitwise_equal, compare_bits
-from jaxequiv.labels import heads
+from jaxequiv.labels import train as labels_train
 from jaxequiv.lm import train as tr
 
 PARAMS = {"w": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4), "b": jnp.zeros(4)}
@@ -58,7 +58,7 @@ def test_donated_and_undonated_steps_agree_bitwise():
 
 def test_heads_constant_optimizer_is_adam_bit_for_bit():
   """The image heads moved from optax.adam(lr) to the shared AdamW chain: same updates, to the bit."""
-  shared, adam = training.make_optimizer(heads.optimizer_config(3e-3)), optax.adam(3e-3)
+  shared, adam = training.make_optimizer(labels_train.optimizer_config(3e-3)), optax.adam(3e-3)
   fs, fa = (jax.jit(training.make_train_step(_loss, o)) for o in (shared, adam))
   s, a = training.init_train_state(PARAMS, shared), training.init_train_state(PARAMS, adam)
   for k in range(5):

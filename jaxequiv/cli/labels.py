@@ -22,10 +22,12 @@ preparing it the first time (``--download``) needs TensorFlow as well
 from __future__ import annotations
 
 import argparse
-import json
-import os
+from typing import TYPE_CHECKING
 
 from jaxequiv import cli
+
+if TYPE_CHECKING:
+  from jaxequiv.labels.experiment import ExperimentConfig
 
 DATA_HELP = ("shapes | digits | tfds:NAME[/CONFIG][:TRAIN_SPLIT[,TEST_SPLIT]] with NAME one of cifar10, cifar100,"
              " imagenette, imagenet2012 (e.g. tfds:imagenette/160px-v2, tfds:cifar10:train[:1000])")
@@ -66,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--download", action="store_true",
                       help="let tfds download and prepare the data (preparing needs TensorFlow:"
                            " pip install 'jaxequiv[tfds-prepare]')")
-  parser.add_argument("--out", default=None, help="directory for metrics.json and metrics.md")
+  parser.add_argument("--out", default=None, help="run directory to write: config.json, both heads' checkpoint, metrics.json, metrics.md")
   cli.add_determinism_flag(parser)
 
 
@@ -110,47 +112,32 @@ def check_args(args: argparse.Namespace) -> None:
     raise cli.UsageError(f"arguments --data-dir and --download apply to --data tfds:* only, not {args.data!r}")
 
 
+def experiment_config(args: argparse.Namespace) -> "ExperimentConfig":
+  """The flags as a ``jaxequiv.labels.experiment.ExperimentConfig`` (reads the ``--class-names`` file)."""
+  from jaxequiv.labels.experiment import ExperimentConfig  # pylint: disable=import-outside-toplevel
+  class_names = None if args.class_names is None else read_class_names(args.class_names)
+  return ExperimentConfig(
+      data=args.data, steps=args.steps, batch_size=args.batch_size, seed=args.seed, learning_rate=args.lr,
+      zero_shot_holdout=args.zero_shot, beam_size=args.beam_size, num_train=args.num_train, num_test=args.num_test,
+      layers=args.layers, width=args.width, heads=args.heads, token_dropout=args.token_dropout,
+      channels=tuple(args.channels), encoder=args.encoder, patch=args.patch, image_size=args.image_size,
+      data_dir=args.data_dir, download=args.download, class_names=class_names, out_dir=args.out)
+
+
 def run(args: argparse.Namespace) -> int:
-  """Trains both heads, prints the metrics table (and zero-shot table), optionally writes ``--out``."""
+  """Flags -> ``ExperimentConfig`` -> ``experiment.run`` (trains, measures, writes ``--out``) -> printed report."""
   check_args(args)
-  extra = {} if args.class_names is None else {"class_names": read_class_names(args.class_names)}
+  config = experiment_config(args)
   cli.set_determinism_flags(args)
-  import jax  # pylint: disable=import-outside-toplevel
-  from jaxequiv.labels.experiment import metrics_table, run_experiment, zero_shot_table  # pylint: disable=import-outside-toplevel
+  from jaxequiv.labels import experiment  # pylint: disable=import-outside-toplevel
   every = max(1, args.steps // 4)
 
   def progress(head, i, loss):
     if (i + 1) % every == 0 or i == 0:
       print(f"  {head:6s} step {i + 1:5d}/{args.steps}  loss {loss:.4f}", flush=True)
 
-  res = run_experiment(args.data, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                       learning_rate=args.lr, zero_shot_holdout=args.zero_shot, beam_size=args.beam_size,
-                       num_train=args.num_train, num_test=args.num_test, layers=args.layers, width=args.width,
-                       heads=args.heads, token_dropout=args.token_dropout,
-                       channels=tuple(args.channels), encoder=args.encoder,
-                       patch=args.patch, image_size=args.image_size,
-                       data_dir=args.data_dir, download=args.download,
-                       progress=progress, **extra)
-  sec = res["seconds"]
-  head = (f"data={args.data} train={res['num_train']} test={res['num_test']} K={len(res['test'].class_names)}"
-          f" steps={args.steps} batch={args.batch_size} seed={args.seed} token_dropout={args.token_dropout}"
-          f" backend={jax.default_backend()}"
-          f" (load {sec['load']:.1f}s, train {sec['train']:.1f}s, eval {sec['eval']:.1f}s)")
-  text = [head, "", metrics_table(res["metrics"])]
-  if res["zero_shot"] is not None:
-    zs = res["zero_shot"]
-    text += ["", f"zero-shot: held out {', '.join(zs['heldout'])}", "", zero_shot_table(zs),
-             "", f"free greedy outputs on held-out images (top 5): {zs['free_greedy_top']}"]
-  print("\n".join(text))
-  if args.out:
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "metrics.md"), "w") as f:
-      f.write("\n".join(text) + "\n")
-    summary = {k: res[k] for k in ("data", "steps", "batch_size", "seed", "num_train", "num_test", "metrics",
-                                   "zero_shot", "seconds")}
-    summary["onehot_curve"] = res["trained"].onehot_curve.tolist()
-    summary["string_curve"] = res["trained"].string_curve.tolist()
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-      json.dump(summary, f, indent=1)
-    print(f"wrote {args.out}/metrics.md and metrics.json")
+  res = experiment.run(config, progress)
+  print(res["report"])
+  if res["files"]:
+    print(f"wrote {', '.join(res['files'])}")
   return 0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from jaxequiv import cli
+from jaxequiv import cli, wings
 
 # Wings whose ``checks.run_checks() -> [(passed, line)]`` verify also runs (skipped if the wing is absent).
-WING_CHECKS = ("jaxequiv.taxonomy.checks", "jaxequiv.roles.checks")
+WING_CHECKS = wings.checks_modules()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

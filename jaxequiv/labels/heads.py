@@ -1,4 +1,7 @@
-"""Image classifiers with a one-hot head or a string head that spells the label.
+"""Image classifiers with a one-hot head or a string head that spells the label: models and losses.
+
+Training is ``jaxequiv.labels.train``, predictions (decoding, scoring against a
+trie) ``jaxequiv.labels.predict``, calibration ``jaxequiv.labels.calibration``.
 
 Both models share one encoder architecture (a small Flax CNN, ``CNNEncoder``, or
 a patch ViT, ``PatchViTEncoder``): images ``[N, H, W, C]`` -> embeddings ``[N, E]``.
@@ -26,11 +29,10 @@ Examples:
 """
 
 from __future__ import annotations
-
 import dataclasses
 import functools
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -38,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxequiv import alphabet, batches, losses, model, sampler, training
+from jaxequiv import alphabet, batches, losses, model
 from jaxequiv.model import ModelConfig
 
 Params = Any
@@ -282,200 +284,3 @@ def gather_rows(rows: batches.LMBatch, labels_N: np.ndarray) -> batches.LMBatch:
   """Rows for labels ``[N]``: equals ``lm_batch([class_names[y] for y in labels])``."""
   return batches.LMBatch(*(np.asarray(x)[labels_N] for x in rows))
 
-
-def drop_tokens(batch: batches.LMBatch, rate: float, rng: np.random.Generator) -> batches.LMBatch:
-  """Replaces each input character after ``BOS`` by ``PAD`` with probability ``rate`` (targets unchanged)."""
-  if rate <= 0.0:
-    return batch
-  if not 0.0 <= rate < 1.0:
-    raise ValueError(f"token dropout rate must be in [0, 1), got {rate}")
-  inputs = np.asarray(batch.inputs)
-  drop = (rng.random(inputs.shape) < rate) & (inputs != alphabet.BOS) & (inputs != alphabet.PAD)
-  return batches.LMBatch(np.where(drop, alphabet.PAD, inputs).astype(inputs.dtype), batch.targets, batch.mask)
-
-
-# ----------------------------------------------------------------------------- decoding
-
-onehot_logits_jit = jax.jit(onehot_logits, static_argnums=2)
-
-
-@functools.partial(jax.jit, static_argnames="config")
-def _greedy_ids(params: Params, images_BxHxWxC: jax.Array, config: ImageModelConfig) -> sampler.Samples:
-  """Greedy decoding of the string head through the generic sampler's ``while_loop`` (temperature 0)."""
-  emb = image_embeddings(params, images_BxHxWxC, config)
-  b, t = images_BxHxWxC.shape[0], config.decoder.seq_len
-  step = sampler.full_step_fn(params, lambda p, tokens: decode_logits(p, emb, tokens, config))
-  empty = jnp.full((b, t), alphabet.PAD, jnp.int32)
-  return sampler.sample_tokens(step, sampler.empty_rows(b, t), jax.random.key(0), empty, jnp.zeros(b, jnp.int32),
-                               temperature=0.0)
-
-
-def greedy_unconstrained(params: Params, images_NxHxWxC: jax.Array, config: ImageModelConfig,
-                         chunk: int = 128) -> list[str]:
-  """Free greedy decoding over all 64 characters until ``'.'`` or ``seq_len``: one string per image.
-
-  No trie: the decoder may spell a label that is not a class, or a held-out one.
-  The decoder is a conditional LM of the label, so this is the LM's own sampler
-  (``jaxequiv.sampler.sample_tokens``) at temperature 0. Images are processed in
-  zero-padded chunks of ``chunk`` (one compile per chunk size).
-  """
-  x = np.asarray(images_NxHxWxC, np.float32)
-  out: list[str] = []
-  for s in range(0, len(x), chunk):
-    part = x[s:s + chunk]
-    m = len(part)
-    part = np.concatenate([part, np.zeros((chunk - m, *part.shape[1:]), np.float32)]) if m < chunk else part
-    out += sampler.to_strings(_greedy_ids(params, jnp.asarray(part), config))[:m]
-  return out
-
-
-# ----------------------------------------------------------------------------- metrics
-
-
-def expected_calibration_error(confidences_N: np.ndarray, correct_N: np.ndarray, num_bins: int = 15) -> float:
-  r"""ECE with ``num_bins`` equal-width confidence bins ``(b/B, (b+1)/B]``.
-
-  .. math:: \mathrm{ECE} = \sum_b \frac{|B_b|}{N}\,\bigl|\mathrm{acc}(B_b) - \mathrm{conf}(B_b)\bigr|
-
-  Args:
-    confidences_N: the predicted class's probability per example, in [0, 1].
-    correct_N: whether the prediction was right.
-    num_bins: B (15 is the usual choice).
-
-  >>> expected_calibration_error(np.array([.9, .9, .9, .9, .2, .2]), np.array([1, 1, 1, 0, 0, 0]))  # 4/6*.15+2/6*.2
-  0.16666...
-  """
-  conf = np.asarray(confidences_N, np.float64).reshape(-1)
-  correct = np.asarray(correct_N, np.float64).reshape(-1)
-  if conf.shape != correct.shape:
-    raise ValueError(f"confidences {conf.shape} and correct {correct.shape} must have the same length")
-  if conf.size == 0:
-    return 0.0
-  if np.any((conf < 0) | (conf > 1)):
-    raise ValueError(f"confidences must lie in [0, 1]; got min {conf.min()}, max {conf.max()}")
-  bins = np.clip(np.ceil(conf * num_bins).astype(np.int64) - 1, 0, num_bins - 1)
-  ece = 0.0
-  for b in range(num_bins):
-    sel = bins == b
-    if sel.any():
-      ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
-  return float(ece)
-
-
-# ----------------------------------------------------------------------------- training
-
-
-def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> Iterator[np.ndarray]:
-  """Seeded minibatch indices: reshuffled epochs, ``steps`` batches of ``batch_size``."""
-  if n < 1:
-    raise ValueError("cannot draw batches from an empty data set")
-  rng = np.random.default_rng(np.random.SeedSequence([seed, 3]))
-  perm, pos = rng.permutation(n), 0
-  for _ in range(steps):
-    idx = []
-    while len(idx) < batch_size:
-      if pos == n:
-        perm, pos = rng.permutation(n), 0
-      take = min(batch_size - len(idx), n - pos)
-      idx.extend(perm[pos:pos + take])
-      pos += take
-    yield np.asarray(idx)
-
-
-def optimizer_config(learning_rate: float) -> training.OptimizerConfig:
-  """Adam at a constant ``learning_rate`` (b2 = 0.999, no clipping, no weight decay) in the shared optimizer.
-
-  With no warm-up and ``end_lr_fraction=1`` the schedule is constant, so its
-  length (``steps=1``) does not matter and one compile serves every run length.
-  """
-  return training.OptimizerConfig(steps=1, learning_rate=learning_rate, warmup_steps=0, end_lr_fraction=1.0,
-                                  weight_decay=0.0, clip_norm=None, b1=0.9, b2=0.999, eps=1e-8)
-
-
-def head_loss_fn(head: str, config: ImageModelConfig) -> Callable[[Params, tuple], jax.Array]:
-  """``loss(params, (images, targets))`` of a head: ``onehot_loss`` (targets: labels ``[N]``) or
-  ``string_loss`` (targets: the ``LMBatch`` of the label sentences)."""
-  if head == "onehot":
-    return lambda p, b: onehot_loss(p, b[0], b[1], config)
-  if head == "string":
-    return lambda p, b: string_loss(p, b[0], b[1], config)
-  raise ValueError(f"unknown head {head!r}; use 'onehot' and/or 'string'")
-
-
-@functools.lru_cache(maxsize=32)
-def _cached_step(config: ImageModelConfig, learning_rate: float, head: str):
-  """``jaxequiv.training``'s train step, jitted with the state donated, per (config, learning rate, head)."""
-  optimizer = training.make_optimizer(optimizer_config(learning_rate))
-  return training.jit_train_step(training.make_train_step(head_loss_fn(head, config), optimizer)), optimizer
-
-
-class TrainedHeads(NamedTuple):
-  onehot_params: Params
-  string_params: Params
-  onehot_classes: np.ndarray  # [K_train] global class id of each one-hot output
-  onehot_curve: np.ndarray    # [steps] training loss (nats per image)
-  string_curve: np.ndarray    # [steps] training loss (nats per character)
-
-
-def train_heads(
-    images_NxHxWxC: np.ndarray,
-    labels_N: np.ndarray,
-    class_names: Sequence[str],
-    config: ImageModelConfig,
-    *,
-    steps: int = 300,
-    batch_size: int = 64,
-    learning_rate: float = 3e-3,
-    seed: int = 0,
-    heads: Sequence[str] = ("onehot", "string"),
-    token_dropout: float = 0.0,
-    progress: Callable[[str, int, float], None] | None = None,
-) -> TrainedHeads:
-  """Trains the one-hot and the string model on the same minibatches (Adam, ``steps`` each).
-
-  Both go through ``jaxequiv.training`` (``make_train_step``, ``make_optimizer``
-  with ``optimizer_config(learning_rate)``), the stack the text models use. A
-  non-finite loss raises ``jaxequiv.training.NonFiniteLossError`` naming the step.
-
-  The one-hot head gets one output per class present in ``labels_N``
-  (``onehot_classes``): with held-out combinations it cannot name them at all.
-
-  ``token_dropout`` (string head, default 0): each input character after ``BOS``
-  is replaced by ``PAD`` with this probability (word dropout, Bowman et al.
-  2016), so the decoder must predict more of the label from the image than from
-  its prefix. Targets and mask are unchanged; the loss is still ``lm_nll``.
-
-  Returns:
-    ``TrainedHeads`` with both parameter trees and loss curves.
-  """
-  class_names = list(class_names)
-  onehot_classes = np.unique(labels_N).astype(np.int32)
-  local = np.full(len(class_names), -1, np.int32)
-  local[onehot_classes] = np.arange(len(onehot_classes), dtype=np.int32)
-  rows = label_rows(class_names, config.decoder.seq_len)
-  k_onehot, k_string = jax.random.split(jax.random.key(seed))
-  image_shape = images_NxHxWxC.shape[1:]
-  out = {"onehot": (None, np.zeros(0, np.float32)), "string": (None, np.zeros(0, np.float32))}
-  for head in heads:
-    if head == "onehot":
-      params = init_onehot(k_onehot, config, len(onehot_classes), image_shape)
-      make_batch = lambda idx: (images_NxHxWxC[idx], local[labels_N[idx]])  # noqa: E731
-    elif head == "string":
-      params = init_string(k_string, config, image_shape)
-      drop_rng = np.random.default_rng(np.random.SeedSequence([seed, 5]))
-      make_batch = lambda idx: (images_NxHxWxC[idx],  # noqa: E731
-                                drop_tokens(gather_rows(rows, labels_N[idx]), token_dropout, drop_rng))
-    else:
-      raise ValueError(f"unknown head {head!r}; use 'onehot' and/or 'string'")
-    step, optimizer = _cached_step(config, float(learning_rate), head)
-    state = training.init_train_state(params, optimizer)
-    curve = np.zeros(steps, np.float32)
-    for i, idx in enumerate(batch_indices(len(labels_N), batch_size, steps, seed)):
-      state, metrics = step(state, make_batch(idx))
-      m = jax.device_get(metrics)
-      training.check_finite(i + 1, [m])
-      curve[i] = m["loss"]
-      if progress is not None:
-        progress(head, i, curve[i])
-    out[head] = (state.params, curve)
-  return TrainedHeads(out["onehot"][0], out["string"][0], onehot_classes, out["onehot"][1], out["string"][1])
