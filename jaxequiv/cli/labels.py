@@ -35,40 +35,54 @@ DATA_HELP = ("shapes | digits | tfds:NAME[/CONFIG][:TRAIN_SPLIT[,TEST_SPLIT]] wi
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Flags of ``python -m jaxequiv labels``."""
-  parser.add_argument("--data", default="shapes", help=DATA_HELP.replace("%", "%%"))
-  parser.add_argument("--steps", type=cli.positive_int, default=600, help="training steps per head (>= 1)")
-  parser.add_argument("--batch-size", type=cli.positive_int, default=64)
-  parser.add_argument("--seed", type=cli.seed_int, default=0, help=f"in [0, {cli.SEED_MAX}]")
-  parser.add_argument("--lr", type=cli.positive_float, default=3e-3, help="Adam learning rate, > 0")
+  parser.add_argument("--data", default="shapes", help=DATA_HELP.replace("%", "%%") + " (default: %(default)s)")
+  parser.add_argument("--steps", type=cli.positive_int, default=600,
+                      help="training steps per head, >= 1 (default: %(default)s)")
+  parser.add_argument("--batch-size", type=cli.positive_int, default=64,
+                      help="images per training step, >= 1 (default: %(default)s)")
+  parser.add_argument("--seed", type=cli.seed_int, default=0,
+                      help=f"seed of the data, the parameters and the batch order, in [0, {cli.SEED_MAX}]"
+                           " (default: %(default)s)")
+  parser.add_argument("--lr", type=cli.positive_float, default=3e-3,
+                      help="Adam learning rate (constant), > 0 (default: %(default)s)")
   parser.add_argument("--zero-shot", action="store_true",
-                      help="shapes only: hold out colour-shape combinations from training and measure them")
-  parser.add_argument("--beam-size", type=cli.positive_int, default=4)
+                      help="shapes only: hold out colour-shape combinations from training and measure them"
+                           " (default: off)")
+  parser.add_argument("--beam-size", type=cli.positive_int, default=4,
+                      help="beams of the trie-constrained beam search, >= 1 (default: %(default)s)")
   parser.add_argument("--token-dropout", type=cli.finite_float(0.0, 1.0, hi_open=True), default=0.0,
-                      help="string head: replace input characters by PAD with this probability while training,"
-                           " in [0, 1)")
+                      help="string head: probability of replacing an input character by PAD while training,"
+                           " in [0, 1) (default: %(default)s)")
   parser.add_argument("--num-train", type=cli.positive_int, default=None,
-                      help="training images; omitted: the loader's own number")
+                      help="training images, >= 1 (default: the loader's own number)")
   parser.add_argument("--num-test", type=cli.positive_int, default=None,
-                      help="test images; omitted: the loader's own number")
-  parser.add_argument("--layers", type=cli.positive_int, default=1, help="string decoder layers")
-  parser.add_argument("--width", type=cli.positive_int, default=64, help="embedding and decoder width")
+                      help="test images, >= 1 (default: the loader's own number)")
+  parser.add_argument("--layers", type=cli.positive_int, default=1,
+                      help="string decoder layers, >= 1 (default: %(default)s)")
+  parser.add_argument("--width", type=cli.positive_int, default=64,
+                      help="image embedding and decoder width (features), >= 1 (default: %(default)s)")
   parser.add_argument("--heads", type=cli.positive_int, default=4,
-                      help="string decoder attention heads (must divide --width)")
+                      help="string decoder attention heads, must divide --width (default: %(default)s)")
   parser.add_argument("--channels", type=cli.int_list, default=(16, 32, 64),
-                      help="CNN channels per stage, comma-separated")
-  parser.add_argument("--encoder", default="cnn", choices=("cnn", "vit"), help="image encoder: CNN or patch ViT")
-  parser.add_argument("--patch", type=cli.positive_int, default=4, help="ViT patch side (must divide the image side)")
+                      help="CNN channels per stage, comma-separated (default: 16,32,64)")
+  parser.add_argument("--encoder", default="cnn", choices=("cnn", "vit"),
+                      help="image encoder: CNN or patch ViT (default: %(default)s)")
+  parser.add_argument("--patch", type=cli.positive_int, default=4,
+                      help="ViT patch side in pixels, must divide the image side (default: %(default)s)")
   parser.add_argument("--image-size", type=cli.positive_int, default=None,
-                      help="shapes side (>= 8; default 16) / tfds resize (default 32 for imagenette, imagenet2012)")
+                      help="image side in pixels: shapes (>= 8; default 16) / tfds resize (default 32 for"
+                           " imagenette, imagenet2012; else the data set's own)")
   parser.add_argument("--class-names", default=None, metavar="FILE",
                       help="one class name per line, in label order, replacing the data set's own (e.g. words for"
                            " imagenet2012's WordNet ids: LOC_synset_mapping.txt lines 'n01440764 tench, Tinca"
-                           " tinca' give 'tench.')")
-  parser.add_argument("--data-dir", default=None, help="tfds data_dir")
+                           " tinca' give 'tench.'; default: the data set's names)")
+  parser.add_argument("--data-dir", default=None, help="tfds data_dir (default: tfds's own)")
   parser.add_argument("--download", action="store_true",
                       help="let tfds download and prepare the data (preparing needs TensorFlow:"
-                           " pip install 'jaxequiv[tfds-prepare]')")
-  parser.add_argument("--out", default=None, help="run directory to write: config.json, both heads' checkpoint, metrics.json, metrics.md")
+                           " pip install 'jaxequiv[tfds-prepare]'; default: off)")
+  parser.add_argument("--out", default=None,
+                      help="run directory to write: config.json, both heads' checkpoint, metrics.json, metrics.md"
+                           " (default: write nothing)")
   cli.add_determinism_flag(parser)
 
 
@@ -132,9 +146,11 @@ def run(args: argparse.Namespace) -> int:
   from jaxequiv.labels import experiment  # pylint: disable=import-outside-toplevel
   every = max(1, args.steps // 4)
 
+  units = {"onehot": "nats per label", "string": "nats per character"}
+
   def progress(head, i, loss):
     if (i + 1) % every == 0 or i == 0:
-      print(f"  {head:6s} step {i + 1:5d}/{args.steps}  loss {loss:.4f}", flush=True)
+      print(f"  {head:6s} step {i + 1:5d}/{args.steps}  loss {loss:.4f} {units[head]}", flush=True)
 
   res = experiment.run(config, progress)
   print(res["report"])

@@ -142,3 +142,31 @@ def _top_counts(strings: Sequence[str], n: int = 5) -> list[tuple[str, int]]:
   values, counts = np.unique(np.asarray(strings), return_counts=True)
   order = np.argsort(-counts, kind="stable")[:n]
   return [(str(values[i]), int(counts[i])) for i in order]
+
+
+def examples(trained: TrainedHeads, test: images_lib.ImageDataset, config: ImageModelConfig, num: int = 4,
+             *, beam_size: int = 4) -> list[dict[str, Any]]:
+  """The first ``num`` test images as the heads see them, for the report.
+
+  Each row holds the true ``label``; the one-hot head's top label and its
+  probability (``onehot``, ``p_onehot``); the string head's top label by rank
+  classification and the probability of spelling exactly that string over the
+  64 characters (``string``, ``p_string``), the same renormalised over the K
+  labels (``p_string_k``), and its free greedy spelling (``spelled``).
+  """
+  names = list(test.class_names)
+  x, y = test.images[:num], test.labels[:num]
+  rows: list[dict[str, Any]] = [{"label": names[k]} for k in y]
+  if trained.onehot_params is not None:
+    logits = predict.chunked(lambda v: predict.onehot_logits_jit(trained.onehot_params, v, config), x, 256)[0]
+    for row, logp in zip(rows, _log_softmax(logits.astype(np.float64))):
+      k = int(logp.argmax())
+      row.update(onehot=names[trained.onehot_classes[k]], p_onehot=float(np.exp(logp[k])))
+  if trained.string_params is not None:
+    s = predict.string_scores(trained.string_params, x, labels_lib.label_trie(names), config, beam_size=beam_size)
+    spelled = predict.greedy_unconstrained(trained.string_params, x, config)
+    for row, logp, free in zip(rows, s["logp"].astype(np.float64), spelled):
+      k = int(logp.argmax())
+      row.update(string=names[k], p_string=float(np.exp(logp[k])), p_string_k=float(np.exp(_log_softmax(logp)[k])),
+                 spelled=free)
+  return rows

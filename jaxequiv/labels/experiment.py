@@ -120,7 +120,7 @@ def run(config: ExperimentConfig, progress: Callable[[str, int, float], None] | 
 def save_run(out_dir: str, config: ExperimentConfig, res: dict[str, Any]) -> list[str]:
   """Writes ``run``'s results to ``out_dir`` through ``jaxequiv.checkpoint``; returns the paths written."""
   summary = {k: res[k] for k in ("data", "steps", "batch_size", "seed", "num_train", "num_test", "metrics",
-                                 "zero_shot", "seconds")}
+                                 "zero_shot", "examples", "seconds")}
   summary["onehot_curve"] = np.asarray(res["trained"].onehot_curve, np.float64).tolist()
   summary["string_curve"] = np.asarray(res["trained"].string_curve, np.float64).tolist()
   with rundir.RunLock(out_dir):
@@ -145,7 +145,10 @@ def run_experiment(data: str = "shapes", *, steps: int = 600, batch_size: int = 
                    image_size: int | None = None, data_dir: str | None = None,
                    download: bool = False, class_names: Sequence[str] | None = None,
                    progress=None) -> dict[str, Any]:
-  """Loads data, trains both heads, evaluates. Returns a dict (see keys) for CLI and notebook.
+  """Loads data, trains both heads, evaluates. Returns a dict (see keys) for ``run`` and notebook 03.
+
+  ``examples`` holds the first four (seen-class) test images as each head labels them
+  (``jaxequiv.labels.evaluate.examples``); computing them changes no metric.
 
   ``class_names`` replaces the data set's own names (e.g. words for imagenet2012's WordNet ids).
   """
@@ -168,11 +171,13 @@ def run_experiment(data: str = "shapes", *, steps: int = 600, batch_size: int = 
     test_seen = test
   metrics = evaluate_lib.evaluate(trained, test_seen, config, beam_size=beam_size)
   zs = evaluate_lib.zero_shot(trained, test, config, beam_size=beam_size) if zero_shot_holdout else None
+  shown = evaluate_lib.examples(trained, test_seen, config, beam_size=beam_size)
   t_eval = time.perf_counter()
   return {
       "data": data, "steps": steps, "batch_size": batch_size, "seed": seed, "token_dropout": token_dropout,
       "config": config,
       "train": train, "test": test, "trained": trained, "metrics": metrics, "zero_shot": zs,
+      "examples": shown,
       "num_train": int(len(train.labels)), "num_test": int(len(test.labels)),
       "seconds": {"load": t_load - t0, "train": t_train - t_load, "eval": t_eval - t_train},
   }

@@ -1,4 +1,10 @@
-"""The labels experiment's report: markdown tables of the metrics and the zero-shot test."""
+"""The labels experiment's report: what the run did and measured, as text and markdown tables.
+
+``report_text`` is what ``python -m jaxequiv labels`` prints (and ``metrics.md``
+holds): the settings, the class names, the final training losses with their
+units (one-hot: nats per label; string: nats per character), the metrics table,
+the first test images' labels as each head spells them, and the zero-shot table.
+"""
 
 from __future__ import annotations
 
@@ -59,18 +65,42 @@ def zero_shot_table(zs: dict[str, Any]) -> str:
   return "\n".join(lines)
 
 
+def examples_table(rows: list[dict[str, Any]]) -> str:
+  """Markdown table of ``jaxequiv.labels.evaluate.examples``: each image's true label and what each head says."""
+  lines = ["| test image | true label | one-hot head: top label (p) | string head: top label (p of spelling it;"
+           " p over the K labels) | string head: free greedy spelling |", "|---:|---|---|---|---|"]
+  for i, r in enumerate(rows):
+    onehot = f"{r['onehot']} ({r['p_onehot']:.3f})" if "onehot" in r else "—"
+    string = f"{r['string']} ({r['p_string']:.3g}; {r['p_string_k']:.3f})" if "string" in r else "—"
+    spelled = repr(r["spelled"]) if "spelled" in r else "—"
+    lines.append(f"| {i} | {r['label']} | {onehot} | {string} | {spelled} |")
+  return "\n".join(lines)
+
+
+def class_names_line(class_names: list[str], shown: int = 20) -> str:
+  """``class names (K=..): a. | b. | ..``, the first ``shown`` of them."""
+  more = f" | ... (+{len(class_names) - shown} more)" if len(class_names) > shown else ""
+  return f"class names (K={len(class_names)}): " + " | ".join(class_names[:shown]) + more
+
+
 def report_text(res: dict[str, Any]) -> str:
-  """What ``python -m jaxequiv labels`` prints: a header line, the metrics table, the zero-shot table if any.
+  """What ``python -m jaxequiv labels`` prints: header, classes, final losses, the metrics, examples, zero-shot.
 
   Args:
     res: ``jaxequiv.labels.experiment.run_experiment``'s result.
   """
-  sec = res["seconds"]
+  sec, trained = res["seconds"], res["trained"]
   head = (f"data={res['data']} train={res['num_train']} test={res['num_test']} K={len(res['test'].class_names)}"
           f" steps={res['steps']} batch={res['batch_size']} seed={res['seed']} token_dropout={res['token_dropout']}"
           f" backend={jax.default_backend()}"
           f" (load {sec['load']:.1f}s, train {sec['train']:.1f}s, eval {sec['eval']:.1f}s)")
-  text = [head, "", metrics_table(res["metrics"])]
+  losses = [f"{name} {curve[-1]:.4f} {unit}" for name, curve, unit in (
+      ("one-hot head", trained.onehot_curve, "nats per label"),
+      ("string head", trained.string_curve, "nats per character")) if len(curve)]
+  text = [head, class_names_line(list(res["test"].class_names)),
+          f"training loss at step {res['steps']}: " + ", ".join(losses), "", metrics_table(res["metrics"])]
+  if res.get("examples"):
+    text += ["", "first test images:", "", examples_table(res["examples"])]
   if res["zero_shot"] is not None:
     zs = res["zero_shot"]
     text += ["", f"zero-shot: held out {', '.join(zs['heldout'])}", "", zero_shot_table(zs),
