@@ -34,8 +34,8 @@ Cloud TPU). The mesh then spans ``jax.devices()`` of all processes
 hold, and ``shard_batch`` takes exactly those rows
 (``jax.make_array_from_process_local_data``). Per-example classification
 arrays are replicated, so every process passes them whole. A collective whose
-peer died raises (gloo: "Connection closed by peer"); ``PeerLostError`` and
-``is_peer_loss`` turn that into one line.
+peer died raises (gloo: "Connection closed by peer"); ``peer_loss_error``
+turns that into a one-line ``PeerLostError`` and a prompt exit.
 
 Examples:
   mesh = make_mesh()
@@ -166,24 +166,29 @@ def initialize_distributed(address: str, num_processes: int, process_id: int, *,
                            f" has {jax.process_count()}")
 
 
+class PeerLostError(DistributedError):
+  """A collective failed because another process of the job died. One-line message."""
+
+
 _PEER_LOST = False
+_PEER_LOSS_MARKS = ("Connection closed by peer", "Connection reset by peer", "heartbeat timeout", "Socket closed",
+                    "Broken pipe", "Gloo all-reduce failed", "Gloo all-gather failed")
 
 
-def is_peer_loss(e: BaseException) -> bool:
-  """Whether ``e`` is a collective failing because another process of the job died."""
-  text = str(e)
-  return jax.process_count() > 1 and any(m in text for m in (
-      "Connection closed by peer", "Connection reset by peer", "heartbeat timeout", "Socket closed",
-      "Broken pipe", "Gloo all-reduce failed", "Gloo all-gather failed"))
+def peer_loss_error(e: BaseException) -> PeerLostError | None:
+  """``PeerLostError`` (one line) if ``e`` is a collective failing because another process died, else None.
 
-
-def peer_lost(e: BaseException) -> str:
-  """Marks the job as broken (exit skips JAX's shutdown barrier, which would wait and then abort) and
-  returns the one-line message for ``e``."""
+  It also marks the job as broken: at exit the process then skips JAX's
+  shutdown barrier (which would wait for the dead process, then abort with a
+  page of C++ log) and exits with status 1 at once.
+  """
   global _PEER_LOST  # pylint: disable=global-statement
+  text = str(e)
+  if jax.process_count() == 1 or not any(m in text for m in _PEER_LOSS_MARKS):
+    return None
   _PEER_LOST = True
-  first = " ".join(str(e).split())[:300]
-  return f"process {jax.process_index()} of {jax.process_count()} lost a peer process, stopping: {first}"
+  return PeerLostError(f"process {jax.process_index()} of {jax.process_count()} lost a peer process, stopping:"
+                       f" {' '.join(text.split())[:300]}")
 
 
 def _exit_without_shutdown_if_peer_lost() -> None:  # pragma: no cover (runs at exit)
@@ -304,3 +309,18 @@ def shard_batch(batch: LMBatch | ClassificationBatch, mesh: Mesh):
 def jit_grad(loss_fn: Callable, mesh: Mesh) -> Callable:
   """``jax.jit(jax.grad(loss_fn))`` with replicated gradients out (for checks)."""
   return jax.jit(jax.grad(loss_fn), out_shardings=replicated(mesh))
+
+
+def sync_processes(name: str) -> None:
+  """Waits until every process of the job reaches ``sync_processes(name)`` (nothing with one process)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+    multihost_utils.sync_global_devices(name)
+
+
+def sum_over_processes(n: int) -> int:
+  """``n`` summed over the job's processes (``n`` itself with one process): e.g. predictions in each one's rows."""
+  if jax.process_count() == 1:
+    return int(n)
+  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+  return int(np.sum(multihost_utils.process_allgather(np.int64(n))))
