@@ -41,6 +41,8 @@ DEFAULT_OUT = "runs/{objective}-{mode}"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Adds the ``train`` subcommand's flags (``--help`` lists them with defaults)."""
+  for name in (None, "store"):  # remember which flags were given (--resume compares those)
+    parser.register("action", name, _explicit(argparse._StoreAction))  # pylint: disable=protected-access
   d, m = tr.TrainConfig(), _default_model()
   g = parser.add_argument_group("objective and data")
   g.add_argument("--objective", choices=tr.OBJECTIVES, default=d.objective,
@@ -93,8 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   g.add_argument("--out", default=None, help=f"run directory (default {DEFAULT_OUT})")
   g.add_argument("--resume", action="store_true",
                  help="continue the run in --out from its latest checkpoint, with the settings saved in its"
-                      " config.json (other model/optimisation/data flags are ignored); bitwise the same result"
-                      " as an uninterrupted run")
+                      " config.json; bitwise the same result as an uninterrupted run. A model/optimisation/data"
+                      " flag passed with another value than the recorded one is refused, naming it. --steps"
+                      " cannot grow on resume (it is the cosine schedule's length): train longer in a new --out")
   g.add_argument("--eval-every", type=cli.nonnegative_int, default=d.eval_every,
                  help="validate every N steps (0: only at the end)")
   g.add_argument("--checkpoint-every", type=cli.nonnegative_int, default=d.checkpoint_every,
@@ -138,6 +141,52 @@ def config_from_args(args: argparse.Namespace):
       data_parallel=args.data_parallel, distributed=True if args.distributed else None)
 
 
+def _fields(config) -> dict:
+  """The recorded settings of an ``ExperimentConfig``, flattened: ``{"train.learning_rate": ..., ...}``."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from jaxequiv import rundir  # pylint: disable=import-outside-toplevel
+  return rundir.flatten({"model": dataclasses.asdict(config.model), "train": dataclasses.asdict(config.train),
+                         "data": config.data.to_dict()})
+
+
+# The recorded field each model/optimisation/data flag sets (``--resume`` compares them).
+FLAG_FIELDS = {
+    "objective": "train.objective", "mode": "train.mode", "data": "data.spec", "val_fraction": "data.val_fraction",
+    "num_synthetic": "data.num_synthetic", "max_examples": "data.max_examples", "data_dir": "data.data_dir",
+    "seq_len": "model.seq_len", "layers": "model.num_layers", "width": "model.width", "heads": "model.num_heads",
+    "mlp_ratio": "model.mlp_ratio", "activation": "model.activation", "dtype": "model.dtype",
+    "steps": "train.steps", "batch_size": "train.batch_size", "lr": "train.learning_rate",
+    "warmup": "train.warmup_steps", "end_lr_fraction": "train.end_lr_fraction",
+    "weight_decay": "train.weight_decay", "clip_norm": "train.clip_norm", "b1": "train.b1", "b2": "train.b2",
+    "seed": "train.seed", "eval_every": "train.eval_every", "checkpoint_every": "train.checkpoint_every",
+    "log_every": "train.log_every"}
+
+
+def _explicit(cls: type[argparse.Action]) -> type[argparse.Action]:
+  """``cls`` that also adds its ``dest`` to ``args.explicit``: the flags given on the command line."""
+  class Explicit(cls):
+    def __call__(self, parser, namespace, values, option_string=None):
+      super().__call__(parser, namespace, values, option_string)
+      namespace.explicit = getattr(namespace, "explicit", frozenset()) | {self.dest}
+  return Explicit
+
+
+def check_resume(args: argparse.Namespace, config) -> None:
+  """``--resume`` keeps the recorded settings: a flag given on the command line with another value is refused.
+
+  Raises:
+    cli.UsageError: one line naming the flag, its value and the recorded one.
+  """
+  from jaxequiv.lm import experiment  # pylint: disable=import-outside-toplevel
+  recorded, asked = _fields(experiment.recorded(config)), _fields(config)
+  for dest in sorted(set(getattr(args, "explicit", ())) & set(FLAG_FIELDS)):
+    f = FLAG_FIELDS[dest]
+    if asked.get(f) != recorded.get(f):
+      raise cli.UsageError(f"argument --{dest.replace('_', '-')}: {getattr(args, dest)} differs from the run's {f}"
+                           f" = {recorded.get(f)!r}; --resume continues {config.out_dir} with its recorded settings:"
+                           " drop the flag or choose another --out")
+
+
 def check_args(args: argparse.Namespace) -> None:
   """Cross-flag checks, before any data is read. Raises ``cli.UsageError`` naming the flag."""
   from jaxequiv.lm import corpus  # pylint: disable=import-outside-toplevel
@@ -164,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
   out = config.out_dir
   if not args.resume and runs.latest_step(out) is not None:
     raise cli.UsageError(f"{out} already holds checkpoints; pass --resume to continue it or choose another --out")
+  if experiment.resuming(config):
+    check_resume(args, config)
   try:
     summary = experiment.run(config)
   except NonFiniteLossError as e:  # the run failed, not the input: one line naming the step, exit status 1

@@ -98,6 +98,12 @@ class ExperimentConfig:
   distributed: bool | None = None
 
 
+def resuming(config: ExperimentConfig) -> bool:
+  """Whether ``run(config)`` continues a recorded run (``resume`` and ``out_dir/config.json`` exists)."""
+  return config.resume and config.out_dir is not None and os.path.exists(
+      os.path.join(config.out_dir, rundir.CONFIG_FILE))
+
+
 def recorded(config: ExperimentConfig) -> ExperimentConfig:
   """``config`` with the ``model``, ``train`` and ``data`` recorded in ``config.out_dir/config.json``.
 
@@ -174,7 +180,7 @@ def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dic
   from jaxequiv.lm import parallel  # pylint: disable=import-outside-toplevel
   data_parallel = parallel.maybe_initialize_distributed(config.distributed) or config.data_parallel
   out = config.out_dir
-  if config.resume and out is not None and os.path.exists(os.path.join(out, rundir.CONFIG_FILE)):
+  if resuming(config):
     config = recorded(config)
     if log is not None:
       step = runs.latest_step(out)

@@ -77,3 +77,24 @@ def test_cli_interrupted_prints_one_line_with_the_resume_command(tmp_path, monke
   assert cli.main(["train", "--resume", "--out", out, "--no-progress", "--num-samples", "0",
                    "--no-determinism-flags"]) == 0
   assert f"step {TCFG.steps}:" in capsys.readouterr().out
+
+
+def test_cli_resume_refuses_a_flag_that_differs_from_the_recorded_run_naming_it(tmp_path, capsys):
+  out = str(tmp_path / "run")
+  base = ["train", "--data", "synthetic", "--num-synthetic", "60", "--seq-len", "24", "--layers", "1", "--width",
+          "16", "--heads", "2", "--steps", "8", "--batch-size", "4", "--no-progress", "--no-determinism-flags",
+          "--num-samples", "0", "--out", out]
+  assert cli.main(base + ["--max-steps-this-run", "2"]) == 0
+  resume = ["train", "--resume", "--out", out, "--no-progress", "--no-determinism-flags", "--num-samples", "0"]
+  for extra, needle in [(["--lr", "0.5"], "argument --lr: 0.5 differs from the run's train.learning_rate = 0.003"),
+                        (["--steps", "600"], "argument --steps: 600 differs from the run's train.steps = 8"),
+                        (["--steps", "9"], "argument --steps: 9 differs"),
+                        (["--width", "32"], "argument --width: 32 differs from the run's model.width = 16"),
+                        (["--data", "builtin"], "argument --data: builtin differs from the run's data.spec")]:
+    capsys.readouterr()
+    assert cli.main(resume + extra) == 2, extra
+    err = capsys.readouterr().err.strip().splitlines()
+    print(err)
+    assert len(err) == 1 and needle in err[0] and "with its recorded settings" in err[0]
+  # The recorded values themselves, and flags that do not change the run, are accepted.
+  assert cli.main(resume + ["--width", "16", "--steps", "8", "--max-steps-this-run", "2"]) == 0
