@@ -28,6 +28,7 @@ _EXPORTS = {
                         "classification_xent_sum", "classification_xent_sum_from_logits", "lm_nll", "lm_nll_from_logits",
                         "lm_nll_per_token", "lm_nll_sum", "lm_nll_sum_from_logits", "token_xent"),
     "jaxequiv.model": ("ModelConfig", "apply", "init", "make_apply", "segments"),
+    "jaxequiv.model_check": ("ModelReport", "check_model"),
     "jaxequiv.prefix": ("PrefixExamples", "pack", "prefix_examples", "unpacked"),
     "jaxequiv.types": ("ApplyFn", "Params"),
     "jaxequiv.validation": ("batch_checks", "validate_batch"),
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # What the lazy table exports, for type checkers and IDEs.
                                classification_xent_sum, classification_xent_sum_from_logits, lm_nll, lm_nll_from_logits,
                                lm_nll_per_token, lm_nll_sum, lm_nll_sum_from_logits, token_xent)
   from jaxequiv.model import ModelConfig, apply, init, make_apply, segments
+  from jaxequiv.model_check import ModelReport, check_model
   from jaxequiv.prefix import PrefixExamples, pack, prefix_examples, unpacked
   from jaxequiv.types import ApplyFn, Params
   from jaxequiv.validation import batch_checks, validate_batch

@@ -157,7 +157,8 @@ def lm_batch(
   * ``packed=True``: the sentences, in canonical order, are packed into rows
     with ``pack_rows``; each starts with ``BOS`` (a segment). The model must
     keep segments apart (``jaxequiv.model`` does: it masks attention across
-    BOS boundaries and restarts positions). Rows equal
+    BOS boundaries and restarts positions; ``jaxequiv.check_model(..., packed=True)``
+    checks yours). Rows equal
     ``pack(prefix_examples(sentences), seq_len, packed=True)``'s tokens.
 
   With ``too_long="split"`` the pieces are put in canonical order (split first,

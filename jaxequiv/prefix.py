@@ -226,7 +226,7 @@ def pack(
     ``batches.pack_rows``, each a segment starting with ``BOS``, exactly as
     ``lm_batch(S, T, packed=True)`` packs sentences; the tokens then equal
     that LM batch's inputs. The model must keep segments apart (as
-    ``jaxequiv.model`` does).
+    ``jaxequiv.model`` does; ``jaxequiv.check_model(..., packed=True)`` checks yours).
 
   In general chains are the fewest covering the bag: a string's copies go to
   the first chains passing through it. Works on any bag, e.g. shuffled or

@@ -2,6 +2,9 @@
 
 Every check is jit-compiled and compares raw bits. The report names what was
 compared (leaves, elements); the exit status is non-zero if any check fails.
+The model checks (causality, segment safety, row independence), the equivalence
+and the independent path are ``jaxequiv.model_check``'s, run here on the
+library's own transformer; ``check_model`` runs them on yours.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import jax
 import numpy as np
 import optax
 
-from jaxequiv import batches, bitwise, determinism, losses, model, prefix
+from jaxequiv import batches, bitwise, determinism, losses, model, model_check, prefix
 
 EDGE_CASES = (".", "a.", "Hi.", "Hi.", "Hi there.", "ab cd.", "ab ce.")
 WORDS = ("the", "cat", "sat", "on", "a", "mat", "The", "dog", "ran", "far", "away", "I", "saw", "42", "Zebras", "run")
@@ -70,10 +73,7 @@ def _time(fn, *args, repeats: int) -> float:
 
 
 def _bitwise_line(name: str, what: str, report: bitwise.BitwiseReport) -> tuple[bool, str]:
-  detail = f"{report.leaves} leaves, {report.elements:,} elements"
-  if not report.equal:
-    detail += f"; {report.mismatched_elements:,} elements differ in {list(report.mismatched_paths)[:3]}"
-  return report.equal, f"{'PASS' if report.equal else 'FAIL'}  {name}: {what}: {detail}"
+  return report.equal, f"{'PASS' if report.equal else 'FAIL'}  {name}: {what}: {model_check.bits_detail(report)}"
 
 
 def run_checks(
@@ -96,34 +96,27 @@ def run_checks(
   lm = batches.lm_batch(batches.canonical_order(sentences), t)
   ex = prefix.prefix_examples(sentences)
   packed = prefix.pack(ex, t)
-  shuffled = prefix.pack(ex.take(np.random.default_rng(cfg.seed).permutation(len(ex))), t)
   naive = prefix.unpacked(ex, t)
   out(f"model: {cfg.num_layers} layers, width {cfg.width}, {cfg.num_heads} heads, T={t}, {cfg.activation};"
       f" batch: {r} sentences = {len(ex)} predictions; packed rows {packed.tokens.shape[0]}, unpacked rows"
       f" {naive.tokens.shape[0]}")
-  results = []
 
   def grad_fns(dtype):
     mcfg = model.ModelConfig(cfg.num_layers, cfg.width, cfg.num_heads, t, cfg.activation, dtype)
     apply_fn = model.make_apply(mcfg)
     params = model.init(jax.random.key(cfg.seed), mcfg)
-    vg = lambda loss: jax.jit(jax.value_and_grad(functools.partial(loss, apply_fn=apply_fn)))
-    return params, vg(lm_loss), vg(clf_loss), apply_fn
+    return params, model_check.value_and_grad(lm_loss, apply_fn), model_check.value_and_grad(clf_loss, apply_fn), apply_fn
 
   params, lm_fn, clf_fn, apply_fn = grad_fns("float32")
-  ref = lm_fn(params, lm)
-  results.append(_bitwise_line("float32 gradients", "LM on S vs classifier on pack(prefix_examples(S)), loss and grads",
-                               bitwise.compare_bits(ref, clf_fn(params, packed))))
-  results.append(_bitwise_line("float32 shuffled", "LM vs classifier on pack(shuffled examples)",
-                               bitwise.compare_bits(ref, clf_fn(params, shuffled))))
-  lm_packed = batches.lm_batch(sentences, t, packed=True)
-  clf_packed = prefix.pack(ex.take(np.random.default_rng(cfg.seed).permutation(len(ex))), t, packed=True)
-  results.append(_bitwise_line(
-      "float32 packed rows", f"LM vs classifier, sentences packed {r} into {lm_packed.inputs.shape[0]} rows",
-      bitwise.compare_bits(lm_fn(params, lm_packed), clf_fn(params, clf_packed))))
+  apply_jit, rng = jax.jit(apply_fn), np.random.default_rng(cfg.seed)
+  logits_fn = lambda tokens: np.asarray(apply_jit(params, tokens))  # noqa: E731
   p16, lm16, clf16, _ = grad_fns("bfloat16")
-  results.append(_bitwise_line("bfloat16 compute", "LM vs packed classifier, f32 params, bf16 compute",
-                               bitwise.compare_bits(lm16(p16, lm), clf16(p16, packed))))
+  checks = [model_check.causality(logits_fn, t, rng), model_check.segment_safety(logits_fn, t, rng),
+            model_check.row_independence(logits_fn, t, rng),
+            model_check.equivalence(lm_fn, clf_fn, params, sentences, t, seed=cfg.seed, name="float32 gradients"),
+            model_check.equivalence(lm16, clf16, p16, sentences, t, seed=cfg.seed,
+                                    name="bfloat16 compute")]  # f32 params, bf16 compute
+  results = [(c.passed, c.line) for c in checks]
 
   # Trajectories: AdamW from the same init, the same sentence batches.
   opt = optax.adamw(1e-3)
@@ -154,18 +147,8 @@ def run_checks(
   rep = dataclasses.replace(rep, elements=compared)
   results.append(_bitwise_line("AdamW trajectory", what, rep))
 
-  # The tolerance is for float32 arithmetic: GPUs (TF32) and TPUs (bf16 passes) round f32 matmuls
-  # more coarsely by default, so this comparison runs with float32 matmuls on every backend.
-  with jax.default_matmul_precision("float32"):
-    ref, got = lm_fn(params, lm), clf_fn(params, naive)
-  rel = bitwise.max_relative_error(ref[1], got[1])
-  loss_rel = abs(float(ref[0]) - float(got[0])) / abs(float(ref[0]))
-  rtol = bitwise.unpacked_rtol(len(ex))
-  ok = rel <= rtol and loss_rel <= rtol
-  results.append((ok, f"{'PASS' if ok else 'FAIL'}  unpacked (independent path, float32 matmuls): max relative error per leaf"
-                      f" {rel:.2e} (loss {loss_rel:.2e}) <= {rtol:.2g} for N={len(ex)}; max ULP distance"
-                      f" {bitwise.max_ulp_distance(ref[1], got[1], rel_floor=1e-3):,} where |g| >= 1e-3 max|g|,"
-                      f" {bitwise.max_ulp_distance(ref[1], got[1]):,} over all elements (near-zero ones included)"))
+  unpacked = model_check.independent_path(lm_fn, clf_fn, params, sentences, t)
+  results.append((unpacked.passed, unpacked.line))
   for _, line in results:
     out(line)
 

@@ -24,8 +24,11 @@ def test_verify_main_passes_and_reports(capsys, monkeypatch):
   monkeypatch.setattr(cli_verify, "WING_CHECKS", (wing, "jaxequiv.no_such_wing.checks"))
   assert cli.main(["verify", *SMALL]) == 0
   out = capsys.readouterr().out
-  assert out.count("PASS") == 7 and "FAIL" not in out
-  assert "6 of 6 checks passed" in out and "leaves" in out and "elements" in out and "packed rows" in out
+  assert out.count("PASS") == 8 and "FAIL" not in out
+  assert "7 of 7 checks passed" in out and "leaves" in out and "elements" in out and "packed rows" in out
+  for check in ("causality", "segment safety", "row independence", "float32 gradients", "bfloat16 compute",
+                "AdamW trajectory", "independent path"):  # model_check's checks on the library's transformer
+    assert f"PASS  {check}: " in out
   assert "max ULP distance" in out and "unpacked" in out and "x LM" in out
   assert "fakewing: 1 of 1 checks passed" in out and "no_such_wing" not in out
 
@@ -58,3 +61,70 @@ def test_help(argv, capsys):
   with pytest.raises(SystemExit) as e:
     cli.main(argv)
   assert e.value.code == 0 and "verify" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- verify --model FILE.py:FACTORY
+
+MODEL_FILE = '''
+import jax, jax.numpy as jnp
+
+def make():  # a bigram table: logits from the current token only (causal, restarts at BOS)
+  return (lambda p, tokens: p[tokens]), jax.random.normal(jax.random.key(0), (66, 64))
+
+def peek():  # logits from the next token: not causal
+  return {"apply_fn": lambda p, tokens: p[jnp.roll(tokens, -1, axis=1)], "params": make()[1], "seq_len": 6}
+
+def broken():
+  raise RuntimeError("no weights here")
+
+def wrong():
+  return [1, 2, 3]
+
+not_a_function = 3
+'''
+MODEL_ARGS = ["--seq-len", "6", "--sentences", "4", "--no-determinism-flags"]
+
+
+@pytest.fixture(name="model_file")
+def _model_file(tmp_path):
+  path = tmp_path / "my_model.py"
+  path.write_text(MODEL_FILE)
+  return path
+
+
+def test_verify_model_passes_a_causal_model(model_file, capsys):
+  assert cli.main(["verify", "--model", f"{model_file}:make", *MODEL_ARGS]) == 0
+  out = capsys.readouterr().out
+  print(out)
+  lines = [l for l in out.splitlines() if l[:4] in ("PASS", "FAIL", "WARN")]
+  assert [l.split(":")[0] for l in lines] == ["PASS  causality", "PASS  segment safety", "PASS  row independence",
+                                              "PASS  equivalence float32", "PASS  independent path", "PASS  accumulation"]
+  assert out.rstrip().endswith("6 of 6 checks passed: OK")
+
+
+def test_verify_model_fails_a_non_causal_model_and_names_the_leak(model_file, capsys):
+  assert cli.main(["verify", "--model", f"{model_file}:peek", *MODEL_ARGS]) == 1
+  out = capsys.readouterr().out
+  print(out)
+  assert "T=6" in out  # the factory's seq_len
+  assert "FAIL  causality: first leak at t=0" in out and "PASS  equivalence float32" in out and "not enough" in out
+  assert out.rstrip().endswith(": FAIL")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("{file}", "expected FILE.py:FACTORY"),
+    ("{file}:", "expected FILE.py:FACTORY"),
+    ("nowhere.py:make", "no file 'nowhere.py'"),
+    ("{file}:missing", "defines no function 'missing'"),
+    ("{file}:not_a_function", "defines no function 'not_a_function'"),
+    ("{file}:broken", "broken() raised RuntimeError: no weights here"),
+    ("{file}:wrong", "wrong() must return (apply_fn, params)"),
+    ("{bad}:make", "importing"),
+])
+def test_verify_model_bad_input_is_one_line(spec, message, model_file, capsys):
+  bad = model_file.parent / "bad.py"
+  bad.write_text("def make(:\n")
+  assert cli.main(["verify", "--model", spec.format(file=model_file, bad=bad), *MODEL_ARGS]) == 2
+  err = capsys.readouterr().err
+  print(err)
+  assert err.count("\n") == 1 and err.startswith("jaxequiv verify: error: argument --model: ") and message in err

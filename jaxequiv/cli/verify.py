@@ -1,9 +1,17 @@
-"""``jaxequiv verify``: flags and printing for ``jaxequiv.verify`` and the wings' exact identities."""
+"""``jaxequiv verify``: flags and printing for ``jaxequiv.verify`` and the wings' exact identities.
+
+``jaxequiv verify --model FILE.py:FACTORY`` checks your own model instead
+(``jaxequiv.check_model``): ``FACTORY()`` returns ``(apply_fn, params)``, or a
+dict with ``apply_fn``, ``params`` and optionally ``seq_len``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
+import pathlib
+from typing import Any
 
 from jaxequiv import cli, wings
 
@@ -26,13 +34,77 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="AdamW steps in the trajectory check (>= 1)")
   parser.add_argument("--repeats", type=cli.positive_int, default=d.repeats, help="timed repeats per step time (>= 1)")
   parser.add_argument("--seed", type=cli.seed_int, default=d.seed, help=f"PRNG seed in [0, {cli.SEED_MAX}]")
+  parser.add_argument("--model", metavar="FILE.py:FACTORY",
+                      help="check your own model instead (jaxequiv.check_model): FACTORY() returns (apply_fn, params),"
+                           " or a dict with apply_fn, params and optionally seq_len (else --seq-len); uses --seq-len,"
+                           " --sentences and --seed")
+  parser.add_argument("--packed", action="store_true",
+                      help="with --model: you train on packed=True batches, so segment safety must pass")
   cli.add_determinism_flag(parser)
+
+
+def load_model(spec: str) -> tuple[Any, Any, int | None]:
+  """``FILE.py:FACTORY`` -> ``(apply_fn, params, seq_len or None)``; a one-line ``UsageError`` names what is wrong."""
+  path, sep, name = spec.rpartition(":")
+  if not sep or not path or not name.isidentifier():
+    raise cli.UsageError(f"argument --model: expected FILE.py:FACTORY (e.g. my_model.py:make), got {spec!r}")
+  if not pathlib.Path(path).is_file():
+    raise cli.UsageError(f"argument --model: no file {path!r}")
+  module_spec = importlib.util.spec_from_file_location(f"_jaxequiv_model_{pathlib.Path(path).stem}", path)
+  if module_spec is None or module_spec.loader is None:
+    raise cli.UsageError(f"argument --model: {path!r} is not a Python file")
+  module = importlib.util.module_from_spec(module_spec)
+  try:
+    module_spec.loader.exec_module(module)
+  except Exception as e:  # pylint: disable=broad-except  # the user's file: one line, not a traceback
+    raise cli.UsageError(f"argument --model: importing {path} failed: {type(e).__name__}: {cli.one_line(e)}") from e
+  factory = getattr(module, name, None)
+  if not callable(factory):
+    what = "nothing" if factory is None else f"a {type(factory).__name__}"
+    raise cli.UsageError(f"argument --model: {path} defines no function {name!r} ({name} is {what})")
+  try:
+    made = factory()
+  except Exception as e:  # pylint: disable=broad-except
+    raise cli.UsageError(f"argument --model: {name}() raised {type(e).__name__}: {cli.one_line(e)}") from e
+  want = f"{name}() must return (apply_fn, params) or a dict with apply_fn, params and optionally seq_len"
+  if isinstance(made, dict):
+    wrong = sorted(set(made) - {"apply_fn", "params", "seq_len"}) or sorted({"apply_fn", "params"} - set(made))
+    if wrong:
+      raise cli.UsageError(f"argument --model: {want}; its dict has keys {sorted(made)}")
+    made = (made["apply_fn"], made["params"], made.get("seq_len"))
+  elif isinstance(made, tuple) and len(made) == 2:
+    made = (*made, None)
+  else:
+    raise cli.UsageError(f"argument --model: {want}; got {type(made).__name__}")
+  if not callable(made[0]):
+    raise cli.UsageError(f"argument --model: {want}; its apply_fn is a {type(made[0]).__name__}, not a function")
+  if made[2] is not None and (not isinstance(made[2], int) or made[2] < 3):
+    raise cli.UsageError(f"argument --model: {name}()'s seq_len must be an integer >= 3, got {made[2]!r}")
+  return made
+
+
+def run_model(args: argparse.Namespace) -> int:
+  """``--model``: one line per check of ``jaxequiv.check_model``, then its notes; 0 if every required check passes."""
+  apply_fn, params, seq_len = load_model(args.model)
+  import jax  # pylint: disable=import-outside-toplevel
+  from jaxequiv import determinism, model_check, verify  # pylint: disable=import-outside-toplevel
+  determinism.warn_if_unset(jax.default_backend())
+  seq_len = seq_len or args.seq_len
+  print(f"jaxequiv verify --model {args.model}: backend {jax.default_backend()}, jax {jax.__version__}, T={seq_len}")
+  report = model_check.check_model(apply_fn, params, seq_len=seq_len, packed=args.packed, seed=args.seed,
+                                   sentences=verify.default_sentences(args.sentences, seq_len, args.seed))
+  for line in [c.line for c in report.checks] + [f"note: {n}" for n in report.notes]:
+    print(line)
+  print(report.summary)
+  return 0 if report.ok else 1
 
 
 def run(args: argparse.Namespace) -> int:
   """Sets the determinism flags (unless told not to), runs the core checks, then each wing's; 0 if all pass."""
   cli.check_heads(args.width, args.heads)
   cli.set_determinism_flags(args)
+  if args.model:
+    return run_model(args)
   import jax  # pylint: disable=import-outside-toplevel
   from jaxequiv import determinism, verify  # pylint: disable=import-outside-toplevel
   determinism.warn_if_unset(jax.default_backend())  # once, before the bitwise checks, if a GPU runs without them
