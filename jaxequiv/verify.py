@@ -20,10 +20,8 @@ import jax
 import numpy as np
 import optax
 
-from jaxequiv import batches, bitwise, determinism, losses, model, model_check, prefix
-
-EDGE_CASES = (".", "a.", "Hi.", "Hi.", "Hi there.", "ab cd.", "ab ce.")
-WORDS = ("the", "cat", "sat", "on", "a", "mat", "The", "dog", "ran", "far", "away", "I", "saw", "42", "Zebras", "run")
+from jaxequiv import batches, bitwise, determinism, losses, model, model_check, prefix, training
+from jaxequiv.model_check import default_sentences
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,19 +45,6 @@ class VerifyConfig:
       raise ValueError(f"VerifyConfig.num_heads={self.num_heads} must divide width={self.width}")
     if self.seq_len < 2:
       raise ValueError(f"VerifyConfig.seq_len must be >= 2 (a sentence and its '.'), got {self.seq_len}")
-
-
-def default_sentences(num: int, seq_len: int, seed: int = 0) -> list[str]:
-  """Edge cases (the sentence ".", duplicates, shared prefixes, one filling the context) plus random word sentences."""
-  rng = np.random.default_rng(seed)
-  out = [s for s in EDGE_CASES if len(s) <= seq_len][:num]
-  if len(out) < num:
-    out.append(("The end" + " x" * seq_len)[: seq_len - 1] + ".")  # exactly seq_len characters
-  while len(out) < num:
-    words = rng.choice(WORDS, size=rng.integers(1, 12))
-    s = " ".join(words)[: seq_len - 1].rstrip() + "."
-    out.append(s)
-  return out
 
 
 def _time(fn, *args, repeats: int) -> float:
@@ -118,28 +103,21 @@ def run_checks(
                                     name="bfloat16 compute")]  # f32 params, bf16 compute
   results = [(c.passed, c.line) for c in checks]
 
-  # Trajectories: AdamW from the same init, the same sentence batches.
+  # Trajectories: AdamW from the same init, the same sentence batches. Not donated: both start from ``params``.
   opt = optax.adamw(1e-3)
-
-  def make_step(fn):
-    @jax.jit
-    def step(p, s, batch):
-      loss, g = fn(p, batch)
-      u, s = opt.update(g, s, p)
-      return optax.apply_updates(p, u), s, loss
-    return step
-
-  lm_step, clf_step = make_step(lm_fn), make_step(clf_fn)
+  lm_step, clf_step = (training.jit_train_step(
+      training.make_train_step(functools.partial(loss, apply_fn=apply_fn), opt), donate=False)
+                        for loss in (lm_loss, clf_loss))
   rng = np.random.default_rng(cfg.seed + 1)
-  pa, sa, pb, sb = params, opt.init(params), params, opt.init(params)
+  sa = sb = training.init_train_state(params, opt)
   half = max(1, r // 2)
   compared, what = 0, f"params after each of {cfg.steps} steps, LM vs packed"
   for i in range(cfg.steps):
     chunk = [sentences[j] for j in rng.choice(r, half, replace=False)]
     e = prefix.prefix_examples(chunk)
-    pa, sa, _ = lm_step(pa, sa, batches.lm_batch(batches.canonical_order(chunk), t))
-    pb, sb, _ = clf_step(pb, sb, batches.pad_examples(prefix.pack(e.take(rng.permutation(len(e))), t), half * t))
-    rep = bitwise.compare_bits(pa, pb)
+    sa, _ = lm_step(sa, batches.lm_batch(batches.canonical_order(chunk), t))
+    sb, _ = clf_step(sb, batches.pad_examples(prefix.pack(e.take(rng.permutation(len(e))), t), half * t))
+    rep = bitwise.compare_bits(sa.params, sb.params)
     compared += rep.elements
     if not rep.equal:
       what += f" (first differs after step {i + 1})"

@@ -93,3 +93,78 @@ def test_check_finite_names_the_first_bad_step():
   with pytest.raises(training.NonFiniteLossError, match=r"^grad_norm became inf at step 11; training stopped$"):
     training.check_finite(10, [{"loss": 1.0, "grad_norm": 1.0}, {"loss": 1.0, "grad_norm": np.inf},
                                {"loss": np.nan, "grad_norm": 1.0}])
+
+
+def _stack(batches):
+  return jax.tree.map(lambda *xs: np.stack(xs), *batches)
+
+
+def test_k_steps_per_call_give_the_bits_of_k_single_dispatches():
+  """One ``lax.scan`` of K steps == K jitted single steps, state and metrics, raw bits (AdamW + clipping + warm-up)."""
+  opt = training.make_optimizer(training.OptimizerConfig(steps=8, warmup_steps=2, clip_norm=0.5))
+  fn = training.make_train_step(_loss, opt)
+  single, scanned = training.jit_train_step(fn), training.jit_train_step(fn, steps_per_call=4)
+  a = training.init_train_state(jax.tree.map(jnp.copy, PARAMS), opt)
+  b = training.init_train_state(jax.tree.map(jnp.copy, PARAMS), opt)
+  per_step = []
+  for k in range(8):
+    a, m = single(a, _batch(k))
+    per_step.append(m)
+  metrics = []
+  for k in (0, 4):
+    b, m = scanned(b, _stack([_batch(k + i) for i in range(4)]))
+    metrics.append(m)
+  print(compare_bits(a, b))
+  assert int(b.step) == 8 and metrics[0]["loss"].shape == (4,)
+  assert_bitwise_equal(a, b)
+  assert_bitwise_equal(_stack(per_step), jax.tree.map(lambda *xs: np.concatenate(xs), *metrics))
+  assert not compare_bits(a.params, PARAMS).equal  # and they moved
+
+
+def test_full_batch_scan_takes_no_batch_and_has_aux_returns_the_extra_outputs():
+  x, y = _batch(0)
+  loss = lambda p, _: (_loss(p, (x, y)), {"b0": p["b"][0]})
+  opt = optax.sgd(0.1)
+  step = training.make_train_step(loss, opt, has_aux=True)
+  run = training.jit_train_step(step, steps_per_call=3)
+  state, m = run(training.init_train_state(jax.tree.map(jnp.copy, PARAMS), opt), None)
+  ref = training.init_train_state(jax.tree.map(jnp.copy, PARAMS), opt)
+  aux = []
+  for _ in range(3):
+    ref, r = jax.jit(step)(ref, None)
+    aux.append(r["aux"]["b0"])
+  assert int(state.step) == 3 and m["aux"]["b0"].shape == (3,) and float(m["aux"]["b0"][0]) == 0.0
+  assert_bitwise_equal((ref, np.stack(aux)), (state, m["aux"]["b0"]))
+
+
+def test_vmapped_runs_share_counters_and_match_vmap_of_whole_runs_bitwise():
+  opt = optax.adam(1e-2)
+  fn = training.make_train_step(_loss, opt)
+  params_S = jax.tree.map(lambda p: jnp.stack([p, p + 0.5]), PARAMS)
+  batches_KxS = _stack([_stack([_batch(10 * s + k) for s in range(2)]) for k in range(3)])
+  state = training.init_train_state(jax.tree.map(jnp.copy, params_S), opt)  # a copy: the state is donated
+  run = training.jit_train_step(training.vmap_train_step(fn, state), steps_per_call=3)
+  got, m = run(state, batches_KxS)
+
+  @jax.jit
+  @jax.vmap
+  def whole_run(params, batches_K):  # the pre-driver style: jax.vmap of init + scan
+    return jax.lax.scan(fn, training.init_train_state(params, opt), batches_K)
+
+  want, wm = whole_run(params_S, jax.tree.map(lambda a: np.swapaxes(a, 0, 1), batches_KxS))
+  assert got.step.shape == () and m["loss"].shape == (3, 2)
+  assert_bitwise_equal(got.params, want.params)
+  assert_bitwise_equal(m["loss"], wm["loss"].T)
+
+
+@pytest.mark.parametrize("k, batch, message", [
+    (0, None, r"^steps_per_call must be an int >= 1, got 0$"),
+    (True, None, r"^steps_per_call must be an int >= 1, got True$"),
+    (3, (np.zeros((3, 8, 3)), np.zeros((2, 8, 4))), r"batch\[1\] has shape \(2, 8, 4\)"),
+])
+def test_bad_steps_per_call_is_a_one_line_error(k, batch, message):
+  opt = optax.sgd(0.1)
+  with pytest.raises(ValueError, match=message) as e:
+    training.jit_train_step(training.make_train_step(_loss, opt), steps_per_call=k)(
+        training.init_train_state(jax.tree.map(jnp.copy, PARAMS), opt), batch)
+  assert "\n" not in str(e.value)

@@ -4,19 +4,22 @@ The generator :math:`G` and the discriminator :math:`D` are both ``roles.mlp`` n
 place in the loss differ. :math:`D` is the logistic real-vs-fake classifier of ``roles.ratio`` (its optimal logit is
 :math:`\log p_{data} - \log p_G`); :math:`G` minimises the non-saturating loss :math:`-\log \sigma(D(G(z)))`.
 
-``train_step(state, key)`` is pure (one discriminator step, then one generator step, Adam via optax) and ``train``
-runs it in ``lax.scan``; ``jax.vmap`` over keys trains many seeds at once.
+``train_step(state, key)`` is one pure step over both players (one discriminator step, then one generator step, each
+``training.make_train_step`` with its own Adam state); ``train`` vmaps it over seeds and runs all the steps in one
+``training.jit_train_step`` call (a ``lax.scan``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from jaxequiv import training
 from jaxequiv.roles import mixtures, mlp, ratio
 
 
@@ -52,10 +55,10 @@ class GANConfig:
 
 
 class GANState(NamedTuple):
-  gen: Any
-  disc: Any
-  gen_opt: Any
-  disc_opt: Any
+  """Both players, each a ``training.TrainState`` (its params, its own Adam state, its step count)."""
+
+  gen: training.TrainState
+  disc: training.TrainState
 
 
 def _opt(cfg: GANConfig) -> optax.GradientTransformation:
@@ -65,12 +68,20 @@ def _opt(cfg: GANConfig) -> optax.GradientTransformation:
   return optax.adam(lr, b1=cfg.b1)
 
 
-def init(key: jax.Array, cfg: GANConfig) -> GANState:
-  """Generator ``noise_dim -> 2`` and discriminator ``2 * pack -> 1``: the same MLP class, two widths."""
+def init_params(key: jax.Array, cfg: GANConfig) -> tuple[Any, Any]:
+  """Generator ``noise_dim -> 2`` and discriminator ``2 * pack -> 1`` params: the same MLP class, two widths."""
   kg, kd = jax.random.split(key)
-  gen = mlp.init_mlp(kg, [cfg.noise_dim, *cfg.gen_hidden, 2])
-  disc = mlp.init_mlp(kd, [2 * cfg.pack, *cfg.disc_hidden, 1])
-  return GANState(gen, disc, _opt(cfg).init(gen), _opt(cfg).init(disc))
+  return mlp.init_mlp(kg, [cfg.noise_dim, *cfg.gen_hidden, 2]), mlp.init_mlp(kd, [2 * cfg.pack, *cfg.disc_hidden, 1])
+
+
+def init(key: jax.Array, cfg: GANConfig) -> GANState:
+  """Both players at step 0 (for many seeds, pass vmapped ``init_params`` to ``init_state``)."""
+  return init_state(*init_params(key, cfg), cfg)
+
+
+def init_state(gen, disc, cfg: GANConfig) -> GANState:
+  """``GANState`` at step 0 for the players' params, each with its own fresh Adam state."""
+  return GANState(training.init_train_state(gen, _opt(cfg)), training.init_train_state(disc, _opt(cfg)))
 
 
 def generate(gen, key: jax.Array, n: int, cfg: GANConfig) -> jax.Array:
@@ -83,36 +94,46 @@ def discriminate(disc, x_Nx2: jax.Array, cfg: GANConfig) -> jax.Array:
   return mlp.mlp_apply(disc, x_Nx2.reshape(-1, 2 * cfg.pack), cfg.activation)[:, 0]
 
 
-def train_step(state: GANState, key: jax.Array, cfg: GANConfig, mixture: mixtures.Mixture) -> tuple[GANState, Any]:
-  """One discriminator step then one generator step (pure). Returns the new state and ``(d_loss, g_loss)``."""
+def _disc_loss(disc, real_and_fake: tuple[jax.Array, jax.Array], cfg: GANConfig) -> jax.Array:
+  real, fake = real_and_fake
+  return ratio.discriminator_loss(discriminate(disc, real, cfg), discriminate(disc, fake, cfg))
+
+
+def _gen_loss(gen, disc_and_key: tuple[Any, jax.Array], cfg: GANConfig) -> jax.Array:
+  """Non-saturating: ``mean softplus(-D(G(z)))``; ``disc`` is data here (no gradient flows to it)."""
+  disc, key = disc_and_key
+  n = cfg.batch_size * cfg.pack
+  return jnp.mean(jax.nn.softplus(-discriminate(disc, generate(gen, key, n, cfg), cfg)))
+
+
+def train_step(state: GANState, key: jax.Array, cfg: GANConfig,
+               mixture: mixtures.Mixture) -> tuple[GANState, dict[str, jax.Array]]:
+  """One discriminator step then one generator step against the updated discriminator (pure).
+
+  Each player steps with ``training.make_train_step`` and its own Adam state.
+  Returns the new state and ``{"d_loss", "g_loss"}``.
+  """
   kr, kz1, kz2 = jax.random.split(key, 3)
   n = cfg.batch_size * cfg.pack
   real = mixtures.sample(kr, mixture, n)
-  fake = generate(state.gen, kz1, n, cfg)
-
-  def d_loss_fn(disc):
-    return ratio.discriminator_loss(discriminate(disc, real, cfg), discriminate(disc, fake, cfg))
-
-  d_loss, d_grad = jax.value_and_grad(d_loss_fn)(state.disc)
-  upd, disc_opt = _opt(cfg).update(d_grad, state.disc_opt, state.disc)
-  disc = optax.apply_updates(state.disc, upd)
-
-  def g_loss_fn(gen):
-    return jnp.mean(jax.nn.softplus(-discriminate(disc, generate(gen, kz2, n, cfg), cfg)))
-
-  g_loss, g_grad = jax.value_and_grad(g_loss_fn)(state.gen)
-  upd, gen_opt = _opt(cfg).update(g_grad, state.gen_opt, state.gen)
-  return GANState(optax.apply_updates(state.gen, upd), disc, gen_opt, disc_opt), (d_loss, g_loss)
+  fake = generate(state.gen.params, kz1, n, cfg)
+  disc, d = training.make_train_step(functools.partial(_disc_loss, cfg=cfg), _opt(cfg))(state.disc, (real, fake))
+  gen, g = training.make_train_step(functools.partial(_gen_loss, cfg=cfg), _opt(cfg))(state.gen, (disc.params, kz2))
+  return GANState(gen, disc), {"d_loss": d["loss"], "g_loss": g["loss"]}
 
 
-def train(key: jax.Array, cfg: GANConfig, mixture: mixtures.Mixture, num_steps: int) -> tuple[GANState, Any]:
-  """``num_steps`` of ``train_step`` in ``lax.scan`` from ``init``; returns the final state and the loss curves."""
-  k0, k1 = jax.random.split(key)
+def train(keys_S: jax.Array, cfg: GANConfig, mixture: mixtures.Mixture, num_steps: int) -> tuple[GANState, Any]:
+  """One GAN per key (vmapped): ``init``, then ``num_steps`` of ``train_step`` in one ``training.jit_train_step`` call.
 
-  def body(state, k):
-    return train_step(state, k, cfg, mixture)
-
-  return jax.lax.scan(body, init(k0, cfg), jax.random.split(k1, num_steps))
+  Returns:
+    The final states (leaves ``[S, ...]``) and the loss curves ``{"d_loss", "g_loss"}`` ``[num_steps, S]``.
+  """
+  k0_S, k1_S = jax.vmap(jax.random.split, out_axes=1)(keys_S)
+  state = init_state(*jax.jit(jax.vmap(functools.partial(init_params, cfg=cfg)))(k0_S), cfg)
+  step_keys_KxS = jax.vmap(functools.partial(jax.random.split, num=num_steps), out_axes=1)(k1_S)
+  step = training.vmap_train_step(functools.partial(train_step, cfg=cfg, mixture=mixture), state)
+  run = training.jit_train_step(step, steps_per_call=num_steps)
+  return run(state, step_keys_KxS if num_steps > 1 else step_keys_KxS[0])
 
 
 def train_seeds(seeds: list[int], cfg: GANConfig, mixture: mixtures.Mixture, num_steps: int,
@@ -122,13 +143,8 @@ def train_seeds(seeds: list[int], cfg: GANConfig, mixture: mixtures.Mixture, num
   Returns:
     Per-seed ``mixtures.metrics`` dicts and the samples ``[S, num_samples, 2]``.
   """
-
-  @jax.jit
-  def run(keys):
-    def one(k):
-      state, _ = train(k, cfg, mixture, num_steps)
-      return generate(state.gen, jax.random.fold_in(k, 1), num_samples, cfg)
-    return jax.vmap(one)(keys)
-
-  samples = run(jnp.stack([jax.random.key(s) for s in seeds]))
+  keys_S = jnp.stack([jax.random.key(s) for s in seeds])
+  state, _ = train(keys_S, cfg, mixture, num_steps)
+  sample = functools.partial(generate, n=num_samples, cfg=cfg)
+  samples = jax.jit(jax.vmap(sample))(state.gen.params, jax.vmap(jax.random.fold_in, (0, None))(keys_S, 1))
   return [mixtures.metrics(s, mixture) for s in samples], samples

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 import jaxequiv
-from jaxequiv import alphabet, model
+from jaxequiv import alphabet, model, training
 from jaxequiv.roles import digits, jem, mlp
 
 LN2 = float(np.log(2.0))
@@ -53,17 +53,12 @@ def train_exact_jem(seed: int = 0, hidden: int = 64, steps: int = 1500, lr: floa
       out[k + "_acc"] = jnp.mean(jnp.argmax(fx, -1) == y)
     return out["train_xy"], out
 
-  @jax.jit
-  def run(layers):
-    def step(carry, _):
-      layers, opt_state = carry
-      (_, m), g = jax.value_and_grad(nlls, has_aux=True)(layers)
-      upd, opt_state = opt.update(g, opt_state, layers)
-      return (optax.apply_updates(layers, upd), opt_state), m
-    return jax.lax.scan(step, (layers, opt.init(layers)), None, length=steps)[1]
+  # All ``steps`` full-batch steps in one dispatch; the metrics at each step's params are the curves.
+  run = training.jit_train_step(training.make_train_step(lambda p, _: nlls(p), opt, has_aux=True),
+                                steps_per_call=steps)
 
   t = time.time()
-  curves = jax.tree.map(np.asarray, run(layers))
+  curves = jax.tree.map(np.asarray, run(training.init_train_state(layers, opt), None)[1]["aux"])
   best = int(np.argmin(curves["val_xy"]))
   res = {k: float(v[best]) / (LN2 if "acc" not in k else 1.0) for k, v in curves.items()}
   return {"best_step": best, "seconds": time.time() - t, **res,
@@ -100,15 +95,8 @@ def train_char_lm(seed: int = 0, steps: int = 1500, batch_size: int = 64, lr: fl
   loss = functools.partial(jaxequiv.lm_nll, apply_fn=apply_fn)
   tb = jax.tree.map(jnp.asarray, train_b)
 
-  @jax.jit
-  def chunk(params, opt_state, idx_CxB):
-    def step(carry, idx):
-      params, opt_state = carry
-      batch = jax.tree.map(lambda a: a[idx], tb)
-      g = jax.grad(loss)(params, batch)
-      upd, opt_state = opt.update(g, opt_state, params)
-      return (optax.apply_updates(params, upd), opt_state), None
-    return jax.lax.scan(step, (params, opt_state), idx_CxB)[0]
+  step = training.make_train_step(lambda p, idx: loss(p, jax.tree.map(lambda a: a[idx], tb)), opt)
+  chunk = functools.cache(lambda k: training.jit_train_step(step, steps_per_call=k))  # k = eval_every (and a rest)
 
   @jax.jit
   def evaluate(params, b):
@@ -117,10 +105,12 @@ def train_char_lm(seed: int = 0, steps: int = 1500, batch_size: int = 64, lr: fl
                    == b.targets[:, 16] - alphabet.encode("0")[0])
     return {"x": px.mean(), "xy": pxy.mean(), "raw": raw.mean(), "acc": acc}
 
-  t, opt_state, best = time.time(), opt.init(params), None
+  t, state, best = time.time(), training.init_train_state(params, opt), None
   curve = []
   for s in range(0, steps, eval_every):
-    params, opt_state = chunk(params, opt_state, idx_SxB[s:s + eval_every])
+    idx_KxB = idx_SxB[s:s + eval_every]
+    state, _ = chunk(len(idx_KxB))(state, idx_KxB if len(idx_KxB) > 1 else idx_KxB[0])
+    params = state.params
     ev = {k: jax.tree.map(float, evaluate(params, jax.tree.map(jnp.asarray, b))) for k, b in evals.items()}
     curve.append(ev["val"]["xy"])
     if best is None or ev["val"]["xy"] < best[1]["val"]["xy"]:
@@ -167,8 +157,11 @@ def train_sgld(seed: int = 0, steps: int = 2000, use_jem: bool = True, batch_siz
       return ce
     return ce + jnp.mean(jem_energy_gap(fx, f(x_neg)))
 
-  def step(carry, key):
-    layers, opt_state, buf = carry
+  train_step = training.make_train_step(lambda p, b: loss_fn(p, *b), opt)
+
+  def step(state: tuple[training.TrainState, jax.Array], key: jax.Array):
+    """One SGLD refresh of ``batch_size`` persistent chains, then one classifier step (pure; the buffer is state)."""
+    train, buf = state
     kb, kd, kr, kn, ks = jax.random.split(key, 5)
     di = jax.random.randint(kd, (batch_size,), 0, x_tr.shape[0])
     x, y = x_tr[di], y_tr[di]
@@ -177,18 +170,19 @@ def train_sgld(seed: int = 0, steps: int = 2000, use_jem: bool = True, batch_siz
       bi = jax.random.randint(kb, (batch_size,), 0, buffer_size)
       fresh = jax.random.uniform(kn, x.shape, minval=-1.0, maxval=1.0)
       x0 = jnp.where(jax.random.uniform(kr, (batch_size, 1)) < reinit, fresh, buf[bi])
-      x_neg = jem.sgld(f_of(layers), x0, ks, sgld_steps, step_size, noise)
+      x_neg = jem.sgld(f_of(train.params), x0, ks, sgld_steps, step_size, noise)
       buf = buf.at[bi].set(x_neg)
-    g = jax.grad(loss_fn)(layers, x, y, x_neg)
-    upd, opt_state = opt.update(g, opt_state, layers)
-    return (optax.apply_updates(layers, upd), opt_state, buf), None
+    train, metrics = train_step(train, (x, y, x_neg))
+    return (train, buf), metrics
 
-  @functools.partial(jax.jit, static_argnums=1)
+  run_k = functools.cache(lambda k: training.jit_train_step(step, steps_per_call=k))  # k steps per dispatch
+
   def run(carry, n, key):
-    return jax.lax.scan(step, carry, jax.random.split(key, n))[0]
+    keys = jax.random.split(key, n)
+    return run_k(n)(carry, keys if n > 1 else keys[0])[0]
 
   buf = jax.random.uniform(jax.random.key(seed + 100), (buffer_size, 64), minval=-1.0, maxval=1.0)
-  carry = (layers, opt.init(layers), buf)
+  carry = (training.init_train_state(layers, opt), buf)
   key = jax.random.key(seed + 1)
   warm = 50
   carry = jax.block_until_ready(run(carry, warm, jax.random.fold_in(key, 0)))
@@ -196,7 +190,8 @@ def train_sgld(seed: int = 0, steps: int = 2000, use_jem: bool = True, batch_siz
   carry = jax.block_until_ready(run(carry, warm, jax.random.fold_in(key, 1)))  # same shapes: no recompile
   sec_per_step = (time.time() - t) / warm
   carry = run(carry, steps - 2 * warm, jax.random.fold_in(key, 2)) if steps > 2 * warm else carry
-  layers, _, buf = carry
+  train, buf = carry
+  layers = train.params
   probs = np.asarray(jax.nn.softmax(f_of(layers)(jnp.asarray(x_all[te]))))
   return {"jem": use_jem, "steps": steps, "test_acc": float((probs.argmax(1) == y_all[te]).mean()),
           "ece": float(ece(probs, y_all[te])), "sec_per_step": sec_per_step,

@@ -1,6 +1,7 @@
 """The reductio: {relu, tanh} x {trained as an LM, trained as a classifier}, several seeds, one program per cell.
 
-Each run trains ``jaxequiv.model``'s transformer with Adam in ``lax.scan`` (seeds vmapped). The LM objective sees
+Each run trains ``jaxequiv.model``'s transformer with Adam, seeds vmapped, all steps in one
+``training.jit_train_step`` dispatch (a ``lax.scan``). The LM objective sees
 ``lm_batch(canonical_order(S))``; the classifier objective sees ``pack(prefix_examples(S))`` for the same sentence
 batches S, padded to fixed shapes. Because the two gradients are bitwise equal, so are the whole trajectories:
 the objective axis of the grid differs by exactly zero, while the activation axis differs like any other
@@ -22,7 +23,7 @@ import numpy as np
 import optax
 
 import jaxequiv
-from jaxequiv import alphabet, bitwise, model
+from jaxequiv import alphabet, bitwise, model, training
 
 OBJECTIVES = ("lm", "classifier")
 
@@ -65,27 +66,20 @@ def make_batches(sentences: list[str], objective: str, seq_len: int, batch_size:
 
 def train_cell(sentences: list[str], cfg: model.ModelConfig, objective: str, seeds: list[int], steps: int,
                batch_size: int = 16, lr: float = 3e-3) -> Any:
-  """Final parameters ``[S, ...]`` of one grid cell, one run per seed (vmapped, one compiled program)."""
+  """Final parameters ``[S, ...]`` of one grid cell, one run per seed (vmapped; all steps in one dispatch)."""
   apply_fn = model.make_apply(cfg)
   loss = jaxequiv.lm_nll if objective == "lm" else jaxequiv.classification_xent
   loss = functools.partial(loss, apply_fn=apply_fn)
   opt = optax.adam(lr)
-  batches = jax.tree.map(lambda *xs: np.stack(xs),
-                         *[make_batches(sentences, objective, cfg.seq_len, batch_size, steps, s) for s in seeds])
-
-  def one(key, batches_S):
-    params = model.init(key, cfg)
-
-    def step(carry, batch):
-      params, opt_state = carry
-      g = jax.grad(loss)(params, batch)
-      upd, opt_state = opt.update(g, opt_state, params)
-      return (optax.apply_updates(params, upd), opt_state), None
-
-    return jax.lax.scan(step, (params, opt.init(params)), batches_S)[0][0]
-
-  keys = jnp.stack([jax.random.key(s) for s in seeds])
-  return jax.jit(jax.vmap(one))(keys, jax.tree.map(jnp.asarray, batches))
+  # Steps x seeds: one vmapped step per scan iteration, all ``steps`` in one dispatch.
+  batches_KxS = jax.tree.map(lambda *xs: np.stack(xs, 1),
+                             *[make_batches(sentences, objective, cfg.seq_len, batch_size, steps, s) for s in seeds])
+  params_S = jax.jit(jax.vmap(lambda key: model.init(key, cfg)))(jnp.stack([jax.random.key(s) for s in seeds]))
+  state = training.init_train_state(params_S, opt)
+  run = training.jit_train_step(training.vmap_train_step(training.make_train_step(loss, opt), state),
+                                steps_per_call=steps)
+  state, _ = run(state, jax.tree.map(lambda a: jnp.asarray(a if steps > 1 else a[0]), batches_KxS))
+  return state.params
 
 
 def evaluate(params_S, sentences: list[str], cfg: model.ModelConfig, label_position: int | None = None):

@@ -1,4 +1,4 @@
-"""Small pure networks and a generic optax training loop for the taxonomy experiments.
+"""Small pure networks and the taxonomy experiments' training loops (on ``jaxequiv.training``'s driver).
 
 Parameters are plain pytrees (lists of ``{"w", "b"}`` dicts); every function is
 pure and jit-able. Nothing here is specific to one task.
@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxequiv import alphabet, labels
+from jaxequiv import alphabet, labels, training
 
 Params = Any
 
@@ -50,18 +50,12 @@ def fit(loss_fn: Callable[[Params, Any], jax.Array], params: Params, batches: Ca
     weight_decay: AdamW decoupled weight decay.
   """
   opt = optax.adamw(optax.cosine_decay_schedule(learning_rate, max(steps, 1)), weight_decay=weight_decay)
-
-  @jax.jit
-  def step(p, s, batch):
-    loss, g = jax.value_and_grad(loss_fn)(p, batch)
-    u, s = opt.update(g, s, p)
-    return optax.apply_updates(p, u), s, loss
-
-  state, losses = opt.init(params), []
+  step = training.jit_train_step(training.make_train_step(loss_fn, opt))
+  state, losses = training.init_train_state(jax.tree.map(jnp.copy, params), opt), []  # copy: the state is donated
   for i in range(steps):
-    params, state, loss = step(params, state, batches(i))
-    losses.append(loss)
-  return params, [float(x) for x in jax.device_get(losses)]
+    state, metrics = step(state, batches(i))
+    losses.append(metrics["loss"])
+  return state.params, [float(x) for x in jax.device_get(losses)]
 
 
 def minibatches(rng: np.random.Generator, n: int, batch_size: int, *arrays: np.ndarray) -> Callable[[int], tuple]:
@@ -78,24 +72,17 @@ def fit_early_stopping(loss_fn: Callable[[Params, Any], jax.Array], params: Para
   Validation is checked every ``every`` steps (and at step 0). Returns ``(params, best_step, best_val_loss)``.
   """
   opt = optax.adamw(learning_rate, weight_decay=weight_decay)
-
-  @jax.jit
-  def run_chunk(p, s):
-    def body(_, carry):
-      p, s = carry
-      g = jax.grad(loss_fn)(p, train_batch)
-      u, s = opt.update(g, s, p)
-      return optax.apply_updates(p, u), s
-    p, s = jax.lax.fori_loop(0, every, body, (p, s))
-    return p, s, loss_fn(p, val_batch)
-
+  # ``every`` full-batch steps per dispatch (the batch is closed over, so the scan takes ``batch=None``).
+  run_chunk = training.jit_train_step(training.make_train_step(lambda p, _: loss_fn(p, train_batch), opt),
+                                      steps_per_call=every)
   val = jax.jit(loss_fn)
-  state = opt.init(params)
+  state = training.init_train_state(jax.tree.map(jnp.copy, params), opt)  # copy: the state is donated
   best = (params, 0, float(val(params, val_batch)))
   for i in range(every, steps + 1, every):
-    params, state, v = run_chunk(params, state)
-    if float(v) < best[2]:
-      best = (params, i, float(v))
+    state, _ = run_chunk(state, None)
+    v = float(val(state.params, val_batch))
+    if v < best[2]:
+      best = (jax.tree.map(jnp.copy, state.params), i, v)  # a copy: the next chunk donates the state
   return best
 
 
