@@ -26,6 +26,7 @@ Examples:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -39,6 +40,7 @@ LOCK_FILE = ".lock"
 TMP_PREFIX = ".tmp-"  # what a writer names its half-written files (here and in checkpoints/)
 
 Log = Callable[[str], None]
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class RunDirError(ValueError):
@@ -61,6 +63,16 @@ def say(message: str) -> None:
 # ----------------------------------------------------------------------------- atomic files
 
 
+def _open(path: str, flags: int) -> int:
+  """``os.open`` that refuses a symbolic link at ``path``: a run directory's writes never leave it."""
+  try:
+    return os.open(path, flags | _NOFOLLOW, 0o644)
+  except OSError as e:
+    if e.errno == errno.ELOOP:
+      raise RunDirError(f"{path} is a symbolic link; jaxequiv does not follow links in a run directory") from None
+    raise
+
+
 def write_text_atomic(path: str, text: str) -> None:
   """Writes ``text`` to ``path`` via a temporary file in the same directory, fsync and rename.
 
@@ -68,7 +80,7 @@ def write_text_atomic(path: str, text: str) -> None:
   """
   d = os.path.dirname(os.path.abspath(path))
   tmp = os.path.join(d, f"{TMP_PREFIX}{os.path.basename(path)}.{os.getpid()}")
-  with open(tmp, "w") as f:
+  with os.fdopen(_open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as f:
     f.write(text)
     f.flush()
     os.fsync(f.fileno())
@@ -149,7 +161,7 @@ def write_metrics(run_dir: str, records: Iterable[dict]) -> None:
 def append_metrics(run_dir: str, records: Iterable[dict]) -> None:
   """Appends whole lines to ``RUN/metrics.jsonl`` in one ``write`` (a kill can tear at most the last line)."""
   data = "".join(json.dumps(r) + "\n" for r in records).encode()
-  fd = os.open(os.path.join(run_dir, METRICS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+  fd = _open(os.path.join(run_dir, METRICS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
   try:
     os.write(fd, data)
   finally:
@@ -160,10 +172,12 @@ def append_metrics(run_dir: str, records: Iterable[dict]) -> None:
 
 
 class RunLock:
-  """An exclusive ``flock`` on ``RUN/.lock`` for one writer; released on ``close`` or process death.
+  """An exclusive ``flock`` on the run directory itself for one writer; released on ``close`` or process death.
 
   A second writer (another process, or another ``RunLock`` in this one) gets
-  ``LockedError`` at once. On systems without ``fcntl`` the lock is a no-op.
+  ``LockedError`` at once. The lock is on the directory, not on a file in it,
+  so deleting or replacing ``RUN/.lock`` (which only names the holder's pid)
+  cannot let a second writer in. On systems without ``fcntl`` it is a no-op.
 
   Examples:
     >>> import tempfile
@@ -179,21 +193,30 @@ class RunLock:
   def __init__(self, run_dir: str):
     os.makedirs(run_dir, exist_ok=True)
     self.path = os.path.join(run_dir, LOCK_FILE)
-    self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    self._fd: int | None = None
     try:
       import fcntl  # pylint: disable=import-outside-toplevel
     except ImportError:  # pragma: no cover (Windows)
       return
+    fd = os.open(run_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
-      fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-      holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "unknown"
-      os.close(self._fd)
-      self._fd = None
-      raise LockedError(f"{run_dir!r} is in use by another writer (pid {holder}); wait for it to finish"
+      os.close(fd)
+      raise LockedError(f"{run_dir!r} is in use by another writer (pid {self._holder()}); wait for it to finish"
                         " or choose another directory") from None
-    os.ftruncate(self._fd, 0)
-    os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+    self._fd = fd
+    write_text_atomic(self.path, str(os.getpid()))
+
+  def _holder(self) -> str:
+    try:
+      fd = _open(self.path, os.O_RDONLY)
+    except (OSError, RunDirError):
+      return "unknown"
+    try:
+      return os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+    finally:
+      os.close(fd)
 
   def close(self) -> None:
     if self._fd is not None:

@@ -66,3 +66,35 @@ def test_config_differences_name_each_field():
       "train.seed: recorded 0, now 1", "train.steps: recorded 10, now 12"]
   assert rundir.config_differences(rec, rec) == []
   assert rundir.config_differences({"a": 1}, {}) == ["a: recorded 1, now '<absent>'"]
+
+
+def test_the_lock_holds_when_its_file_is_deleted_or_replaced(tmp_path):
+  d = str(tmp_path / "run")
+  with rundir.RunLock(d):
+    os.remove(os.path.join(d, rundir.LOCK_FILE))
+    with pytest.raises(rundir.LockedError, match="in use by another writer"):
+      rundir.RunLock(d)
+    with open(os.path.join(d, rundir.LOCK_FILE), "w") as f:  # a fresh file in its place
+      f.write("12345")
+    with pytest.raises(rundir.LockedError, match=r"pid 12345"):
+      rundir.RunLock(d)
+  with rundir.RunLock(d):  # free again
+    pass
+
+
+def test_symbolic_links_in_a_run_directory_are_not_followed(tmp_path):
+  d = tmp_path / "run"
+  d.mkdir()
+  target = tmp_path / "precious.txt"
+  target.write_text("keep me")
+  os.symlink(target, d / rundir.METRICS_FILE)
+  with pytest.raises(rundir.RunDirError, match="metrics.jsonl is a symbolic link") as e:
+    rundir.append_metrics(str(d), [{"step": 1}])
+  assert "\n" not in str(e.value)
+  os.symlink(target, d / f"{rundir.TMP_PREFIX}{rundir.CONFIG_FILE}.{os.getpid()}")  # a planted temporary file
+  with pytest.raises(rundir.RunDirError, match="is a symbolic link"):
+    rundir.write_config(str(d), {"a": 1})
+  os.symlink(target, d / rundir.LOCK_FILE)
+  with rundir.RunLock(str(d)):  # the pid file replaces the link; the target is not written
+    pass
+  assert target.read_text() == "keep me"
