@@ -42,8 +42,7 @@ def _source(rec: dict, fname: str) -> str:
   if not p:
     metric = ", metric before PacGAN's (reverse KL over every sample)" if fname.startswith("roles_gan") else ""
     return f"`{fname}`: no provenance{metric}"
-  stale = "; STALE" if provenance.stale_reasons(rec) else ""
-  return f"`{fname}`: commit {p['commit'][:7]}, {p['wall_s']:.0f} s{stale}"
+  return f"`{fname}`: commit {p['commit'][:7]}, {p['wall_s']:.0f} s"  # staleness: results.py --stale
 
 
 def _differs(args: dict) -> str:

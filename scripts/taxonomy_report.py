@@ -21,9 +21,8 @@ def _load(name: str) -> dict:
 
 def _part(rec: dict) -> list[str]:
   p = rec["provenance"]
-  stale = provenance.stale_reasons(rec)
   return [f"- `{p['command']}`: commit {p['commit'][:10]}{' (sources modified)' if p['dirty'] else ''},"
-          f" {p['date_utc']}, {p['wall_s']:.0f} s, load {p['loadavg_start'][0]:.1f}{'; STALE' if stale else ''}",
+          f" {p['date_utc']}, {p['wall_s']:.0f} s, load {p['loadavg_start'][0]:.1f}",
           f"  models: {rec['model']}"]
 
 

@@ -131,3 +131,12 @@ def test_all_prints_the_estimated_total_before_rerunning_reports_last(tmp_path, 
   assert [n for n, _ in order] == ["exp", "zeta", "roles"]
   wall_min = 3 * rec["provenance"]["wall_s"] / 60
   assert order[0][1].startswith(f"estimated total: {wall_min:.1f} min from the recorded wall times of 3 results")
+
+
+def test_every_results_markdown_is_rendered_from_its_record():
+  results = ROOT / "results"
+  for name, rec in results_cli.load(results).items():
+    render = results_cli._script_render(rec) if rec and "provenance" in rec else None  # pylint: disable=protected-access
+    if render is not None:
+      assert (results / f"{name}.md").read_text() == render(rec).rstrip("\n") + "\n", (
+          f"results/{name}.md differs from its record: run python scripts/results.py --render")
