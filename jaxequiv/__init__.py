@@ -33,8 +33,8 @@ _EXPORTS = {
     "jaxequiv.types": ("ApplyFn", "Params"),
     "jaxequiv.validation": ("batch_checks", "validate_batch"),
 }
-_SUBMODULES = ("alphabet", "batches", "bitwise", "checkpoint", "determinism", "losses", "model", "prefix", "rundir",
-               "sampler", "training", "types", "validation", "verify")
+_SUBMODULES = ("alphabet", "batches", "bitwise", "checkpoint", "determinism", "losses", "model", "model_check",
+               "prefix", "rundir", "sampler", "training", "types", "validation", "verify")
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE) + list(_SUBMODULES)
 
@@ -55,8 +55,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # What the lazy table exports, for type checkers and IDEs.
-  from jaxequiv import (alphabet, batches, bitwise, checkpoint, determinism, losses, model, prefix, rundir, sampler,
-                        training, types, validation, verify)
+  from jaxequiv import (alphabet, batches, bitwise, checkpoint, determinism, losses, model, model_check, prefix, rundir,
+                        sampler, training, types, validation, verify)
   from jaxequiv.alphabet import ALPHABET, BOS, NUM_CLASSES, PAD, decode, encode, normalize, validate_sentences
   from jaxequiv.batches import ClassificationBatch, LMBatch, canonical_order, lm_batch, pack_rows, pad_examples
   from jaxequiv.losses import (classification_xent, classification_xent_from_logits, classification_xent_per_example,

@@ -38,7 +38,9 @@ from jaxequiv import alphabet, batches, bitwise, losses, prefix
 from jaxequiv.types import ApplyFn, Params
 
 PROBE_ROWS = 4  # random rows in the causality, segment and row probes
-NUM_SENTENCES = 8  # default sentences (``verify.default_sentences``)
+NUM_SENTENCES = 8  # default sentences (``default_sentences``)
+EDGE_CASES = (".", "a.", "Hi.", "Hi.", "Hi there.", "ab cd.", "ab ce.")
+WORDS = ("the", "cat", "sat", "on", "a", "mat", "The", "dog", "ran", "far", "away", "I", "saw", "42", "Zebras", "run")
 ACCUMULATION_RTOL = 1e-5  # one float32 rounding per micro-batch (tests/losses_api_test.py)
 NEGLIGIBLE_LEAF = 1e-6  # a gradient leaf this far below the largest one is rounding noise (``grad_error``)
 RESTART_RTOL = 1e-5  # a segment alone vs packed, when the bits differ: float32 rounding of a shifted reduction
@@ -91,6 +93,18 @@ class ModelReport:
   def summary(self) -> str:
     passed = sum(c.passed for c in self.checks)
     return f"{passed} of {len(self.checks)} checks passed: {'OK' if self.ok else 'FAIL'}"
+
+
+def default_sentences(num: int, seq_len: int, seed: int = 0) -> list[str]:
+  """Edge cases (the sentence ".", duplicates, shared prefixes, one filling the context) plus random word sentences."""
+  rng = np.random.default_rng(seed)
+  out = [s for s in EDGE_CASES if len(s) <= seq_len][:num]
+  if len(out) < num:
+    out.append(("The end" + " x" * seq_len)[: seq_len - 1] + ".")  # exactly seq_len characters
+  while len(out) < num:
+    words = rng.choice(WORDS, size=rng.integers(1, 12))
+    out.append(" ".join(words)[: seq_len - 1].rstrip() + ".")
+  return out
 
 
 def bits_detail(report: bitwise.BitwiseReport) -> str:
@@ -222,11 +236,7 @@ def row_independence(logits_fn: Callable, seq_len: int, rng: np.random.Generator
 
 def equivalence(lm_fn: Callable, clf_fn: Callable, params: Params, sentences: Sequence[str], seq_len: int, *,
                 seed: int = 0, name: str = "equivalence") -> Check:
-  """LM vs packed classifier, loss and gradients bit for bit: plain, shuffled examples, and packed rows.
-
-  ``lm_fn`` and ``clf_fn`` are ``value_and_grad`` of the two losses (or of
-  others, to show that a different loss is caught).
-  """
+  """LM vs packed classifier (``value_and_grad`` of each), loss and gradients bit for bit: plain, shuffled, packed rows."""
   ex = prefix.prefix_examples(sentences)
   perm = np.random.default_rng(seed).permutation(len(ex))
   ref = lm_fn(params, batches.lm_batch(batches.canonical_order(sentences), seq_len))
@@ -246,11 +256,10 @@ def equivalence(lm_fn: Callable, clf_fn: Callable, params: Params, sentences: Se
 
 def independent_path(lm_fn: Callable, clf_fn: Callable, params: Params, sentences: Sequence[str],
                      seq_len: int) -> Check:
-  """The unpacked classifier (one row per example) within ``bitwise.unpacked_rtol(N)`` of the LM, float32 matmuls.
+  """The unpacked classifier (one row per example) within ``bitwise.unpacked_rtol(N)`` of the LM.
 
-  The tolerance is for float32 arithmetic: GPUs (TF32) and TPUs (bf16 passes)
-  round float32 matmuls more coarsely by default, so this runs with float32
-  matmuls on every backend.
+  The tolerance is for float32 arithmetic; GPUs (TF32) and TPUs (bf16 passes)
+  round float32 matmuls more coarsely by default, so this forces float32 matmuls.
   """
   ex = prefix.prefix_examples(sentences)
   cpu = jax.default_backend() == "cpu"  # float32 matmuls already; the context would only recompile
@@ -270,9 +279,8 @@ def independent_path(lm_fn: Callable, clf_fn: Callable, params: Params, sentence
 def accumulation(apply_fn: ApplyFn, lm_fn: Callable, params: Params, sentences: Sequence[str], seq_len: int) -> Check:
   r"""``(sum, count)`` gradients over two uneven micro-batches, :math:`\sum_m \nabla S_m / \sum_m C_m`, vs the full batch.
 
-  Within ``ACCUMULATION_RTOL`` relative error per leaf; the classifier's
-  accumulation equals the LM's in bits. Every batch has the full batch's
-  shape (``num_rows``, ``pad_examples``), so each form compiles once.
+  Within ``ACCUMULATION_RTOL`` per leaf; the classifier's accumulation equals the
+  LM's in bits. Every micro-batch has the full batch's shape: each form compiles once.
   """
   order = batches.canonical_order(sentences)
   r, cut = len(order), max(1, len(order) // 3)
@@ -325,7 +333,7 @@ def check_model(apply_fn: ApplyFn, params: Params, *, seq_len: int, sentences: S
     params: its parameter pytree.
     seq_len: context length T (>= 3) of the probes and batches.
     sentences: the batch of the equivalence checks (at least 2); by default
-      ``verify.default_sentences`` (edge cases and random words).
+      ``default_sentences`` (edge cases and random words).
     dtype: the model's own dtype for a second equivalence check (params cast to
       it); by default the params' floating dtype when it is not float32.
     packed: you will train on ``packed=True`` batches, so segment safety is
@@ -349,9 +357,7 @@ def check_model(apply_fn: ApplyFn, params: Params, *, seq_len: int, sentences: S
   """
   if not isinstance(seq_len, int) or seq_len < 3:
     raise ValueError(f"check_model: seq_len must be an integer >= 3, got {seq_len!r}")
-  if sentences is None:
-    from jaxequiv.verify import default_sentences  # pylint: disable=import-outside-toplevel
-    sentences = default_sentences(NUM_SENTENCES, seq_len)
+  sentences = default_sentences(NUM_SENTENCES, seq_len) if sentences is None else sentences
   sentences = alphabet.validate_sentences(sentences, max_len=seq_len)
   if len(sentences) < 2:
     raise ValueError(f"check_model needs at least 2 sentences (micro-batches for the accumulation), got {len(sentences)}")

@@ -19,10 +19,10 @@ import optax
 import pytest
 
 import jaxequiv
-from jaxequiv import alphabet, batches, bitwise, losses, model_check, prefix, verify
+from jaxequiv import alphabet, batches, bitwise, losses, model_check, prefix
 
 T = 8
-SENTENCES = verify.default_sentences(8, T)  # edge cases ('.', duplicates, shared prefixes) and random words
+SENTENCES = model_check.default_sentences(8, T)  # edge cases ('.', duplicates, shared prefixes) and random words
 KEY = jax.random.key(0)
 
 

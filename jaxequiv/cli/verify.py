@@ -87,12 +87,12 @@ def run_model(args: argparse.Namespace) -> int:
   """``--model``: one line per check of ``jaxequiv.check_model``, then its notes; 0 if every required check passes."""
   apply_fn, params, seq_len = load_model(args.model)
   import jax  # pylint: disable=import-outside-toplevel
-  from jaxequiv import determinism, model_check, verify  # pylint: disable=import-outside-toplevel
+  from jaxequiv import determinism, model_check  # pylint: disable=import-outside-toplevel
   determinism.warn_if_unset(jax.default_backend())
   seq_len = seq_len or args.seq_len
   print(f"jaxequiv verify --model {args.model}: backend {jax.default_backend()}, jax {jax.__version__}, T={seq_len}")
   report = model_check.check_model(apply_fn, params, seq_len=seq_len, packed=args.packed, seed=args.seed,
-                                   sentences=verify.default_sentences(args.sentences, seq_len, args.seed))
+                                   sentences=model_check.default_sentences(args.sentences, seq_len, args.seed))
   for line in [c.line for c in report.checks] + [f"note: {n}" for n in report.notes]:
     print(line)
   print(report.summary)
