@@ -7,6 +7,11 @@ segment: every ``BOS`` starts a segment, so a packed row holds several
 sentences that never see each other, each with positions from 0
 (``segments``). ``make_apply(config)`` gives the two-argument
 ``apply_fn(params, tokens)`` the losses take.
+
+The same ``Transformer`` with ``decode=True`` computes one position at a time
+from a KV cache (flax's ``cache`` collection; ``jaxequiv.lm.decoding`` wraps it
+for sampling). Attention implementations live in one registry,
+``ATTENTION_IMPLS``, chosen by ``ModelConfig.attention`` for both paths.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "gelu": jax.nn.gelu,
 }
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-ATTENTION = ("auto", "einsum", "xla", "cudnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +46,11 @@ class ModelConfig:
     activation: ``"relu"``, ``"tanh"`` or ``"gelu"`` in the MLP.
     dtype: compute dtype, ``"float32"`` or ``"bfloat16"``; params stay float32.
     mlp_ratio: MLP hidden width is ``mlp_ratio * width``.
-    attention: ``"einsum"`` (explicit softmax attention), ``"xla"`` or
-      ``"cudnn"`` (``jax.nn.dot_product_attention``; cuDNN's fused kernel on
-      GPU), or ``"auto"``: the fastest measured on the backend.
+    attention: a key of ``ATTENTION_IMPLS``: ``"einsum"`` (explicit softmax
+      attention), ``"xla"`` or ``"cudnn"`` (``jax.nn.dot_product_attention``;
+      cuDNN's fused kernel on GPU), or ``"auto"``: ``"einsum"`` on the CPU
+      backend, ``"xla"`` elsewhere (``resolve_attention``; a fixed rule, not a
+      measurement). Training and KV-cached decoding use the same one.
   """
 
   num_layers: int = 2
@@ -96,31 +102,84 @@ def segments(tokens_BxT: jax.Array) -> tuple[jax.Array, jax.Array]:
   return segment_ids, t_T - starts
 
 
-def attention_mask(t: int, s: int, q_offset: int = 0, segment_ids_BxT: jax.Array | None = None) -> jax.Array:
-  """Boolean ``[B or 1, 1, T, S]``: query t (at t + q_offset) sees keys <= it in its own segment."""
-  allowed = (jnp.arange(t)[:, None] + q_offset) >= jnp.arange(s)[None, :]
-  allowed = allowed[None, None]
+def attention_mask(t: int, segment_ids_BxT: jax.Array | None = None) -> jax.Array:
+  """Boolean ``[B or 1, 1, T, T]``: query t sees keys s <= t (of its own segment, given ``segment_ids_BxT``)."""
+  allowed = (jnp.arange(t)[:, None] >= jnp.arange(t)[None, :])[None, None]
   if segment_ids_BxT is not None:
     allowed = allowed & (segment_ids_BxT[:, None, :, None] == segment_ids_BxT[:, None, None, :])
   return allowed
 
 
-def causal_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, q_offset=0, segment_ids_BxT=None, impl="einsum"):
-  """Softmax attention where query t (at absolute position t + q_offset) sees keys <= it.
+def cache_mask(seq_len: int, position, segment_start_B: jax.Array | None = None) -> jax.Array:
+  """Boolean ``[B or 1, 1, 1, S]`` for one query at ``position`` over a cache of S = ``seq_len`` slots.
 
-  With ``segment_ids_BxT`` (self-attention, T == S) a query also sees only
-  keys of its own segment. ``impl`` is ``"einsum"`` (explicit einsums, the
-  softmax in float32) or ``"xla"``/``"cudnn"`` (``jax.nn.dot_product_attention``).
+  Slot s is seen iff ``segment_start_B[b] <= s <= position``: the row of
+  ``attention_mask`` at ``position`` when ``segment_start_B`` is where the
+  query's segment began (its last ``BOS``; 0 if none). Slots after
+  ``position`` (not yet written) are never seen.
   """
-  t, s = q_BxTxHxK.shape[1], k_BxSxHxK.shape[1]
-  mask = attention_mask(t, s, q_offset, segment_ids_BxT)
-  if impl in ("xla", "cudnn"):
-    return jax.nn.dot_product_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask=mask, implementation=impl)
+  s_S = jnp.arange(seq_len)
+  allowed_BxS = (s_S <= position)[None, :]
+  if segment_start_B is not None:
+    allowed_BxS = allowed_BxS & (s_S[None, :] >= segment_start_B[:, None])
+  return allowed_BxS[:, None, None, :]
+
+
+AttentionFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def einsum_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_Bx1xTxS):
+  r"""Masked softmax attention as two einsums, the softmax in float32.
+
+  .. math:: \mathrm{att}_t = \sum_s \mathrm{softmax}_s\big(q_t \cdot k_s / \sqrt{K}
+     \text{ if } \mathrm{mask}_{ts} \text{ else } -10^{30}\big)\, v_s
+
+  Scores are computed in the inputs' dtype, then float32 for the softmax; the
+  probabilities are cast back to the values' dtype. A masked key gets weight
+  exactly 0 (``exp(-1e30 - max)`` underflows), so the query needs one key allowed.
+  """
   scale = q_BxTxHxK.shape[-1] ** -0.5
   scores_BxHxTxS = jnp.einsum("bthk,bshk->bhts", q_BxTxHxK * scale, k_BxSxHxK)
-  scores_BxHxTxS = jnp.where(mask, scores_BxHxTxS.astype(jnp.float32), -1e30)
+  scores_BxHxTxS = jnp.where(mask_Bx1xTxS, scores_BxHxTxS.astype(jnp.float32), -1e30)
   probs_BxHxTxS = jax.nn.softmax(scores_BxHxTxS, axis=-1).astype(v_BxSxHxK.dtype)
   return jnp.einsum("bhts,bshk->bthk", probs_BxHxTxS, v_BxSxHxK)
+
+
+def _dot_product_attention(implementation: str) -> AttentionFn:
+  def attend(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_Bx1xTxS):
+    return jax.nn.dot_product_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask=mask_Bx1xTxS,
+                                        implementation=implementation)
+
+  return attend
+
+
+# The one registry of attention implementations, keyed by ``ModelConfig.attention``. Each maps
+# ``(q [B, T, H, K], k [B, S, H, K], v [B, S, H, K], mask bool broadcastable to [B, 1, T, S])``
+# to ``[B, T, H, K]``; the training path and the KV-cached path both call the configured one.
+ATTENTION_IMPLS: dict[str, AttentionFn] = {
+    "einsum": einsum_attention,
+    "xla": _dot_product_attention("xla"),
+    "cudnn": _dot_product_attention("cudnn"),
+}
+ATTENTION = ("auto", *ATTENTION_IMPLS)
+
+
+def resolve_attention(name: str, backend: str | None = None) -> str:
+  """The implementation ``name`` stands for: itself, or for ``"auto"`` a fixed rule on the backend.
+
+  ``"auto"`` is ``"einsum"`` on the CPU backend and ``"xla"`` on any other
+  (``jax.default_backend()`` unless ``backend`` is given). This is a rule, not a
+  measurement: no speed table backs it. ``"cudnn"`` (GPU only; half-precision
+  or fp8 inputs, so not this model's float32) is never picked automatically.
+
+  Examples:
+    >>> from jaxequiv import model
+    >>> model.resolve_attention("auto", "cpu"), model.resolve_attention("auto", "gpu"), model.resolve_attention("xla")
+    ('einsum', 'xla', 'xla')
+  """
+  if name != "auto":
+    return name
+  return "einsum" if (backend or jax.default_backend()) == "cpu" else "xla"
 
 
 def split_qkv(qkv_BxTx3xHxK: jax.Array, qv_bias_2xHxK: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -133,17 +192,24 @@ def split_qkv(qkv_BxTx3xHxK: jax.Array, qv_bias_2xHxK: jax.Array) -> tuple[jax.A
   return qkv_BxTx3xHxK[:, :, 0] + bias[0], qkv_BxTx3xHxK[:, :, 1], qkv_BxTx3xHxK[:, :, 2] + bias[1]
 
 
-def _resolve_impl(impl: str) -> str:
-  if impl != "auto":
-    return impl
-  return "einsum" if jax.default_backend() == "cpu" else "xla"
-
-
 class Block(nn.Module):
+  """Pre-LayerNorm block: ``x + att(LN(x))``, then ``x + MLP(LN(x))``.
+
+  ``decode=False``: ``x`` is ``[B, T, D]``; attention runs over its T positions
+  under ``mask`` (default ``attention_mask(T)``, causal). ``decode=True`` (the
+  KV cache, as in flax's lm1b example): ``x`` is ``[B, 1, D]``, the input at
+  ``position``; its key and value are written at slot ``position`` of the
+  ``cache`` collection's ``cached_key`` and ``cached_value`` ``[B, seq_len, H, K]``
+  (compute dtype), and attention runs over all ``seq_len`` slots under ``mask``
+  (default ``cache_mask(seq_len, position)``). Both use the implementation
+  ``ATTENTION_IMPLS[resolve_attention(config.attention)]``.
+  """
+
   config: ModelConfig
+  decode: bool = False
 
   @nn.compact
-  def __call__(self, x_BxTxD, segment_ids_BxT=None):
+  def __call__(self, x_BxTxD, mask=None, position=None):
     cfg = self.config
     dt = cfg.compute_dtype
     h = cfg.num_heads
@@ -152,7 +218,17 @@ class Block(nn.Module):
     qkv = nn.DenseGeneral((3, h, k), use_bias=False, dtype=dt, name="qkv")(y)
     qv_bias = self.param("qv_bias", nn.initializers.zeros, (2, h, k))
     q, kk, v = split_qkv(qkv, qv_bias)
-    att_BxTxHxK = causal_attention(q, kk, v, segment_ids_BxT=segment_ids_BxT, impl=_resolve_impl(cfg.attention))
+    if self.decode:
+      shape = (x_BxTxD.shape[0], cfg.seq_len, h, k)
+      cached_k = self.variable("cache", "cached_key", jnp.zeros, shape, kk.dtype)
+      cached_v = self.variable("cache", "cached_value", jnp.zeros, shape, v.dtype)
+      cached_k.value = jax.lax.dynamic_update_slice(cached_k.value, kk, (0, position, 0, 0))
+      cached_v.value = jax.lax.dynamic_update_slice(cached_v.value, v, (0, position, 0, 0))
+      kk, v = cached_k.value, cached_v.value
+      mask = cache_mask(cfg.seq_len, position) if mask is None else mask
+    elif mask is None:
+      mask = attention_mask(x_BxTxD.shape[1])
+    att_BxTxHxK = ATTENTION_IMPLS[resolve_attention(cfg.attention)](q, kk, v, mask)
     x_BxTxD = x_BxTxD + nn.DenseGeneral(cfg.width, axis=(-2, -1), dtype=dt, name="proj")(att_BxTxHxK)
     y = nn.LayerNorm(dtype=dt, name="ln_mlp")(x_BxTxD)
     y = nn.Dense(cfg.mlp_ratio * cfg.width, dtype=dt, name="mlp_in")(y)
@@ -167,21 +243,40 @@ class Transformer(nn.Module):
   itself, with positions restarting at 0 (``segments``). The input embeddings
   pass through ``self.perturb("embeddings", ...)``, so gradients with respect to
   them can be probed with flax's ``perturbations`` collection.
+
+  ``decode=True`` runs the same layers on one position: ``tokens`` ``[B, 1]``
+  at slot ``position`` (int, maybe traced), reading and extending the
+  ``cache`` collection (apply with ``mutable=["cache"]``; ``jaxequiv.lm.decoding.init_cache``
+  makes an empty one). Besides each block's keys and values, the cache holds
+  ``segment_start`` ``[B]``, the slot of each row's last ``BOS`` (0 before
+  any), so positions and masks follow the segment rule exactly as in
+  ``segments``. Every cache leaf has leading dimension B, so a beam search may
+  reorder rows with ``x[rows]``.
   """
 
   config: ModelConfig
+  decode: bool = False
 
   @nn.compact
-  def __call__(self, tokens_BxT):
+  def __call__(self, tokens_BxT, *, position=None):
     cfg = self.config
     dt = cfg.compute_dtype
-    segment_ids_BxT, positions_BxT = segments(tokens_BxT)
+    if self.decode:
+      if tokens_BxT.shape[1] != 1 or position is None:
+        raise ValueError(f"decode=True takes tokens [B, 1] and a position, got shape {tokens_BxT.shape}, {position=}")
+      start = self.variable("cache", "segment_start", jnp.zeros, tokens_BxT.shape[:1], jnp.int32)
+      start.value = jnp.where(tokens_BxT[:, 0] == alphabet.BOS, position, start.value).astype(jnp.int32)
+      positions_BxT = (position - start.value)[:, None]
+      mask = cache_mask(cfg.seq_len, position, start.value)
+    else:
+      segment_ids_BxT, positions_BxT = segments(tokens_BxT)
+      mask = attention_mask(tokens_BxT.shape[1], segment_ids_BxT)
     embed = nn.Embed(alphabet.INPUT_VOCAB, cfg.width, dtype=dt, name="embed")
     pos_TxD = self.param("pos_embed", nn.initializers.normal(0.02), (cfg.seq_len, cfg.width))
     x_BxTxD = embed(tokens_BxT) + jnp.take(pos_TxD, positions_BxT, axis=0).astype(dt)
     x_BxTxD = self.perturb("embeddings", x_BxTxD)
     for i in range(cfg.num_layers):
-      x_BxTxD = Block(cfg, name=f"block_{i}")(x_BxTxD, segment_ids_BxT)
+      x_BxTxD = Block(cfg, self.decode, name=f"block_{i}")(x_BxTxD, mask, position)
     x_BxTxD = nn.LayerNorm(dtype=dt, name="ln_final")(x_BxTxD)
     logits_BxTxV = nn.Dense(alphabet.NUM_CLASSES, dtype=dt, name="head")(x_BxTxD)
     return logits_BxTxV.astype(jnp.float32)

@@ -141,3 +141,29 @@ def test_top_level_exports():
   for name in ["init", "lm_nll", "classification_xent", "prefix_examples", "pack", "unpacked", "encode", "decode",
                "normalize", "ModelConfig", "make_apply", "lm_batch", "canonical_order"]:
     assert callable(getattr(jaxequiv, name)), name
+
+
+def test_attention_registry_and_the_auto_rule():
+  assert model.ATTENTION == ("auto", *model.ATTENTION_IMPLS) == ("auto", "einsum", "xla", "cudnn")
+  assert [model.resolve_attention("auto", b) for b in ("cpu", "gpu", "tpu")] == ["einsum", "xla", "xla"]
+  assert model.resolve_attention("cudnn", "cpu") == "cudnn"
+  want = "einsum" if jax.default_backend() == "cpu" else "xla"
+  assert model.resolve_attention("auto") == want
+
+
+def test_masks():
+  seg = jnp.array([[1, 1, 2, 2]])
+  m = model.attention_mask(4, seg)[0, 0]
+  assert m.astype(int).tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]
+  # cache_mask at position 3 with the segment started at slot 2 is attention_mask's row 3 (slots > 3 unseen).
+  c = model.cache_mask(6, 3, jnp.array([2, 0]))
+  assert c.shape == (2, 1, 1, 6)
+  assert c[:, 0, 0].astype(int).tolist() == [[0, 0, 1, 1, 0, 0], [1, 1, 1, 1, 0, 0]]
+
+
+def test_decode_mode_takes_one_position():
+  params = model.init(jax.random.key(0), CFG)
+  cache = {}
+  with pytest.raises(ValueError, match=r"decode=True takes tokens \[B, 1\] and a position, got shape \(3, 2\)"):
+    model.Transformer(CFG, decode=True).apply({"params": params, "cache": cache}, _tokens(t=2), position=0,
+                                              mutable=["cache"])
