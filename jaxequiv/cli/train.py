@@ -77,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   g = parser.add_argument_group("optimisation")
   g.add_argument("--steps", type=cli.positive_int, default=600, help="optimizer steps (the cosine schedule's length)")
   g.add_argument("--batch-size", type=cli.positive_int, default=d.batch_size,
-                 help="sentences per step; classification batches hold the same number of predictions")
+                 help="rows of --seq-len tokens per step (packed: several sentences per row); the classifier"
+                      " trains on as many predictions per step (paired: the same rows)")
   g.add_argument("--lr", type=cli.positive_float, default=d.learning_rate, help="peak learning rate (AdamW), > 0")
   g.add_argument("--warmup", type=cli.nonnegative_int, default=d.warmup_steps, help="linear warm-up steps")
   g.add_argument("--end-lr-fraction", type=cli.unit_interval, default=d.end_lr_fraction,

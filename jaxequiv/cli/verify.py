@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--width", type=cli.positive_int, default=d.width, help="model width (>= 1)")
   parser.add_argument("--heads", type=cli.positive_int, default=d.num_heads, help="attention heads (divide --width)")
   parser.add_argument("--seq-len", type=cli.int_range(2), default=d.seq_len, help="context length T (>= 2)")
-  parser.add_argument("--activation", default=d.activation, choices=sorted(ACTIVATIONS))
+  parser.add_argument("--activation", default=d.activation, choices=sorted(ACTIVATIONS),
+                      help="MLP activation of the transformer blocks")
   parser.add_argument("--sentences", type=cli.positive_int, default=d.num_sentences,
                       help="sentences in the batch (>= 1)")
   parser.add_argument("--steps", type=cli.positive_int, default=d.steps,

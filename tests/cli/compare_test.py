@@ -1,4 +1,4 @@
-"""``python -m jaxequiv compare``: an LM run and its paired classifier run are equal bit for bit; another seed is not."""
+"""``jaxequiv compare``: an LM run and its paired classifier run are equal bit for bit; another seed is not."""
 
 import io
 from contextlib import redirect_stderr, redirect_stdout
@@ -24,8 +24,8 @@ def runs(tmp_path_factory):
   """Three tiny runs of 3 steps: the LM, the paired classifier, the LM with another seed."""
   root = tmp_path_factory.mktemp("runs")
   data = root / "corpus.txt"
-  data.write_text(" ".join(f"The {a} {b} sat." for a in ("cat", "dog", "hen", "owl", "fox") for b in ("saw", "ran", "hid",
-                                                                                                 "ate")))
+  animals, verbs = ("cat", "dog", "hen", "owl", "fox"), ("saw", "ran", "hid", "ate")
+  data.write_text(" ".join(f"The {a} {v} sat." for a in animals for v in verbs))  # 20 sentences
   out = {}
   for name, flags in [("lm", ["--objective", "lm"]), ("classification", ["--objective", "classification",
                                                                           "--mode", "paired"]),

@@ -351,3 +351,18 @@ def test_help_imports_no_jax(command):
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "--help" in proc.stdout
   assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout.strip().splitlines()[-1][:500]
+
+
+@pytest.mark.parametrize("command", list(cli.COMMANDS))
+def test_every_flag_has_a_help_text_that_states_its_default_once(command):
+  """No flag without help; ``(default: X)`` at most once (argparse's appended one is skipped when the help says it)."""
+  parser = cli.build_parser(command)
+  sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+  formatter = sub._get_formatter()
+  for action in sub._actions:
+    if isinstance(action, argparse._HelpAction):
+      continue
+    name = "/".join(action.option_strings) or action.dest
+    assert action.help, f"{command} {name} has no help text"
+    text = formatter._expand_help(action)
+    assert text.count("(default:") <= 1 and "(default: None)" not in text, f"{command} {name}: {text!r}"
