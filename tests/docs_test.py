@@ -2,11 +2,14 @@
 
 import ast
 import base64
+import contextlib
 import importlib.util
+import io
 import pathlib
 import re
 
 import nbformat
+import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).parent.parent
@@ -69,3 +72,24 @@ def test_every_page_is_in_the_nav_and_every_notebook_has_a_page():
   for page in written:  # figures are results/NAME.png, added to the site by the hook
     for figure in re.findall(r"\]\((results/[^)]+)\)", (ROOT / "docs" / page).read_text()):
       assert (ROOT / figure).exists(), f"docs/{page} shows {figure}, which does not exist"
+
+
+OWN_MODEL = [b for b in re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "own_model.md").read_text(), re.S)
+             if "jaxequiv.lm_nll" in b]
+README_EXAMPLES = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+
+
+def test_own_model_page_has_the_linen_nnx_and_equinox_recipes():
+  assert [("flax.linen" in b, "flax.nnx" in b, "equinox" in b) for b in OWN_MODEL] == [
+      (True, False, False), (False, True, False), (False, False, True)]
+
+
+@pytest.mark.parametrize("index", range(3), ids=["linen", "nnx", "equinox"])
+def test_own_model_recipe_runs_and_gradients_are_bitwise_equal(index):
+  recipe = OWN_MODEL[index]
+  if recipe in README_EXAMPLES:
+    pytest.skip("the same text is in README.md, where tests/readme_test.py runs it")
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    exec(compile(recipe, "docs/own_model.md", "exec"), {})  # pylint: disable=exec-used
+  assert "mismatched_elements=0," in out.getvalue() and ", elements=0," not in out.getvalue()
