@@ -166,7 +166,9 @@ def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dic
     ``{"out_dir", "step", "steps", "completed", "predictions_seen",
     "wall_seconds" (this call's training), "num_train_sentences",
     "num_train_chars", "num_val_sentences", "final" (the last validation
-    record, or None), "samples", "history", "signal"}``. ``samples`` is empty
+    record, or None), "best" (the lowest after step 0, its checkpoint kept:
+    ``{"step", "val_nats_per_char", "val_bits_per_char"}`` or None), "samples",
+    "history", "signal"}``. ``samples`` is empty
     unless the run completed. ``signal`` is None, or ``"SIGINT"`` /
     ``"SIGTERM"`` if one ended the run early at a step boundary (a checkpoint
     of that step saved in ``out_dir``: resume it).
@@ -192,12 +194,18 @@ def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dic
     log(f"data {config.data.spec}: {len(train_sentences)} train sentences ({n_chars} characters),"
         f" {len(val_sentences)} validation")
   t0 = time.time()
-  with stop_on_signals() as got:
-    result = train_lib.train(mcfg, tcfg, train_lib.sentence_batches(train_sentences, mcfg, tcfg),
-                             val_sentences=val_sentences, out_dir=out, resume=config.resume,
-                             max_steps_this_run=config.max_steps_this_run, progress=config.progress,
-                             mesh=parallel.make_mesh() if data_parallel else None,
-                             extra_config={"data": config.data.to_dict()}, log=log, stop=lambda: bool(got))
+  try:
+    with stop_on_signals() as got:
+      result = train_lib.train(mcfg, tcfg, train_lib.sentence_batches(train_sentences, mcfg, tcfg),
+                               val_sentences=val_sentences, out_dir=out, resume=config.resume,
+                               max_steps_this_run=config.max_steps_this_run, progress=config.progress,
+                               mesh=parallel.make_mesh() if data_parallel else None,
+                               extra_config={"data": config.data.to_dict()}, log=log, stop=lambda: bool(got))
+  except Exception as e:  # pylint: disable=broad-except
+    lost = parallel.peer_loss_error(e)  # another process of the job died: one line, prompt exit
+    if lost is None:
+      raise
+    raise lost from None
   wall = time.time() - t0
   samples = []
   if result.completed and config.num_samples > 0:
@@ -209,5 +217,5 @@ def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dic
           "predictions_seen": result.predictions_seen, "wall_seconds": wall,
           "num_train_sentences": len(train_sentences), "num_train_chars": n_chars,
           "num_val_sentences": len(val_sentences), "final": runs.final_validation(result.history),
-          "samples": list(samples), "history": result.history,
+          "best": result.best, "samples": list(samples), "history": result.history,
           "signal": signal.Signals(got[0]).name if got else None}

@@ -42,6 +42,7 @@ from jaxequiv import rundir
 from jaxequiv import training
 from jaxequiv.batches import ClassificationBatch, LMBatch
 from jaxequiv.training import NonFiniteLossError, TrainState, make_schedule, make_train_step
+from jaxequiv.lm import parallel
 from jaxequiv.lm.evaluate import evaluate_batches, make_eval_batches
 
 Batch = LMBatch | ClassificationBatch
@@ -99,6 +100,7 @@ class TrainResult(NamedTuple):
   history: list[dict]        # records as written to metrics.jsonl
   predictions_seen: int      # next-character predictions trained on so far
   completed: bool            # False if stopped early (max_steps_this_run, or stop)
+  best: dict | None = None   # the lowest validation after step 0: {"step", "val_nats_per_char", "val_bits_per_char"}
 
 
 def init_state(key: jax.Array, model_config: model_lib.ModelConfig, train_config: TrainConfig) -> TrainState:
@@ -152,12 +154,15 @@ def sentence_batches(sentences: Sequence[str], model_config: model_lib.ModelConf
 
   sentences = list(sentences)
 
+  rows = parallel.process_rows(train_config.batch_size) if jax.process_count() > 1 else None  # this process's rows
+
   def batches(start_step: int) -> Iterator[Batch]:
     if train_config.objective == "lm":
       return data.lm_batches(sentences, train_config.batch_size, model_config.seq_len, seed=train_config.seed,
-                             start_step=start_step)
+                             start_step=start_step, rows=rows)
     return data.classification_batches(sentences, train_config.batch_size, model_config.seq_len,
-                                       mode=train_config.mode, seed=train_config.seed, start_step=start_step)
+                                       mode=train_config.mode, seed=train_config.seed, start_step=start_step,
+                                       rows=rows)
 
   return batches
 
@@ -195,7 +200,8 @@ class StopTraining(Exception):
 
 
 def _parallel_record(mesh) -> dict:
-  return {"data_parallel": mesh is not None, "device_count": int(mesh.size) if mesh is not None else 1}
+  record = {"data_parallel": mesh is not None, "device_count": int(mesh.size) if mesh is not None else 1}
+  return {**record, "process_count": jax.process_count()} if jax.process_count() > 1 else record
 
 
 def _window_means(vals: Sequence[dict]) -> dict[str, float]:
@@ -227,7 +233,10 @@ def train(
     batches: ``batches(start_step)`` yields the batches for steps ``start_step,
       start_step + 1, ...``; must be deterministic (see ``sentence_batches``).
     val_sentences: validation sentences; NLL in nats and bits per character is
-      recorded every ``eval_every`` steps and at the end.
+      recorded (and logged) every ``eval_every`` steps and at the end. The
+      lowest after step 0 is the run's ``best``: with ``out_dir`` a checkpoint
+      of its step is saved and never pruned by ``max_to_keep``, and every
+      checkpoint's meta names it (``jaxequiv.lm.runs.best``).
     out_dir: run directory (``jaxequiv.checkpoint`` layout: ``config.json``,
       ``metrics.jsonl``, ``checkpoints/``), locked against a second writer for
       the whole call; None keeps everything in memory.
@@ -247,13 +256,13 @@ def train(
       works but is not bitwise equal to an uninterrupted run (``log`` says so).
     extra_config: more JSON for ``config.json`` and the checkpoints' recorded
       settings (e.g. the data spec; compared on resume too).
-    log: one-line notices (damaged checkpoints skipped, topology changes).
+    log: one-line notices (each validation, damaged checkpoints skipped, topology changes).
     stop: polled after every step (its validation done); when True the run
       saves a checkpoint of that step (with ``out_dir``) and returns early: how
       ``jaxequiv.lm.experiment.run`` ends a run on SIGINT or SIGTERM.
 
   Returns:
-    ``TrainResult(state, history, predictions_seen, completed)``.
+    ``TrainResult(state, history, predictions_seen, completed, best)``.
 
   Raises:
     jaxequiv.rundir.LockedError: another writer holds ``out_dir``.
@@ -262,7 +271,8 @@ def train(
     jaxequiv.training.NonFiniteLossError: the loss or gradient norm became
       non-finite (names the step and the last good checkpoint).
   """
-  lock = rundir.RunLock(out_dir) if out_dir is not None else None
+  # With several processes (jaxequiv.lm.parallel), process 0 holds the lock and writes; the others wait for it.
+  lock = rundir.RunLock(out_dir) if out_dir is not None and jax.process_index() == 0 else None
   try:
     return _train(model_config, train_config, batches, val_sentences=val_sentences, out_dir=out_dir, resume=resume,
                   max_steps_this_run=max_steps_this_run, callbacks=callbacks, progress=progress, mesh=mesh,
@@ -272,10 +282,10 @@ def train(
       lock.close()
 
 
-def _resume(out_dir, state, current, log):
-  """(state, predictions_seen, history, window, step) restored from the newest good checkpoint."""
+def _resume(out_dir, state, current, log, writer=True):
+  """(state, predictions_seen, history, window, step, best) restored from the newest good checkpoint."""
   restored = checkpoint.restore(out_dir, {"params": state.params, "opt_state": state.opt_state},
-                                log=log, quarantine=True)
+                                log=log, quarantine=writer)
   s, meta = restored.step, restored.meta
   recorded = dict(meta.get("config", {}))
   diffs = rundir.config_differences({k: v for k, v in recorded.items() if k != "parallel"},
@@ -292,7 +302,8 @@ def _resume(out_dir, state, current, log):
   step_arr = jax.device_put(np.int32(s), state.step.sharding)
   state = TrainState(step_arr, restored.items["params"], restored.items["opt_state"])
   window = [{"loss": np.float32(a), "grad_norm": np.float32(b)} for a, b in meta.get("window", [])]
-  return state, int(meta.get("predictions_seen", 0)), rundir.read_metrics(out_dir, s, log=log), window, s
+  history = rundir.read_metrics(out_dir, s, log=log)
+  return state, int(meta.get("predictions_seen", 0)), history, window, s, meta.get("best")
 
 
 def _train(model_config, train_config, batches, *, val_sentences, out_dir, resume, max_steps_this_run, callbacks,
@@ -301,20 +312,24 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
 
   tcfg = train_config
   state = init_state(jax.random.key(tcfg.seed), model_config, tcfg)
-  predictions_seen, history, window, last_saved = 0, [], [], None
+  predictions_seen, history, window, last_saved, best = 0, [], [], None, None
   current = {**config_dict(model_config, tcfg, **(extra_config or {})), "parallel": _parallel_record(mesh)}
   if mesh is not None:
-    from jaxequiv.lm import parallel  # pylint: disable=import-outside-toplevel
     state = parallel.replicate(state, mesh)
 
+  writer = jax.process_index() == 0
   if out_dir is not None:
-    rundir.remove_partial_writes(out_dir)  # we hold the lock: any .tmp-* is a killed writer's
+    if writer:
+      rundir.remove_partial_writes(out_dir)  # we hold the lock: any .tmp-* is a killed writer's
+    parallel.sync_processes("jaxequiv: run directory cleaned")
     if checkpoint.steps(out_dir):
       if not resume:
         raise rundir.RunDirError(f"{out_dir!r} already holds checkpoints; resume it or use a fresh directory")
-      state, predictions_seen, history, window, last_saved = _resume(out_dir, state, current, log)
-    rundir.write_config(out_dir, current)
-    rundir.write_metrics(out_dir, history)  # drops records past the checkpoint we resumed from
+      state, predictions_seen, history, window, last_saved, best = _resume(
+          out_dir, state, current, log if writer else None, writer)
+    if writer:
+      rundir.write_config(out_dir, current)
+      rundir.write_metrics(out_dir, history)  # drops records past the checkpoint we resumed from
 
   step0 = int(state.step)
   end = tcfg.steps if max_steps_this_run is None else min(tcfg.steps, step0 + max_steps_this_run)
@@ -332,14 +347,23 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
 
   def log_record(record):
     history.append(record)
-    if out_dir is not None:
+    if out_dir is not None and writer:
       rundir.append_metrics(out_dir, [record])
 
   def validate(step):
+    nonlocal best
     r = evaluate_batches(state.params, eval_batches, apply_fn)
-    log_record({"step": step, "predictions_seen": predictions_seen, "val_nats_per_char": r.nats_per_char,
-                "val_bits_per_char": r.bits_per_char, "time": time.time() - t0})
-    return r
+    val = {"val_nats_per_char": r.nats_per_char, "val_bits_per_char": r.bits_per_char}
+    log_record({"step": step, "predictions_seen": predictions_seen, **val, "time": time.time() - t0})
+    improved = step > 0 and (best is None or r.nats_per_char < best["val_nats_per_char"])
+    if improved:
+      best = {"step": step, **val}
+    if log is not None and writer:
+      bar.clear()
+      log(f"step {step}: validation {r.nats_per_char:.4f} nats/char ({r.bits_per_char:.4f} bits/char)"
+          + (" (best so far)" if improved else ""))
+      bar.refresh()
+    return val, improved
 
   def fetch_window(step):
     vals = jax.device_get(window)
@@ -347,9 +371,10 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
     return vals
 
   t0 = time.time()
+  bar = tqdm(total=tcfg.steps, initial=step0, disable=not progress or not writer, desc=f"train {tcfg.objective}",
+             leave=False)
   if step0 == 0 and eval_batches is not None and tcfg.eval_every:
     validate(0)
-  bar = tqdm(total=tcfg.steps, initial=step0, disable=not progress, desc=f"train {tcfg.objective}", leave=False)
   step = step0
   it = batches(step0)
   try:
@@ -358,7 +383,8 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
         batch = next(it)
       except StopIteration:
         raise RuntimeError(f"the batch iterator ran out at step {step} of {tcfg.steps}") from None
-      predictions_seen += num_predictions(batch)
+      n = num_predictions(batch)  # an LM process holds its rows only; examples are whole
+      predictions_seen += parallel.sum_over_processes(n) if isinstance(batch, LMBatch) else n
       state, metrics = train_step(state, put(batch))
       step += 1
       window.append(metrics)
@@ -366,21 +392,21 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
         means = _window_means(fetch_window(step))
         log_record({"step": step, "predictions_seen": predictions_seen, **means,
                     "lr": float(schedule(step - 1)), "time": time.time() - t0})
-        bar.set_postfix(loss=f"{means['loss']:.3f}")
+        bar.set_postfix_str(f"train loss {means['loss']:.3f} nats/prediction")
         window = []
       bar.update(1)
-      rec = {"step": step, "predictions_seen": predictions_seen}
+      rec, improved = {"step": step, "predictions_seen": predictions_seen}, False
       if eval_batches is not None and ((tcfg.eval_every and step % tcfg.eval_every == 0) or step == tcfg.steps):
-        r = validate(step)
-        rec.update(val_nats_per_char=r.nats_per_char, val_bits_per_char=r.bits_per_char)
-      stopping = stop is not None and stop()
-      if out_dir is not None and (stopping or (tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0)
+        val, improved = validate(step)
+        rec.update(val)
+      stopping = parallel.sum_over_processes(stop is not None and stop()) > 0  # all processes stop at one step
+      if out_dir is not None and (stopping or improved or (tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0)
                                   or step == tcfg.steps):
         pending = fetch_window(step)  # every step up to here has a finite loss and gradient
         checkpoint.save(out_dir, step, {"params": state.params, "opt_state": state.opt_state},
-                        {"predictions_seen": predictions_seen, "config": current,
+                        {"predictions_seen": predictions_seen, "config": current, "best": best,
                          "window": [[float(v["loss"]), float(v["grad_norm"])] for v in pending]},
-                        max_to_keep=tcfg.max_to_keep)
+                        max_to_keep=tcfg.max_to_keep, keep=(best["step"],) if best else ())
         last_saved = step
       if callbacks:
         rec.update({k: float(v) for k, v in metrics.items()})
@@ -394,4 +420,4 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
     raise NonFiniteLossError(f"{e}; {where}") from None
   finally:
     bar.close()
-  return TrainResult(state, history, predictions_seen, step == tcfg.steps)
+  return TrainResult(state, history, predictions_seen, step == tcfg.steps, best)

@@ -14,7 +14,7 @@ import pytest
 import jaxequiv
 from jaxequiv import checkpoint, rundir, training
 from jaxequiv.lm import runs, train as tr
-from jaxequiv.lm.evaluate import evaluate
+from jaxequiv.lm.evaluate import EvalResult, evaluate
 from jaxequiv.bitwise import assert_bitwise_equal, compare_bits
 from tests import testutil
 
@@ -209,6 +209,26 @@ def test_resume_is_bitwise_equal_to_uninterrupted(tmp_path, objective):
   assert got == want
 
 
+def test_best_validation_is_kept_named_and_carried_over_a_resume(tmp_path, monkeypatch, capsys):
+  # Scripted validation NLLs in call order: the best after step 0 is step 4's, then the run gets worse.
+  nats = iter([5.0, 3.0, 2.0, 2.5, 4.0] + [4.5, 4.2, 4.9, 5.1])  # steps 0, 2, ..., 8 | resumed at 9: 10, ..., 16
+  monkeypatch.setattr(tr, "evaluate_batches", lambda *a: (lambda x: EvalResult(x, x / math.log(2), 1))(next(nats)))
+  tcfg = _tcfg(eval_every=2, checkpoint_every=3, max_to_keep=1)
+  out = str(tmp_path / "run")
+  first = _run(out, tcfg, max_steps_this_run=9)
+  best = {"step": 4, "val_nats_per_char": 2.0, "val_bits_per_char": 2.0 / math.log(2)}
+  assert first.best == best and runs.best(out) == best
+  assert checkpoint.steps(out) == [9, 4]  # max_to_keep=1 pruned 2, 3 and 6, never the best
+  err = capsys.readouterr().err
+  assert "step 2: validation 3.0000 nats/char (4.3281 bits/char) (best so far)" in err, err
+  assert "step 6: validation 2.5000 nats/char (3.6067 bits/char)\n" in err, err
+  second = _run(out, tcfg)
+  assert second.completed and second.best == best and runs.best(out) == best
+  assert checkpoint.steps(out) == [16, 4]
+  params, _ = runs.load_params(out, best["step"])
+  assert jax.tree.structure(params) == jax.tree.structure(second.state.params)
+
+
 def test_resume_falls_back_past_a_damaged_checkpoint(tmp_path, capsys):
   tcfg = _tcfg(checkpoint_every=4)
   straight = tr.train(MCFG, tcfg, inline_batches(SENTENCES, MCFG, tcfg), progress=False)
@@ -381,7 +401,7 @@ def test_sentence_batches_start_at_the_step_in_o1(monkeypatch):
   from jaxequiv.lm import data
   calls = []
 
-  def fast(sentences, batch_size, seq_len, *, seed=0, epochs=None, start_step=0):
+  def fast(sentences, batch_size, seq_len, *, seed=0, epochs=None, start_step=0, rows=None):
     calls.append(start_step)
     return iter([f"batch {start_step}"])
 
