@@ -32,7 +32,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -97,14 +97,14 @@ def _fsync_dir(path: str) -> None:
 
 
 def save(run_dir: str, step: int, items: Mapping[str, Any], meta: Mapping[str, Any], *,
-         max_to_keep: int | None = None) -> str:
+         max_to_keep: int | None = None, keep: Collection[int] = ()) -> str:
   """Saves pytrees ``items`` and JSON ``meta`` as ``RUN/checkpoints/<step>``; returns that path.
 
   Everything is written into a temporary directory, a manifest of file sizes
   and SHA-256 digests last, then the directory is renamed into place: a kill
   leaves either no step directory or a complete one. An existing directory for
   the same step is replaced. Then only the newest ``max_to_keep`` steps are
-  kept (None: all). Callers that may run concurrently must hold a ``RunLock``.
+  kept (None: all), and the steps in ``keep`` (e.g. the best validation's). Callers that may run concurrently must hold a ``RunLock``.
 
   Args:
     run_dir: the run directory.
@@ -113,6 +113,7 @@ def save(run_dir: str, step: int, items: Mapping[str, Any], meta: Mapping[str, A
       names must be plain words.
     meta: JSON-able metadata; ``"step"`` is added.
     max_to_keep: checkpoints to keep, or None.
+    keep: steps never deleted by ``max_to_keep``.
 
   Returns:
     The checkpoint's directory.
@@ -148,7 +149,7 @@ def save(run_dir: str, step: int, items: Mapping[str, Any], meta: Mapping[str, A
     os.rename(tmp, final)
     _fsync_dir(root)
     if max_to_keep is not None:
-      for s in steps(run_dir)[max_to_keep:]:
+      for s in [s for s in steps(run_dir)[max_to_keep:] if s not in keep]:
         shutil.rmtree(os.path.join(root, str(s)), ignore_errors=True)
   return final
 

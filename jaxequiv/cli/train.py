@@ -230,9 +230,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
   print(f"step {summary['step']}: {summary['predictions_seen']} predictions seen in {summary['wall_seconds']:.1f} s"
         " this run")
-  if summary["final"] is not None:
-    print(f"final validation NLL: {summary['final']['val_nats_per_char']:.4f} nats/char"
-          f" ({summary['final']['val_bits_per_char']:.4f} bits/char)")
+  for name, r in (("final", summary["final"]), ("best", summary["best"])):
+    if r is not None:
+      print(f"{name} validation at step {r['step']}: {r['val_nats_per_char']:.4f} nats/char"
+            f" ({r['val_bits_per_char']:.4f} bits/char)")
+  if summary["best"] is not None and summary["best"]["step"] != summary["step"]:
+    print(f"  its checkpoint is kept: jaxequiv sample --checkpoint {shlex.quote(out)} --step {summary['best']['step']}")
   for s in summary["samples"]:
     print(f"  sample: {s}")
   print(f"run directory: {out}")

@@ -48,6 +48,15 @@ def recorded_config(out_dir: str, step: int | None = None) -> dict:
   return dict(checkpoint.restore(out_dir, {}, step).meta.get("config", {}))
 
 
+def best(out_dir: str) -> dict | None:
+  """The lowest validation after step 0 recorded in the newest good checkpoint, or None.
+
+  ``{"step", "val_nats_per_char", "val_bits_per_char"}``; ``jaxequiv.lm.train.train`` keeps a checkpoint of that
+  step (``load_params(out_dir, best(out_dir)["step"])``).
+  """
+  return checkpoint.restore(out_dir, {}).meta.get("best")
+
+
 def load_params(out_dir: str, step: int | None = None) -> tuple[Any, model_lib.ModelConfig]:
   """``(params, model_config)`` of a run's newest good (or given) checkpoint, on one device.
 
