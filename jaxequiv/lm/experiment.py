@@ -194,12 +194,18 @@ def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dic
     log(f"data {config.data.spec}: {len(train_sentences)} train sentences ({n_chars} characters),"
         f" {len(val_sentences)} validation")
   t0 = time.time()
-  with stop_on_signals() as got:
-    result = train_lib.train(mcfg, tcfg, train_lib.sentence_batches(train_sentences, mcfg, tcfg),
-                             val_sentences=val_sentences, out_dir=out, resume=config.resume,
-                             max_steps_this_run=config.max_steps_this_run, progress=config.progress,
-                             mesh=parallel.make_mesh() if data_parallel else None,
-                             extra_config={"data": config.data.to_dict()}, log=log, stop=lambda: bool(got))
+  try:
+    with stop_on_signals() as got:
+      result = train_lib.train(mcfg, tcfg, train_lib.sentence_batches(train_sentences, mcfg, tcfg),
+                               val_sentences=val_sentences, out_dir=out, resume=config.resume,
+                               max_steps_this_run=config.max_steps_this_run, progress=config.progress,
+                               mesh=parallel.make_mesh() if data_parallel else None,
+                               extra_config={"data": config.data.to_dict()}, log=log, stop=lambda: bool(got))
+  except Exception as e:  # pylint: disable=broad-except
+    lost = parallel.peer_loss_error(e)  # another process of the job died: one line, prompt exit
+    if lost is None:
+      raise
+    raise lost from None
   wall = time.time() - t0
   samples = []
   if result.completed and config.num_samples > 0:

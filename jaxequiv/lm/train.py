@@ -42,6 +42,7 @@ from jaxequiv import rundir
 from jaxequiv import training
 from jaxequiv.batches import ClassificationBatch, LMBatch
 from jaxequiv.training import NonFiniteLossError, TrainState, make_schedule, make_train_step
+from jaxequiv.lm import parallel
 from jaxequiv.lm.evaluate import evaluate_batches, make_eval_batches
 
 Batch = LMBatch | ClassificationBatch
@@ -153,12 +154,15 @@ def sentence_batches(sentences: Sequence[str], model_config: model_lib.ModelConf
 
   sentences = list(sentences)
 
+  rows = parallel.process_rows(train_config.batch_size) if jax.process_count() > 1 else None  # this process's rows
+
   def batches(start_step: int) -> Iterator[Batch]:
     if train_config.objective == "lm":
       return data.lm_batches(sentences, train_config.batch_size, model_config.seq_len, seed=train_config.seed,
-                             start_step=start_step)
+                             start_step=start_step, rows=rows)
     return data.classification_batches(sentences, train_config.batch_size, model_config.seq_len,
-                                       mode=train_config.mode, seed=train_config.seed, start_step=start_step)
+                                       mode=train_config.mode, seed=train_config.seed, start_step=start_step,
+                                       rows=rows)
 
   return batches
 
@@ -196,7 +200,8 @@ class StopTraining(Exception):
 
 
 def _parallel_record(mesh) -> dict:
-  return {"data_parallel": mesh is not None, "device_count": int(mesh.size) if mesh is not None else 1}
+  record = {"data_parallel": mesh is not None, "device_count": int(mesh.size) if mesh is not None else 1}
+  return {**record, "process_count": jax.process_count()} if jax.process_count() > 1 else record
 
 
 def _window_means(vals: Sequence[dict]) -> dict[str, float]:
@@ -266,7 +271,8 @@ def train(
     jaxequiv.training.NonFiniteLossError: the loss or gradient norm became
       non-finite (names the step and the last good checkpoint).
   """
-  lock = rundir.RunLock(out_dir) if out_dir is not None else None
+  # With several processes (jaxequiv.lm.parallel), process 0 holds the lock and writes; the others wait for it.
+  lock = rundir.RunLock(out_dir) if out_dir is not None and jax.process_index() == 0 else None
   try:
     return _train(model_config, train_config, batches, val_sentences=val_sentences, out_dir=out_dir, resume=resume,
                   max_steps_this_run=max_steps_this_run, callbacks=callbacks, progress=progress, mesh=mesh,
@@ -276,10 +282,10 @@ def train(
       lock.close()
 
 
-def _resume(out_dir, state, current, log):
+def _resume(out_dir, state, current, log, writer=True):
   """(state, predictions_seen, history, window, step, best) restored from the newest good checkpoint."""
   restored = checkpoint.restore(out_dir, {"params": state.params, "opt_state": state.opt_state},
-                                log=log, quarantine=True)
+                                log=log, quarantine=writer)
   s, meta = restored.step, restored.meta
   recorded = dict(meta.get("config", {}))
   diffs = rundir.config_differences({k: v for k, v in recorded.items() if k != "parallel"},
@@ -309,17 +315,21 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
   predictions_seen, history, window, last_saved, best = 0, [], [], None, None
   current = {**config_dict(model_config, tcfg, **(extra_config or {})), "parallel": _parallel_record(mesh)}
   if mesh is not None:
-    from jaxequiv.lm import parallel  # pylint: disable=import-outside-toplevel
     state = parallel.replicate(state, mesh)
 
+  writer = jax.process_index() == 0
   if out_dir is not None:
-    rundir.remove_partial_writes(out_dir)  # we hold the lock: any .tmp-* is a killed writer's
+    if writer:
+      rundir.remove_partial_writes(out_dir)  # we hold the lock: any .tmp-* is a killed writer's
+    parallel.sync_processes("jaxequiv: run directory cleaned")
     if checkpoint.steps(out_dir):
       if not resume:
         raise rundir.RunDirError(f"{out_dir!r} already holds checkpoints; resume it or use a fresh directory")
-      state, predictions_seen, history, window, last_saved, best = _resume(out_dir, state, current, log)
-    rundir.write_config(out_dir, current)
-    rundir.write_metrics(out_dir, history)  # drops records past the checkpoint we resumed from
+      state, predictions_seen, history, window, last_saved, best = _resume(
+          out_dir, state, current, log if writer else None, writer)
+    if writer:
+      rundir.write_config(out_dir, current)
+      rundir.write_metrics(out_dir, history)  # drops records past the checkpoint we resumed from
 
   step0 = int(state.step)
   end = tcfg.steps if max_steps_this_run is None else min(tcfg.steps, step0 + max_steps_this_run)
@@ -337,7 +347,7 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
 
   def log_record(record):
     history.append(record)
-    if out_dir is not None:
+    if out_dir is not None and writer:
       rundir.append_metrics(out_dir, [record])
 
   def validate(step):
@@ -348,7 +358,7 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
     improved = step > 0 and (best is None or r.nats_per_char < best["val_nats_per_char"])
     if improved:
       best = {"step": step, **val}
-    if log is not None:
+    if log is not None and writer:
       bar.clear()
       log(f"step {step}: validation {r.nats_per_char:.4f} nats/char ({r.bits_per_char:.4f} bits/char)"
           + (" (best so far)" if improved else ""))
@@ -361,7 +371,8 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
     return vals
 
   t0 = time.time()
-  bar = tqdm(total=tcfg.steps, initial=step0, disable=not progress, desc=f"train {tcfg.objective}", leave=False)
+  bar = tqdm(total=tcfg.steps, initial=step0, disable=not progress or not writer, desc=f"train {tcfg.objective}",
+             leave=False)
   if step0 == 0 and eval_batches is not None and tcfg.eval_every:
     validate(0)
   step = step0
@@ -372,7 +383,8 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
         batch = next(it)
       except StopIteration:
         raise RuntimeError(f"the batch iterator ran out at step {step} of {tcfg.steps}") from None
-      predictions_seen += num_predictions(batch)
+      n = num_predictions(batch)  # an LM process holds its rows only; examples are whole
+      predictions_seen += parallel.sum_over_processes(n) if isinstance(batch, LMBatch) else n
       state, metrics = train_step(state, put(batch))
       step += 1
       window.append(metrics)
@@ -387,7 +399,7 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
       if eval_batches is not None and ((tcfg.eval_every and step % tcfg.eval_every == 0) or step == tcfg.steps):
         val, improved = validate(step)
         rec.update(val)
-      stopping = stop is not None and stop()
+      stopping = parallel.sum_over_processes(stop is not None and stop()) > 0  # all processes stop at one step
       if out_dir is not None and (stopping or improved or (tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0)
                                   or step == tcfg.steps):
         pending = fetch_window(step)  # every step up to here has a finite loss and gradient
