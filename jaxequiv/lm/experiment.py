@@ -155,6 +155,29 @@ def stop_on_signals() -> Iterator[list[int]]:
       signal.signal(s, h)
 
 
+def _duration(seconds: float) -> str:
+  """``"4 h 20 min"``, ``"12 min"`` or ``"40 s"``."""
+  minutes = round(seconds / 60)
+  if seconds < 90:
+    return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
+  return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def iid_estimate(model: model_lib.ModelConfig, train: train_lib.TrainConfig, sentences: list[str], steps: int) -> str:
+  """One line: an iid run's seconds per step against the LM's, measured here, and the time ``steps`` will take.
+
+  Both steps are timed by ``jaxequiv.lm.train.step_seconds`` (the iid step's
+  compile is reused by the run). An iid step packs its random prefixes, one
+  context chain each, into many more rows than the LM's ``batch_size``: that
+  is the ratio printed, and the reason the run is slow.
+  """
+  iid, iid_rows = train_lib.step_seconds(model, train, sentences, steps=1)
+  lm, _ = train_lib.step_seconds(model, dataclasses.replace(train, objective="lm"), sentences)
+  return (f"iid mode: {iid:.2f} s per step ({iid_rows} rows of random prefixes) against {lm:.3f} s for the LM step"
+          f" ({train.batch_size} rows): {iid / lm:.3g}x; {steps} steps will take about {_duration(steps * iid)}"
+          " (estimate from steps timed after compiling; --mode paired trains the LM's trajectory at the LM's cost)")
+
+
 def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dict[str, Any]:
   """Trains and evaluates one run; returns a JSON-able summary.
 
@@ -193,6 +216,12 @@ def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dic
   if log is not None:
     log(f"data {config.data.spec}: {len(train_sentences)} train sentences ({n_chars} characters),"
         f" {len(val_sentences)} validation")
+    if tcfg.objective == "classification" and tcfg.mode == "iid" and not data_parallel:
+      start = (runs.latest_step(out) or 0) if resuming(config) else 0
+      todo = tcfg.steps - start if config.max_steps_this_run is None else min(tcfg.steps - start,
+                                                                              config.max_steps_this_run)
+      log("iid mode: timing a step of it and of the LM first (the iid step costs many LM steps)")
+      log(iid_estimate(mcfg, tcfg, train_sentences, todo))
   t0 = time.time()
   try:
     with stop_on_signals() as got:

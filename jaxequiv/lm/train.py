@@ -195,6 +195,28 @@ def _jit_step(model_config, train_config):
       make_train_step(make_loss_fn(train_config.objective, model_config), training.make_optimizer(train_config)))
 
 
+def step_seconds(model_config: model_lib.ModelConfig, train_config: TrainConfig, sentences: Sequence[str], *,
+                 steps: int = 2) -> tuple[float, int]:
+  """``(seconds, rows)`` of one training step at these settings, measured on one device; nothing is saved.
+
+  Runs ``steps + 1`` steps of ``train_config``'s objective and mode from a
+  fresh state on ``sentence_batches(sentences, ...)`` (batch building
+  included) and returns the mean wall time of the last ``steps`` (the first
+  compiles; the compiled step is cached, so ``train`` reuses it) and the
+  rows of a batch. What ``jaxequiv.lm.experiment.run`` estimates an iid run's
+  time from.
+  """
+  state = init_state(jax.random.key(train_config.seed), model_config, train_config)
+  step, it = _jitted_train_step(model_config, train_config), sentence_batches(sentences, model_config, train_config)(0)
+  for i in range(steps + 1):
+    if i == 1:
+      t0 = time.perf_counter()
+    batch = next(it)
+    state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)
+  return (time.perf_counter() - t0) / steps, int(np.shape(batch[0])[0])  # inputs or tokens: [R, T]
+
+
 class StopTraining(Exception):
   """Raise from a callback to stop the loop (like a kill: nothing more is saved)."""
 

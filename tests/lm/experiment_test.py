@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import signal
 
 import pytest
@@ -98,3 +100,15 @@ def test_cli_resume_refuses_a_flag_that_differs_from_the_recorded_run_naming_it(
     assert len(err) == 1 and needle in err[0] and "with its recorded settings" in err[0]
   # The recorded values themselves, and flags that do not change the run, are accepted.
   assert cli.main(resume + ["--width", "16", "--steps", "8", "--max-steps-this-run", "2"]) == 0
+
+
+def test_an_iid_run_prints_its_measured_step_time_and_eta_against_the_lm_first():
+  lines = []
+  cfg = experiment.ExperimentConfig(MCFG, dataclasses.replace(TCFG, objective="classification", mode="iid"), DATA,
+                                    out_dir=None, num_samples=0, progress=False, max_steps_this_run=3)
+  experiment.run(cfg, log=lines.append)
+  print("\n".join(lines))
+  i = next(i for i, line in enumerate(lines) if line.startswith("iid mode: ") and " s per step (" in line)
+  assert re.search(r"against [0-9.]+ s for the LM step \(4 rows\): [0-9.e+]+x; 3 steps will take about [0-9.]+ s", lines[i])
+  assert i < next(i for i, line in enumerate(lines) if line.startswith("step 0: validation"))  # before training
+  assert experiment._duration(4 * 3600 + 20 * 60) == "4 h 20 min" and experiment._duration(600) == "10 min"
