@@ -242,18 +242,25 @@ def test_report_lookup_names_the_checks():
     report["segment"]  # pylint: disable=pointless-statement
 
 
-README = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
-README_MODELS = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "jaxequiv.lm_nll" in b]
-README_CHECK = next(b for b in re.findall(r"```python\n(.*?)```", README, re.S) if "check_model" in b)
+DOCS = pathlib.Path(__file__).parent.parent / "docs" / "own_model.md"
+PAGES = {"README.md": pathlib.Path(__file__).parent.parent / "README.md", "docs/own_model.md": DOCS}
 
 
-@pytest.mark.parametrize("index", range(3), ids=["linen", "nnx", "equinox"])
-def test_readme_check_model(index):
-  """The README's own-model section ends with check_model; run it after each of its three models."""
+def _models_and_check(page):
+  blocks = re.findall(r"```python\n(.*?)```", PAGES[page].read_text(), re.S)
+  return [b for b in blocks if "jaxequiv.lm_nll" in b], next(b for b in blocks if "check_model" in b)
+
+
+# The page's linen example is the README's (tests/docs_test.py checks which text is where), so it runs once.
+@pytest.mark.parametrize("page, index", [("README.md", 0), ("docs/own_model.md", 1), ("docs/own_model.md", 2)],
+                         ids=["readme-linen", "nnx", "equinox"])
+def test_documented_check_model(page, index):
+  """The README and the own-model page end with check_model; run it after each of their models."""
+  models, check = _models_and_check(page)
   scope, out = {}, io.StringIO()
   with contextlib.redirect_stdout(out):
-    exec(compile(README_MODELS[index], "README.md", "exec"), scope)  # pylint: disable=exec-used
-    exec(compile(README_CHECK, "README.md", "exec"), scope)  # pylint: disable=exec-used
+    exec(compile(models[index], page, "exec"), scope)  # pylint: disable=exec-used
+    exec(compile(check, page, "exec"), scope)  # pylint: disable=exec-used
   print(out.getvalue())
   report = scope["report"]
   assert report.ok and str(report) in out.getvalue()
