@@ -15,7 +15,7 @@ Writes ``<out>.md`` and ``<out>.json`` (``jaxequiv.provenance``). Every subproce
 
 Usage:
   python scripts/multiprocess_drill.py                                 # N=2 and N=4, D=1 (several minutes)
-  python scripts/multiprocess_drill.py --processes 2 4 --devices-per-process 1 2 --quick   # results/multiprocess.md
+  python scripts/multiprocess_drill.py --topologies 2x1 4x1 2x2 --quick    # results/multiprocess.md
   python scripts/multiprocess_drill.py --processes 2 --out /tmp/mp    # the CI case (tests/lm/multiprocess_test.py)
 """
 
@@ -197,6 +197,8 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--processes", type=int, nargs="+", default=[2, 4])
   parser.add_argument("--devices-per-process", type=int, nargs="+", default=[1])
+  parser.add_argument("--topologies", nargs="+", default=None,
+                      help="NxD pairs (N processes of D devices), instead of --processes x --devices-per-process")
   parser.add_argument("--steps", type=int, default=4)
   parser.add_argument("--timeout", type=float, default=300, help="seconds per subprocess")
   parser.add_argument("--out", default="results/multiprocess")
@@ -208,10 +210,11 @@ def main(argv=None) -> int:
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": os.path.join(work, "jax_cache"),
          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
   rows = []
-  for d in args.devices_per_process:
-    for n in args.processes:
-      rows.append(drill(n, d, args.steps, work, env, args.timeout, args.quick))
-      print(f"{n} processes x {d} devices: {rows[-1]['seconds']} s", flush=True)
+  pairs = ([tuple(int(v) for v in t.split("x")) for t in args.topologies] if args.topologies
+           else [(n, d) for d in args.devices_per_process for n in args.processes])
+  for n, d in pairs:
+    rows.append(drill(n, d, args.steps, work, env, args.timeout, args.quick))
+    print(f"{n} processes x {d} devices: {rows[-1]['seconds']} s", flush=True)
   bad = bad_job_cases(env, work)
   data = {"rows": rows, "bad_jobs": bad, "kill_exit_bound_s": KILL_EXIT_BOUND_S, "heartbeat_timeout_s": HEARTBEAT_S,
           "rtol_across_processes": RTOL_ACROSS_PROCESSES}
