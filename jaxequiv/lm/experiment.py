@@ -29,7 +29,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+import types
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from jaxequiv import model as model_lib
@@ -102,6 +103,56 @@ def resuming(config: ExperimentConfig) -> bool:
   """Whether ``run(config)`` continues a recorded run (``resume`` and ``out_dir/config.json`` exists)."""
   return config.resume and config.out_dir is not None and os.path.exists(
       os.path.join(config.out_dir, rundir.CONFIG_FILE))
+
+
+def from_fields(fields: Mapping[str, Any], **options) -> ExperimentConfig:
+  """An ``ExperimentConfig`` from flat settings (``{"model.width": 64, "train.steps": 10, "data.spec": ...}``,
+  the rest default) and the run ``options`` (``out_dir``, ``resume``, ...): how ``jaxequiv train`` builds one."""
+  parts: dict[str, dict] = {"model": {}, "train": {}, "data": {}}
+  for key, value in fields.items():
+    group, name = key.split(".", 1)
+    parts[group][name] = value
+  return ExperimentConfig(model_lib.ModelConfig(**parts["model"]), train_lib.TrainConfig(**parts["train"]),
+                          DataConfig(**parts["data"]), **options)
+
+
+def fields(config: ExperimentConfig) -> dict[str, Any]:
+  """The recorded settings of ``config``, flat: ``{"model.width": ..., "train.learning_rate": ..., ...}``."""
+  return rundir.flatten({"model": dataclasses.asdict(config.model), "train": dataclasses.asdict(config.train),
+                         "data": config.data.to_dict()})
+
+
+def check_out_dir(config: ExperimentConfig, given: Mapping[str, str] = types.MappingProxyType({})) -> None:
+  """Checks, before any data is read, that ``run(config)`` may write ``config.out_dir``.
+
+  Without ``resume`` it must hold no checkpoint. Resuming keeps the recorded
+  settings, so a setting the caller gave explicitly with another value is
+  refused rather than ignored.
+
+  Args:
+    config: the run.
+    given: the settings given explicitly, each field (``"train.learning_rate"``)
+      mapped to the caller's name for it (``"argument --lr"``).
+
+  Raises:
+    jaxequiv.rundir.RunDirError: checkpoints exist and ``resume`` is False.
+    jaxequiv.rundir.ConfigMismatchError: one line naming the first differing
+      setting given, its value and the recorded one.
+  """
+  out = config.out_dir
+  if out is None:
+    return
+  if not config.resume and runs.latest_step(out) is not None:
+    raise rundir.RunDirError(f"{out} already holds checkpoints; resume it (train --resume) or choose another"
+                             " directory (--out)")
+  if not resuming(config):
+    return
+  saved, asked = fields(recorded(config)), fields(config)
+  for field, name in sorted(given.items(), key=lambda kv: kv[1]):
+    if asked.get(field) != saved.get(field):
+      raise rundir.ConfigMismatchError(
+          f"{name}: {asked.get(field)} differs from the run's {field} = {saved.get(field)!r}; resuming continues"
+          f" {out} with its recorded settings: drop it or choose another directory")
 
 
 def recorded(config: ExperimentConfig) -> ExperimentConfig:
