@@ -12,11 +12,11 @@ The same ``Transformer`` with ``decode=True`` computes one position at a time
 from a KV cache (flax's ``cache`` collection; ``jaxequiv.lm.decoding`` wraps it
 for sampling). Attention implementations live in one registry,
 ``ATTENTION_IMPLS``, chosen by ``ModelConfig.attention`` for both paths.
+``ModelConfig`` is defined in ``jaxequiv.configs`` (no JAX) and re-exported here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxequiv import alphabet
+from jaxequiv.configs import ATTENTION, ModelConfig  # defined there, importable without JAX
 from jaxequiv.types import ApplyFn, Params
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -32,52 +33,6 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "gelu": jax.nn.gelu,
 }
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-  """Transformer hyper-parameters. Hashable, so it can be a static argument.
-
-  Attributes:
-    num_layers: transformer blocks.
-    width: model width D; must be divisible by ``num_heads``.
-    num_heads: attention heads.
-    seq_len: context length T (positions 0..T-1).
-    activation: ``"relu"``, ``"tanh"`` or ``"gelu"`` in the MLP.
-    dtype: compute dtype, ``"float32"`` or ``"bfloat16"``; params stay float32.
-    mlp_ratio: MLP hidden width is ``mlp_ratio * width``.
-    attention: a key of ``ATTENTION_IMPLS``: ``"einsum"`` (explicit softmax
-      attention), ``"xla"`` or ``"cudnn"`` (``jax.nn.dot_product_attention``;
-      cuDNN's fused kernel on GPU), or ``"auto"``: ``"einsum"`` on the CPU
-      backend, ``"xla"`` elsewhere (``resolve_attention``; a fixed rule, not a
-      measurement). Training and KV-cached decoding use the same one.
-  """
-
-  num_layers: int = 2
-  width: int = 64
-  num_heads: int = 4
-  seq_len: int = 64
-  activation: str = "gelu"
-  dtype: str = "float32"
-  mlp_ratio: int = 4
-  attention: str = "auto"
-
-  def __post_init__(self):
-    if self.attention not in ATTENTION:
-      raise ValueError(f"attention must be one of {ATTENTION}, got {self.attention!r}")
-    if self.activation not in ACTIVATIONS:
-      raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-    if self.dtype not in DTYPES:
-      raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
-    if self.width % self.num_heads:
-      raise ValueError(f"width {self.width} is not divisible by num_heads {self.num_heads}")
-    for name in ("num_layers", "width", "num_heads", "seq_len", "mlp_ratio"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-  @property
-  def compute_dtype(self):
-    return DTYPES[self.dtype]
 
 
 def segments(tokens_BxT: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -161,7 +116,6 @@ ATTENTION_IMPLS: dict[str, AttentionFn] = {
     "xla": _dot_product_attention("xla"),
     "cudnn": _dot_product_attention("cudnn"),
 }
-ATTENTION = ("auto", *ATTENTION_IMPLS)
 
 
 def resolve_attention(name: str, backend: str | None = None) -> str:
@@ -211,7 +165,7 @@ class Block(nn.Module):
   @nn.compact
   def __call__(self, x_BxTxD, mask=None, position=None):
     cfg = self.config
-    dt = cfg.compute_dtype
+    dt = DTYPES[cfg.dtype]
     h = cfg.num_heads
     k = cfg.width // h
     y = nn.LayerNorm(dtype=dt, name="ln_attn")(x_BxTxD)
@@ -260,7 +214,7 @@ class Transformer(nn.Module):
   @nn.compact
   def __call__(self, tokens_BxT, *, position=None):
     cfg = self.config
-    dt = cfg.compute_dtype
+    dt = DTYPES[cfg.dtype]
     if self.decode:
       if tokens_BxT.shape[1] != 1 or position is None:
         raise ValueError(f"decode=True takes tokens [B, 1] and a position, got shape {tokens_BxT.shape}, {position=}")

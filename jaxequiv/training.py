@@ -36,7 +36,6 @@ Examples:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +44,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+
+from jaxequiv.configs import OptimizerConfig  # defined there, importable without JAX
 
 
 class NonFiniteLossError(RuntimeError):
@@ -57,67 +58,6 @@ class TrainState(NamedTuple):
   step: jax.Array   # int32 scalar: steps taken.
   params: Any       # model parameters (float32).
   opt_state: Any    # optax state.
-
-
-@dataclasses.dataclass(frozen=True)
-class OptimizerConfig:
-  """AdamW with warm-up + cosine decay and clipping. Frozen and hashable.
-
-  Attributes:
-    steps: the schedule's length (total optimizer steps).
-    learning_rate: peak learning rate, reached after ``warmup_steps``.
-    warmup_steps: linear warm-up from 0 (at most ``steps - 1`` are used).
-    end_lr_fraction: the cosine ends at ``end_lr_fraction * learning_rate``
-      (1.0: constant after warm-up).
-    weight_decay: decoupled weight decay on matrices (ndim >= 2) only.
-    clip_norm: clip gradients to this global L2 norm (None or 0: no clipping).
-    b1, b2, eps: Adam moments.
-  """
-
-  steps: int = 1000
-  learning_rate: float = 3e-3
-  warmup_steps: int = 100
-  end_lr_fraction: float = 0.1
-  weight_decay: float = 0.01
-  clip_norm: float | None = 1.0
-  b1: float = 0.9
-  b2: float = 0.99
-  eps: float = 1e-8
-
-  def __post_init__(self):
-    validate_optimizer_settings(self)
-
-  @classmethod
-  def of(cls, settings: Any) -> OptimizerConfig:
-    """The optimizer fields of any object that has them (e.g. ``jaxequiv.lm.train.TrainConfig``)."""
-    return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
-
-
-def validate_optimizer_settings(s: Any) -> None:
-  """One-line ``ValueError`` naming the first optimizer field out of range (and its accepted range)."""
-  def finite(name):
-    v = getattr(s, name)
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-      raise ValueError(f"{name} must be a finite number, got {v!r}")
-    return v
-
-  if not isinstance(s.steps, numbers.Integral) or s.steps < 1:
-    raise ValueError(f"steps must be an int >= 1, got {s.steps!r}")
-  if finite("learning_rate") < 0:
-    raise ValueError(f"learning_rate must be >= 0, got {s.learning_rate}")
-  if not isinstance(s.warmup_steps, numbers.Integral) or s.warmup_steps < 0:
-    raise ValueError(f"warmup_steps must be an int >= 0, got {s.warmup_steps!r}")
-  if not 0.0 <= finite("end_lr_fraction") <= 1.0:
-    raise ValueError(f"end_lr_fraction must be in [0, 1], got {s.end_lr_fraction}")
-  if finite("weight_decay") < 0:
-    raise ValueError(f"weight_decay must be >= 0, got {s.weight_decay}")
-  if s.clip_norm is not None and (finite("clip_norm") < 0):
-    raise ValueError(f"clip_norm must be >= 0 (0 or None: no clipping), got {s.clip_norm}")
-  for name in ("b1", "b2"):
-    if not 0.0 <= finite(name) < 1.0:
-      raise ValueError(f"{name} must be in [0, 1), got {getattr(s, name)}")
-  if finite("eps") <= 0:
-    raise ValueError(f"eps must be > 0, got {s.eps}")
 
 
 def make_schedule(cfg: Any) -> optax.Schedule:

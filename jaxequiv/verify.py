@@ -21,30 +21,8 @@ import numpy as np
 import optax
 
 from jaxequiv import batches, bitwise, determinism, losses, model, model_check, prefix, training
+from jaxequiv.configs import VerifyConfig  # defined there, importable without JAX
 from jaxequiv.model_check import default_sentences
-
-
-@dataclasses.dataclass(frozen=True)
-class VerifyConfig:
-  num_layers: int = 2
-  width: int = 64
-  num_heads: int = 4
-  seq_len: int = 64
-  activation: str = "gelu"
-  num_sentences: int = 16
-  steps: int = 20
-  repeats: int = 5
-  seed: int = 0
-
-  def __post_init__(self):
-    for name in ("num_layers", "width", "num_heads", "seq_len", "num_sentences", "steps", "repeats"):
-      value = getattr(self, name)
-      if not isinstance(value, int) or value < 1:
-        raise ValueError(f"VerifyConfig.{name} must be an integer >= 1, got {value!r}")
-    if self.width % self.num_heads:
-      raise ValueError(f"VerifyConfig.num_heads={self.num_heads} must divide width={self.width}")
-    if self.seq_len < 2:
-      raise ValueError(f"VerifyConfig.seq_len must be >= 2 (a sentence and its '.'), got {self.seq_len}")
 
 
 def _time(fn, *args, repeats: int) -> float:

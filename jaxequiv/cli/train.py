@@ -25,13 +25,15 @@ flags are set before JAX starts (``--no-determinism-flags`` skips them).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import signal
 import sys
 
 from jaxequiv import cli
-from jaxequiv.lm import train as tr
+from jaxequiv.configs import ACTIVATIONS, DTYPES, ModelConfig
+from jaxequiv.lm.configs import MODES, OBJECTIVES, DataConfig, TrainConfig
 
 DEFAULT_OUT = "runs/{objective}-{mode}"
 
@@ -46,10 +48,7 @@ class _Given(argparse._StoreAction):  # pylint: disable=protected-access
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Adds the ``train`` subcommand's flags (``--help`` lists them with defaults)."""
-  import dataclasses  # pylint: disable=import-outside-toplevel
-  from jaxequiv.lm.experiment import DataConfig  # pylint: disable=import-outside-toplevel
-  from jaxequiv.model import ModelConfig  # pylint: disable=import-outside-toplevel
-  defaults = {f"{group}.{k}": v for group, c in (("model", ModelConfig(width=128)), ("train", tr.TrainConfig(steps=600)),
+  defaults = {f"{group}.{k}": v for group, c in (("model", ModelConfig(width=128)), ("train", TrainConfig(steps=600)),
                                                  ("data", DataConfig())) for k, v in dataclasses.asdict(c).items()}
 
   def flag(g, name: str, field: str, **kw):  # sets the recorded ``field``, with its default
@@ -57,9 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(name, dest=field, default=defaults[field], action=_Given, metavar=metavar, **kw)
 
   g = parser.add_argument_group("objective and data")
-  flag(g, "--objective", "train.objective", choices=tr.OBJECTIVES,
+  flag(g, "--objective", "train.objective", choices=OBJECTIVES,
        help="lm: sentence NLL; classification: next-character cross-entropy on prefix examples")
-  flag(g, "--mode", "train.mode", choices=tr.MODES,
+  flag(g, "--mode", "train.mode", choices=MODES,
        help="classification examples: paired (every prefix of the LM's sentences, packed; same trajectory as the LM"
             " bit for bit) or iid (random prefixes, one context chain each: many more rows per step; the run prints"
             " its measured time per step against the LM's and its estimated duration first)")
@@ -82,8 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   flag(g, "--width", "model.width", type=cli.positive_int, help="model width D")
   flag(g, "--heads", "model.num_heads", type=cli.positive_int, help="attention heads (must divide --width)")
   flag(g, "--mlp-ratio", "model.mlp_ratio", type=cli.positive_int, help="MLP hidden width / D")
-  flag(g, "--activation", "model.activation", choices=("relu", "tanh", "gelu"), help="MLP activation")
-  flag(g, "--dtype", "model.dtype", choices=("float32", "bfloat16"),
+  flag(g, "--activation", "model.activation", choices=ACTIVATIONS, help="MLP activation")
+  flag(g, "--dtype", "model.dtype", choices=DTYPES,
        help="compute dtype; bfloat16 = mixed precision (params, optimizer and loss stay float32)")
 
   g = parser.add_argument_group("optimisation")

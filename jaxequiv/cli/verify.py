@@ -20,8 +20,7 @@ WING_CHECKS = wings.checks_modules()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  from jaxequiv.verify import VerifyConfig  # pylint: disable=import-outside-toplevel
-  from jaxequiv.model import ACTIVATIONS  # pylint: disable=import-outside-toplevel
+  from jaxequiv.configs import ACTIVATIONS, VerifyConfig  # pylint: disable=import-outside-toplevel  # no JAX
   d = VerifyConfig()
   parser.add_argument("--layers", type=cli.positive_int, default=d.num_layers, help="transformer layers (>= 1)")
   parser.add_argument("--width", type=cli.positive_int, default=d.width, help="model width (>= 1)")

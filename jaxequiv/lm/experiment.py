@@ -37,32 +37,9 @@ from jaxequiv import model as model_lib
 from jaxequiv import rundir
 from jaxequiv.lm import runs
 from jaxequiv.lm import train as train_lib
+from jaxequiv.lm.configs import DataConfig  # defined there, importable without JAX
 
 SAMPLE_TEMPERATURE = 0.8
-
-
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-  """Which sentences a run trains on (recorded in ``config.json`` under ``"data"``).
-
-  Attributes:
-    spec: a ``jaxequiv.lm.corpus`` spec: ``builtin``, ``synthetic``,
-      ``tfds:NAME[/CONFIG][:SPLIT]`` or a text file's path.
-    val_fraction: share of distinct sentences held out, in [0, 1).
-    num_synthetic: sentences sampled for ``synthetic``.
-    max_examples: tfds only: examples read (None: the corpus default).
-    data_dir: tfds only: its data directory.
-  """
-
-  spec: str = "builtin"
-  val_fraction: float = 0.1
-  num_synthetic: int = 20000
-  max_examples: int | None = None
-  data_dir: str | None = None
-
-  def to_dict(self) -> dict:
-    """The recorded JSON: the unset tfds-only fields are left out."""
-    return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 @dataclasses.dataclass(frozen=True)

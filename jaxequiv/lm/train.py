@@ -43,56 +43,13 @@ from jaxequiv import training
 from jaxequiv.batches import ClassificationBatch, LMBatch
 from jaxequiv.training import NonFiniteLossError, TrainState, make_schedule, make_train_step
 from jaxequiv.lm import parallel
+from jaxequiv.lm.configs import MODES, OBJECTIVES, TrainConfig  # defined there, importable without JAX
 from jaxequiv.lm.evaluate import evaluate_batches, make_eval_batches
 
 Batch = LMBatch | ClassificationBatch
 LossFn = Callable[[Any, Batch], jax.Array]
-OBJECTIVES = ("lm", "classification")
-MODES = ("paired", "iid")
 # TrainConfig fields that do not change the trajectory, so may differ on resume.
 _RESUME_FREE_FIELDS = ("eval_every", "checkpoint_every", "log_every", "eval_batch_size", "max_to_keep")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig(training.OptimizerConfig):
-  """The optimizer's settings (``jaxequiv.training.OptimizerConfig``: steps, learning rate,
-  schedule, weight decay, clipping, Adam moments) plus batching and bookkeeping. Frozen and hashable.
-
-  Attributes:
-    batch_size: rows per batch (packed sentences); for ``mode="iid"``, see
-      ``jaxequiv.lm.data.classification_batches``.
-    eval_every: validate every this many steps (0: only at the end).
-    checkpoint_every: save a checkpoint every this many steps (0: only at the end).
-    log_every: write a training-loss record every this many steps.
-    eval_batch_size: sentences per validation batch.
-    max_to_keep: checkpoints kept on disk.
-    seed: seeds the parameter init and the data order.
-    objective: ``"lm"`` or ``"classification"``.
-    mode: ``"paired"`` or ``"iid"`` (classification only; the LM ignores it).
-  """
-
-  batch_size: int = 32
-  eval_every: int = 200
-  checkpoint_every: int = 500
-  log_every: int = 10
-  eval_batch_size: int = 64
-  max_to_keep: int = 3
-  seed: int = 0
-  objective: str = "lm"
-  mode: str = "paired"
-
-  def __post_init__(self):
-    if self.objective not in OBJECTIVES:
-      raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-    if self.mode not in MODES:
-      raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-    for name in ("steps", "batch_size", "log_every", "eval_batch_size", "max_to_keep"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-    for name in ("eval_every", "checkpoint_every"):
-      if getattr(self, name) < 0:
-        raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-    super().__post_init__()
 
 
 class TrainResult(NamedTuple):

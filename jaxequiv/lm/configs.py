@@ -1,0 +1,91 @@
+"""The LM wing's settings as plain frozen dataclasses, importable without JAX.
+
+``TrainConfig`` (re-exported by ``jaxequiv.lm.train``) and ``DataConfig``
+(re-exported by ``jaxequiv.lm.experiment``); ``jaxequiv train --help`` reads its
+flag defaults from here without starting JAX.
+
+Examples:
+  >>> from jaxequiv.lm.configs import TrainConfig
+  >>> TrainConfig(objective="classification", mode="iid").batch_size
+  32
+  >>> TrainConfig(mode="random")
+  Traceback (most recent call last):
+  ...
+  ValueError: mode must be one of ('paired', 'iid'), got 'random'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from jaxequiv.configs import OptimizerConfig
+
+OBJECTIVES = ("lm", "classification")
+MODES = ("paired", "iid")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(OptimizerConfig):
+  """The optimizer's settings (``jaxequiv.configs.OptimizerConfig``: steps, learning rate,
+  schedule, weight decay, clipping, Adam moments) plus batching and bookkeeping. Frozen and hashable.
+
+  Attributes:
+    batch_size: rows per batch (packed sentences); for ``mode="iid"``, see
+      ``jaxequiv.lm.data.classification_batches``.
+    eval_every: validate every this many steps (0: only at the end).
+    checkpoint_every: save a checkpoint every this many steps (0: only at the end).
+    log_every: write a training-loss record every this many steps.
+    eval_batch_size: sentences per validation batch.
+    max_to_keep: checkpoints kept on disk.
+    seed: seeds the parameter init and the data order.
+    objective: ``"lm"`` or ``"classification"``.
+    mode: ``"paired"`` or ``"iid"`` (classification only; the LM ignores it).
+  """
+
+  batch_size: int = 32
+  eval_every: int = 200
+  checkpoint_every: int = 500
+  log_every: int = 10
+  eval_batch_size: int = 64
+  max_to_keep: int = 3
+  seed: int = 0
+  objective: str = "lm"
+  mode: str = "paired"
+
+  def __post_init__(self):
+    if self.objective not in OBJECTIVES:
+      raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+    if self.mode not in MODES:
+      raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+    for name in ("steps", "batch_size", "log_every", "eval_batch_size", "max_to_keep"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    for name in ("eval_every", "checkpoint_every"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+    super().__post_init__()
+
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Which sentences a run trains on (recorded in ``config.json`` under ``"data"``).
+
+  Attributes:
+    spec: a ``jaxequiv.lm.corpus`` spec: ``builtin``, ``synthetic``,
+      ``tfds:NAME[/CONFIG][:SPLIT]`` or a text file's path.
+    val_fraction: share of distinct sentences held out, in [0, 1).
+    num_synthetic: sentences sampled for ``synthetic``.
+    max_examples: tfds only: examples read (None: the corpus default).
+    data_dir: tfds only: its data directory.
+  """
+
+  spec: str = "builtin"
+  val_fraction: float = 0.1
+  num_synthetic: int = 20000
+  max_examples: int | None = None
+  data_dir: str | None = None
+
+  def to_dict(self) -> dict:
+    """The recorded JSON: the unset tfds-only fields are left out."""
+    return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
