@@ -154,14 +154,10 @@ def _jit_step(model_config, train_config):
 
 def step_seconds(model_config: model_lib.ModelConfig, train_config: TrainConfig, sentences: Sequence[str], *,
                  steps: int = 2) -> tuple[float, int]:
-  """``(seconds, rows)`` of one training step at these settings, measured on one device; nothing is saved.
+  """``(seconds, rows)`` of a step of ``train_config``'s objective and mode, on one device, from a fresh state.
 
-  Runs ``steps + 1`` steps of ``train_config``'s objective and mode from a
-  fresh state on ``sentence_batches(sentences, ...)`` (batch building
-  included) and returns the mean wall time of the last ``steps`` (the first
-  compiles; the compiled step is cached, so ``train`` reuses it) and the
-  rows of a batch. What ``jaxequiv.lm.experiment.run`` estimates an iid run's
-  time from.
+  The mean wall time (batch building included) of ``steps`` steps after a first
+  that compiles (cached: ``train`` reuses it), and a batch's rows.
   """
   state = init_state(jax.random.key(train_config.seed), model_config, train_config)
   step, it = _jitted_train_step(model_config, train_config), sentence_batches(sentences, model_config, train_config)(0)
