@@ -29,12 +29,13 @@ _EXPORTS = {
                         "lm_nll_per_token", "lm_nll_sum", "lm_nll_sum_from_logits", "token_xent"),
     "jaxequiv.model": ("ModelConfig", "apply", "init", "make_apply", "segments"),
     "jaxequiv.model_check": ("ModelReport", "check_model"),
-    "jaxequiv.prefix": ("PrefixExamples", "pack", "prefix_examples", "unpacked"),
+    "jaxequiv.packing": ("pack", "unpacked"),
+    "jaxequiv.prefix": ("PrefixExamples", "prefix_examples"),
     "jaxequiv.types": ("ApplyFn", "Params"),
     "jaxequiv.validation": ("batch_checks", "validate_batch"),
 }
 _SUBMODULES = ("alphabet", "batches", "bitwise", "checkpoint", "determinism", "losses", "model", "model_check",
-               "prefix", "rundir", "sampler", "training", "types", "validation", "verify")
+               "packing", "prefix", "rundir", "sampler", "training", "types", "validation", "verify")
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE) + list(_SUBMODULES)
 
@@ -55,8 +56,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # What the lazy table exports, for type checkers and IDEs.
-  from jaxequiv import (alphabet, batches, bitwise, checkpoint, determinism, losses, model, model_check, prefix, rundir,
-                        sampler, training, types, validation, verify)
+  from jaxequiv import (alphabet, batches, bitwise, checkpoint, determinism, losses, model, model_check, packing,
+                        prefix, rundir, sampler, training, types, validation, verify)
   from jaxequiv.alphabet import ALPHABET, BOS, NUM_CLASSES, PAD, decode, encode, normalize, validate_sentences
   from jaxequiv.batches import ClassificationBatch, LMBatch, canonical_order, lm_batch, pack_rows, pad_examples
   from jaxequiv.losses import (classification_xent, classification_xent_from_logits, classification_xent_per_example,
@@ -64,6 +65,7 @@ if TYPE_CHECKING:  # What the lazy table exports, for type checkers and IDEs.
                                lm_nll_per_token, lm_nll_sum, lm_nll_sum_from_logits, token_xent)
   from jaxequiv.model import ModelConfig, apply, init, make_apply, segments
   from jaxequiv.model_check import ModelReport, check_model
-  from jaxequiv.prefix import PrefixExamples, pack, prefix_examples, unpacked
+  from jaxequiv.packing import pack, unpacked
+  from jaxequiv.prefix import PrefixExamples, prefix_examples
   from jaxequiv.types import ApplyFn, Params
   from jaxequiv.validation import batch_checks, validate_batch

@@ -44,7 +44,7 @@ WALL_CLOCK_FIELDS = frozenset({"time"})  # metrics fields that differ between id
 _PAIRED_HINT = (
     "an LM run and a classifier run agree bit for bit only with --mode paired and the same data, seed and settings:"
     " the classifier's rows are the LM's sentences in jaxequiv.batches.canonical_order (in your own code,"
-    " jaxequiv.prefix.paired_batches builds both batches)")
+    " jaxequiv.packing.paired_batches builds both batches)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxequiv import alphabet, batches, bitwise, losses, prefix
+from jaxequiv import alphabet, batches, bitwise, losses, packing, prefix
 from jaxequiv.types import ApplyFn, Params
 
 PROBE_ROWS = 4  # random rows in the causality, segment and row probes
@@ -242,10 +242,10 @@ def equivalence(lm_fn: Callable, clf_fn: Callable, params: Params, sentences: Se
   ref = lm_fn(params, batches.lm_batch(batches.canonical_order(sentences), seq_len))
   rows = len(batches.lm_batch(sentences, seq_len, packed=True).inputs)
   lm_packed = batches.lm_batch(sentences, seq_len, packed=True, num_rows=len(sentences))  # one shape: one compile
-  cases = (("plain", ref, clf_fn(params, prefix.pack(ex, seq_len))),
-           ("shuffled", ref, clf_fn(params, prefix.pack(ex.take(perm), seq_len))),
+  cases = (("plain", ref, clf_fn(params, packing.pack(ex, seq_len))),
+           ("shuffled", ref, clf_fn(params, packing.pack(ex.take(perm), seq_len))),
            (f"packed rows ({len(sentences)} sentences in {rows} rows)", lm_fn(params, lm_packed),
-            clf_fn(params, prefix.pack(ex.take(perm), seq_len, packed=True, num_rows=len(sentences)))))
+            clf_fn(params, packing.pack(ex.take(perm), seq_len, packed=True, num_rows=len(sentences)))))
   reports = [(what, bitwise.compare_bits(a, b)) for what, a, b in cases]
   bad = [f"{what}: {bits_detail(rep)}" for what, rep in reports if not rep.equal]
   if bad:
@@ -265,7 +265,7 @@ def independent_path(lm_fn: Callable, clf_fn: Callable, params: Params, sentence
   cpu = jax.default_backend() == "cpu"  # float32 matmuls already; the context would only recompile
   with contextlib.nullcontext() if cpu else jax.default_matmul_precision("float32"):
     ref = lm_fn(params, batches.lm_batch(batches.canonical_order(sentences), seq_len))
-    got = clf_fn(params, prefix.unpacked(ex, seq_len))
+    got = clf_fn(params, packing.unpacked(ex, seq_len))
   rel = grad_error(ref[1], got[1])
   big, _, _ = _split_leaves(ref[1], got[1])
   loss_rel = abs(float(ref[0]) - float(got[0])) / abs(float(ref[0]))
@@ -295,7 +295,7 @@ def accumulation(apply_fn: ApplyFn, lm_fn: Callable, params: Params, sentences: 
 
   lm = accumulate(losses.lm_nll_sum, [batches.lm_batch(p, seq_len, num_rows=r) for p in parts])
   clf = accumulate(losses.classification_xent_sum,
-                   [batches.pad_examples(prefix.pack(prefix.prefix_examples(p), seq_len, num_rows=r), r * seq_len)
+                   [batches.pad_examples(packing.pack(prefix.prefix_examples(p), seq_len, num_rows=r), r * seq_len)
                     for p in parts])
   err = grad_error(full, lm)
   same = bitwise.compare_bits(lm, clf)

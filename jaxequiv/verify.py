@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import optax
 
-from jaxequiv import batches, bitwise, determinism, losses, model, model_check, prefix, training
+from jaxequiv import batches, bitwise, determinism, losses, model, model_check, packing, prefix, training
 from jaxequiv.configs import VerifyConfig  # defined there, importable without JAX
 from jaxequiv.model_check import default_sentences
 
@@ -58,8 +58,8 @@ def run_checks(
   t, r = cfg.seq_len, len(sentences)
   lm = batches.lm_batch(batches.canonical_order(sentences), t)
   ex = prefix.prefix_examples(sentences)
-  packed = prefix.pack(ex, t)
-  naive = prefix.unpacked(ex, t)
+  packed = packing.pack(ex, t)
+  naive = packing.unpacked(ex, t)
   out(f"model: {cfg.num_layers} layers, width {cfg.width}, {cfg.num_heads} heads, T={t}, {cfg.activation};"
       f" batch: {r} sentences = {len(ex)} predictions; packed rows {packed.tokens.shape[0]}, unpacked rows"
       f" {naive.tokens.shape[0]}")
@@ -94,7 +94,7 @@ def run_checks(
     chunk = [sentences[j] for j in rng.choice(r, half, replace=False)]
     e = prefix.prefix_examples(chunk)
     sa, _ = lm_step(sa, batches.lm_batch(batches.canonical_order(chunk), t))
-    sb, _ = clf_step(sb, batches.pad_examples(prefix.pack(e.take(rng.permutation(len(e))), t), half * t))
+    sb, _ = clf_step(sb, batches.pad_examples(packing.pack(e.take(rng.permutation(len(e))), t), half * t))
     rep = bitwise.compare_bits(sa.params, sb.params)
     compared += rep.elements
     if not rep.equal:

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 import jaxequiv
-from jaxequiv import alphabet, batches, prefix, provenance
+from jaxequiv import alphabet, batches, packing, prefix, provenance
 
 
 def load_corpus(path: str) -> tuple[str, list[str]]:
@@ -96,10 +96,10 @@ def packing(sentences: list[str], t: int, budget: float = 2e6) -> list[tuple[str
     for kind, bag, packed in [("all prefixes, shuffled", whole, False), ("all prefixes, shuffled, packed rows", whole, True),
                               ("random half of the prefixes", half, False)]:
       reps = max(1, int(budget // max(len(bag), 1)))
-      prefix.pack(bag, t, packed=packed)
+      packing.pack(bag, t, packed=packed)
       t0 = time.perf_counter()
       for _ in range(reps):
-        prefix.pack(bag, t, packed=packed)
+        packing.pack(bag, t, packed=packed)
       rows.append((f"{label}: {kind}", len(bag), len(bag) * reps / (time.perf_counter() - t0)))
   return rows
 

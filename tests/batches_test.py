@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxequiv import batches, bitwise, losses, model, prefix
+from jaxequiv import batches, bitwise, losses, model, packing
 
 SENTENCES = ["The cat sat.", "A dog ran home.", "we sing.", "Go.", "It is 9 o clock."]
 CFG = model.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=20)
@@ -24,9 +24,9 @@ def test_canonical_order_of_a_generator_is_the_order_of_its_list():
 def test_paired_batches_hold_the_same_rows_whatever_the_given_order():
   shuffled = SENTENCES[::-1]
   for packed in (False, True):
-    lm, clf = prefix.paired_batches(shuffled, CFG.seq_len, packed=packed)
+    lm, clf = packing.paired_batches(shuffled, CFG.seq_len, packed=packed)
     np.testing.assert_array_equal(lm.inputs, clf.tokens)
-    lm2, clf2 = prefix.paired_batches(SENTENCES, CFG.seq_len, packed=packed)
+    lm2, clf2 = packing.paired_batches(SENTENCES, CFG.seq_len, packed=packed)
     bitwise.assert_bitwise_equal(lm, lm2)
     bitwise.assert_bitwise_equal(clf, clf2)
 
@@ -36,7 +36,7 @@ def test_paired_batches_give_bitwise_equal_gradients_and_the_given_order_does_no
   apply_fn = model.make_apply(CFG)
   grad_lm, grad_clf = (jax.jit(jax.grad(functools.partial(loss, apply_fn=apply_fn)))
                        for loss in (losses.lm_nll, losses.classification_xent))
-  lm, clf = prefix.paired_batches(SENTENCES, CFG.seq_len)
+  lm, clf = packing.paired_batches(SENTENCES, CFG.seq_len)
   g_clf = grad_clf(params, clf)
   bitwise.assert_bitwise_equal(grad_lm(params, lm), g_clf)
   unordered = batches.lm_batch(SENTENCES, CFG.seq_len)  # the newcomer's mistake: same sentences, other rows

@@ -19,7 +19,7 @@ import optax
 import pytest
 
 import jaxequiv
-from jaxequiv import alphabet, batches, bitwise, losses, model_check, prefix
+from jaxequiv import alphabet, batches, bitwise, losses, model_check, packing, prefix
 
 T = 8
 SENTENCES = model_check.default_sentences(8, T)  # edge cases ('.', duplicates, shared prefixes) and random words
@@ -198,7 +198,7 @@ def test_gather_first_classifier_is_the_same_maths_and_not_the_same_bits():
   lm_fn = model_check.value_and_grad(losses.lm_nll, apply_fn)
   gathered = model_check.value_and_grad(gather_first_xent, apply_fn)
   ref = lm_fn(params, batches.lm_batch(batches.canonical_order(SENTENCES), T))
-  got = gathered(params, prefix.pack(prefix.prefix_examples(SENTENCES), T))
+  got = gathered(params, packing.pack(prefix.prefix_examples(SENTENCES), T))
   bits = bitwise.compare_bits(ref, got)
   err = bitwise.max_relative_error(ref, got)
   check = model_check.equivalence(lm_fn, gathered, params, SENTENCES, T)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import jaxequiv
-from jaxequiv import alphabet, batches, prefix
+from jaxequiv import alphabet, batches, packing, prefix
 from jaxequiv.lm import corpus
 
 T = 16
@@ -18,7 +18,7 @@ def test_packed_lm_batch_equals_packed_prefix_examples(sentences, seed):
   """Rows from sentences (lm_batch) and from shuffled examples alone (pack) are equal; examples sit at the LM's mask."""
   lm = batches.lm_batch(sentences, T, packed=True)
   ex = prefix.prefix_examples(sentences)
-  clf = prefix.pack(ex.take(np.random.default_rng(seed).permutation(len(ex))), T, packed=True)
+  clf = packing.pack(ex.take(np.random.default_rng(seed).permutation(len(ex))), T, packed=True)
   np.testing.assert_array_equal(clf.tokens, lm.inputs)
   slots = np.zeros_like(lm.mask)
   slots[clf.rows, clf.positions] = True
@@ -72,9 +72,9 @@ def test_density_on_the_builtin_corpus(t):
 
 def test_pack_of_strings_is_a_type_error():
   with pytest.raises(TypeError, match=r"pack expects PrefixExamples .*got list"):
-    prefix.pack(["Hello.", "Hi."], T)
+    packing.pack(["Hello.", "Hi."], T)
   with pytest.raises(TypeError, match=r"unpacked expects PrefixExamples .*got list"):
-    prefix.unpacked(["Hello."], T)
+    packing.unpacked(["Hello."], T)
 
 
 def test_canonical_order_of_a_bare_string_is_a_type_error():
@@ -89,7 +89,7 @@ def _bag(chars, starts, lengths, labels):
                                np.array(labels, np.uint8))
 
 
-@pytest.mark.parametrize("fn", [prefix.pack, prefix.unpacked])
+@pytest.mark.parametrize("fn", [packing.pack, packing.unpacked])
 def test_pack_and_unpacked_validate_labels_and_contexts(fn):
   good = _bag([1, 2, 3], [0, 0], [0, 2], [1, 3])
   assert len(fn(good, T).labels) == 2
@@ -102,8 +102,8 @@ def test_pack_and_unpacked_validate_labels_and_contexts(fn):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: prefix.pack(prefix.prefix_examples([]), T),
-    lambda: prefix.unpacked(prefix.prefix_examples([]), T),
+    lambda: packing.pack(prefix.prefix_examples([]), T),
+    lambda: packing.unpacked(prefix.prefix_examples([]), T),
     lambda: batches.lm_batch([], T),
     lambda: batches.lm_batch(["x" * 20 + "."], T, too_long="drop"),
 ])
@@ -117,7 +117,7 @@ def test_split_happens_before_canonical_order(packed):
   """lm_batch(canonical_order(S), T, too_long='split') equals pack of the split sentences' prefixes."""
   sentences = ["zz zz zz zz zz zz zz zz.", "aa aa aa aa aa aa aa aa.", "b."]
   lm = batches.lm_batch(batches.canonical_order(sentences), 10, too_long="split", packed=packed)
-  clf = prefix.pack(prefix.prefix_examples(sentences, max_len=10, too_long="split"), 10, packed=packed)
+  clf = packing.pack(prefix.prefix_examples(sentences, max_len=10, too_long="split"), 10, packed=packed)
   np.testing.assert_array_equal(lm.inputs, clf.tokens)
   split_then_ordered = batches.canonical_order(sentences, max_len=10, too_long="split")
   assert split_then_ordered == batches.canonical_order(split_then_ordered)
@@ -128,18 +128,18 @@ def test_num_rows_too_small_names_the_need():
   with pytest.raises(ValueError, match=r"num_rows=1 is fewer than the 2 rows"):
     batches.lm_batch(["abcdefghij.", "abcdefghij."], 16, packed=True, num_rows=1)
   with pytest.raises(ValueError, match=r"num_rows=1 is fewer than the 2 rows"):
-    prefix.pack(prefix.prefix_examples(["abcdefghij.", "abcdefghij."]), 16, packed=True, num_rows=1)
+    packing.pack(prefix.prefix_examples(["abcdefghij.", "abcdefghij."]), 16, packed=True, num_rows=1)
 
 
 def test_general_path_packs_like_the_fast_path():
   """A sub-sampled bag (not whole chains) takes the trie path; packing works on its chains too."""
   ex = prefix.prefix_examples(["Hello there.", "Hello.", "abc."])
-  fast = prefix.pack(ex, T, packed=True)
-  slow = prefix.pack(ex, T, packed=True, _force_general=True)
+  fast = packing.pack(ex, T, packed=True)
+  slow = packing.pack(ex, T, packed=True, _force_general=True)
   for a, b in zip(fast, slow):
     np.testing.assert_array_equal(a, b)
   sub = ex.take(np.array([0, 3, 7, 12, 14]))
-  b = prefix.pack(sub, T, packed=True)
+  b = packing.pack(sub, T, packed=True)
   assert b.tokens.shape[0] == 1 and (b.tokens == alphabet.BOS).sum() >= 2
   for i, (r, p, y) in enumerate(zip(b.rows, b.positions, b.labels)):
     row = b.tokens[r]

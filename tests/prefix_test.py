@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from jaxequiv import alphabet, batches, prefix
+from jaxequiv import alphabet, batches, packing, prefix
 
 SENTENCES = ["Hi there.", "Hi.", "Hi.", ".", "ab cd.", "ab ce.", "Zq9 x."]
 
@@ -36,7 +36,7 @@ def test_prefix_memory_is_linear_in_characters():
 
 def test_pack_rebuilds_the_lm_rows_in_canonical_order():
   t = 12
-  packed = prefix.pack(prefix.prefix_examples(SENTENCES), t)
+  packed = packing.pack(prefix.prefix_examples(SENTENCES), t)
   lm = batches.lm_batch(batches.canonical_order(SENTENCES), t)
   assert packed.tokens.dtype == np.int32
   np.testing.assert_array_equal(packed.tokens, lm.inputs)
@@ -55,10 +55,10 @@ def test_canonical_order_is_class_id_order():
 
 def test_pack_of_a_shuffled_bag_is_identical():
   ex = prefix.prefix_examples(SENTENCES)
-  ref = prefix.pack(ex, 12)
+  ref = packing.pack(ex, 12)
   for seed in range(5):
     perm = np.random.default_rng(seed).permutation(len(ex))
-    got, index = prefix.pack(ex.take(perm), 12, return_index=True)
+    got, index = packing.pack(ex.take(perm), 12, return_index=True)
     for a, b in zip(ref, got):
       assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
     # index maps each packed example back to the input example it came from.
@@ -72,7 +72,7 @@ def test_pack_compares_contexts_by_content_not_by_origin():
   chars = alphabet.encode("abxab")
   ex = prefix.PrefixExamples(chars, np.array([0, 3, 3], np.int64), np.array([2, 1, 2], np.int32),
                              alphabet.encode("c" + "b" + "d"))
-  got = prefix.pack(ex, 8)
+  got = packing.pack(ex, 8)
   assert [alphabet.decode(r) for r in got.tokens] == ["ab", "ab"]  # rows "abc" and "abd": BOS,a,b
   assert got.tokens.shape == (2, 8)
   assert sorted(zip(got.rows.tolist(), got.positions.tolist(), got.labels.tolist())) == [
@@ -81,24 +81,24 @@ def test_pack_compares_contexts_by_content_not_by_origin():
 
 def test_pack_pads_rows_and_rejects_too_few():
   ex = prefix.prefix_examples(["ab.", "c."])
-  got = prefix.pack(ex, 5, num_rows=4)
+  got = packing.pack(ex, 5, num_rows=4)
   assert got.tokens.shape == (4, 5)
   assert np.all(got.tokens[2:] == alphabet.PAD) and got.rows.max() == 1
   with pytest.raises(ValueError, match="num_rows=1 is fewer than the 2 rows"):
-    prefix.pack(ex, 5, num_rows=1)
+    packing.pack(ex, 5, num_rows=1)
 
 
 def test_pack_rejects_contexts_longer_than_the_context():
   ex = prefix.prefix_examples(["abcdef."])
   with pytest.raises(ValueError, match=r"example 6 has a context of 6 characters; context length T=6 fits contexts of at most 5"):
-    prefix.pack(ex, 6)
+    packing.pack(ex, 6)
   with pytest.raises(ValueError, match="example 6 has a context of 6"):
-    prefix.unpacked(ex, 6)
+    packing.unpacked(ex, 6)
 
 
 def test_unpacked_is_one_padded_row_per_example():
   ex = prefix.prefix_examples(["ab."])
-  got = prefix.unpacked(ex, 4)
+  got = packing.unpacked(ex, 4)
   b, a = alphabet.BOS, alphabet.PAD
   ia, ib = alphabet.ALPHABET.index("a"), alphabet.ALPHABET.index("b")
   np.testing.assert_array_equal(got.tokens, [[b, a, a, a], [b, ia, a, a], [b, ia, ib, a]])
@@ -118,7 +118,7 @@ def test_pack_of_any_sub_bag_places_each_example_on_a_matching_row(sentences, rn
   idx = [i for i in range(len(ex)) if rnd.random() < keep] or [0]
   rnd.shuffle(idx)
   sub = ex.take(np.array(idx))
-  got, index = prefix.pack(sub, 10, return_index=True)
+  got, index = packing.pack(sub, 10, return_index=True)
   assert sorted(index.tolist()) == list(range(len(sub)))
   assert len(set(zip(got.rows.tolist(), got.positions.tolist()))) == len(sub)
   for j, i in enumerate(index):
@@ -143,9 +143,9 @@ def test_pack_of_any_sub_bag_places_each_example_on_a_matching_row(sentences, rn
 def test_fast_path_for_whole_chains_equals_the_general_trie(sentences, seed):
   ex = prefix.prefix_examples(sentences)
   ex = ex.take(np.random.default_rng(seed).permutation(len(ex)))
-  fast = prefix.pack(ex, 10)
-  general = prefix.pack(ex, 10, _force_general=True)
-  assert prefix._whole_chains(ex, *np.unique(ex.starts, return_inverse=True), ex.lengths.astype(np.int64),  # pylint: disable=protected-access
+  fast = packing.pack(ex, 10)
+  general = packing.pack(ex, 10, _force_general=True)
+  assert packing._whole_chains(ex, *np.unique(ex.starts, return_inverse=True), ex.lengths.astype(np.int64),  # pylint: disable=protected-access
                               ex.labels.astype(np.int64)) is not None
   for a, b in zip(fast, general):
     assert a.dtype == b.dtype and np.array_equal(a, b)

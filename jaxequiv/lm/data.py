@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from jaxequiv import alphabet, batches, prefix
+from jaxequiv import alphabet, batches, packing, prefix
 from jaxequiv.batches import ClassificationBatch, LMBatch
 
 MODES = ("paired", "iid")
@@ -299,7 +299,7 @@ def classification_batches(
   end after the same number of steps.
 
   * ``"paired"``: the prefix examples of the LM's step-t sentences, packed
-    with ``prefix.pack(..., packed=packed)``: ``tokens`` equals the LM batch's
+    with ``packing.pack(..., packed=packed)``: ``tokens`` equals the LM batch's
     ``inputs`` and the examples sit exactly at the LM's mask. R defaults to
     ``batch_size``.
   * ``"iid"``: the prefix examples of all sentences are built once (O(total
@@ -358,7 +358,7 @@ def classification_batches(
     r_max = batch_size if max_rows is None else max_rows
     for _, idx in steps:
       examples = prefix.prefix_examples([sentences[i] for i in idx])
-      yield pad_classification_batch(prefix.pack(examples, seq_len, packed=packed), r_max, n_max)
+      yield pad_classification_batch(packing.pack(examples, seq_len, packed=packed), r_max, n_max)
     return
 
   r_max = n_max if max_rows is None else max_rows
@@ -370,7 +370,7 @@ def classification_batches(
     offset = sum(counts[:i])
     perm = _example_permutation(len(examples), seed, e)
     idx = perm[offset : offset + counts[i]]
-    yield pad_classification_batch(prefix.pack(examples.take(idx), seq_len, packed=packed), r_max, n_max)
+    yield pad_classification_batch(packing.pack(examples.take(idx), seq_len, packed=packed), r_max, n_max)
 
 
 _PERM_CACHE: dict = {}

@@ -20,7 +20,7 @@ Two step functions are built on it:
 ``generate_by_classification`` samples without any LM code: each round it asks
 the classification API for the next-label logits of every unfinished prefix (a
 ``ClassificationBatch`` with one ``[BOS, prefix, PAD..]`` row per sample and its
-example at the prefix's last position, built with ``prefix.unpacked``).
+example at the prefix's last position, built with ``packing.unpacked``).
 
 **Randomness.** Sample b gets ``keys[b] = split(key, num_samples)[b]``; the
 character at position p is drawn with ``fold_in(keys[b], p)`` by
@@ -69,7 +69,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxequiv import alphabet, model, prefix
+from jaxequiv import alphabet, model, packing, prefix
 from jaxequiv.lm import decoding
 from jaxequiv.batches import ClassificationBatch
 from jaxequiv.validation import check_classification_batch
@@ -281,7 +281,7 @@ def generate_by_classification(
   """Generates sentences by repeatedly classifying the current prefixes.
 
   Each round builds the classification dataset of the unfinished samples'
-  prefixes (``prefix.PrefixExamples`` -> ``prefix.unpacked``: one row
+  prefixes (``prefix.PrefixExamples`` -> ``packing.unpacked``: one row
   ``[BOS, prefix, PAD..]`` per sample, its example at the prefix length; finished
   samples are padding examples, so shapes stay fixed), gets the 64 label logits
   with ``classification_logits``, draws each label with ``choose_next`` (key
@@ -313,7 +313,7 @@ def generate_by_classification(
     chars = np.array([c for ctx in contexts for c in ctx], np.uint8)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     examples = prefix.PrefixExamples(chars, starts, lengths, np.zeros(num_samples, np.uint8))
-    batch = prefix.unpacked(examples, seq_len)
+    batch = packing.unpacked(examples, seq_len)
     batch = batch._replace(rows=np.where(active, batch.rows, num_samples).astype(np.int32))
     logits_Bx64 = _classification_logits_jit(params, batch, apply_fn=apply_fn)
     labels = np.asarray(_choose_next_jit(keys_B, logits_Bx64, jnp.asarray(lengths), temperature, top_k=top_k))

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxequiv import alphabet, bitwise, losses, model, prefix
+from jaxequiv import alphabet, bitwise, losses, model, packing, prefix
 from jaxequiv.lm import corpus
 from jaxequiv.lm import data
 from jaxequiv.lm import grammar
@@ -196,7 +196,7 @@ def test_padding_does_not_change_loss_bits(tiny):
   params, apply_fn = tiny
   lm = next(data.lm_batches(SENTENCES, B, T, seed=7))
   padded = next(data.classification_batches(SENTENCES, B, T, mode="paired", seed=7))
-  unpadded = prefix.pack(prefix.prefix_examples(_segments(lm)), T, packed=True)
+  unpadded = packing.pack(prefix.prefix_examples(_segments(lm)), T, packed=True)
   assert len(unpadded.rows) < len(padded.rows)
   xent = jax.jit(functools.partial(losses.classification_xent, apply_fn=apply_fn))
   l_pad, l_unpad = xent(params, padded), xent(params, unpadded)
@@ -214,7 +214,7 @@ def test_iid_padding_changes_loss_by_rounding_at_most(tiny):
   params, apply_fn = tiny
   s = SENTENCES[:B]
   ex = prefix.prefix_examples(s).take(np.random.default_rng(0).permutation(sum(map(len, s))))
-  unpadded = prefix.pack(ex, T)
+  unpadded = packing.pack(ex, T)
   r = unpadded.tokens.shape[0]
   padded = data.pad_classification_batch(unpadded, r + 37, len(unpadded.rows) + 50)
   same_rows = data.pad_classification_batch(unpadded, r, len(unpadded.rows) + 50)

@@ -216,7 +216,7 @@ def test_any_causal_apply_fn_samples_the_same_by_classification():
 
 def test_no_cache_step_logits_are_bitwise_the_classifier_logits():
   """Why the samples are equal: at every step the LM step and the classifier give the same bits."""
-  from jaxequiv import bitwise, prefix  # pylint: disable=import-outside-toplevel
+  from jaxequiv import bitwise, packing, prefix  # pylint: disable=import-outside-toplevel
   params = _params()
   texts = ["Hello world", "ab", "x"]
   b, t = len(texts), CFG.seq_len
@@ -236,5 +236,5 @@ def test_no_cache_step_logits_are_bitwise_the_classifier_logits():
     ex = prefix.PrefixExamples(np.concatenate(ids).astype(np.uint8),
                                np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
                                lengths, np.zeros(b, np.uint8))
-    clf = sampling._classification_logits_jit(params, prefix.unpacked(ex, t), apply_fn=APPLY)  # pylint: disable=protected-access
+    clf = sampling._classification_logits_jit(params, packing.unpacked(ex, t), apply_fn=APPLY)  # pylint: disable=protected-access
     bitwise.assert_bitwise_equal(np.asarray(clf)[real], np.asarray(lm_PxBx64[p])[real])
