@@ -113,7 +113,7 @@ def test_tfds_falls_back_to_load_when_files_are_not_random_access(monkeypatch):
     corpus.tfds_sentences("tiny_shakespeare", "test")
 
 
-# --- images: jaxequiv.labels.images ---
+# --- images: jaxequiv.labels.images through jaxequiv.labels.tfds_images ---
 
 
 @pytest.mark.parametrize("name,k", [("cifar10", 10), ("cifar100", 100)])

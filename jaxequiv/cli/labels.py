@@ -103,7 +103,7 @@ def read_class_names(path: str) -> list[str]:
 
 def check_args(args: argparse.Namespace) -> None:
   """Cross-flag checks, before any data is read. Raises ``cli.UsageError`` naming the flag."""
-  from jaxequiv.labels import images  # pylint: disable=import-outside-toplevel
+  from jaxequiv.labels import tfds_images  # pylint: disable=import-outside-toplevel
   cli.check_heads(args.width, args.heads)
   if args.zero_shot and args.data != "shapes":
     raise cli.UsageError(f"argument --zero-shot: needs --data shapes (compositional labels), not {args.data!r}")
@@ -117,7 +117,7 @@ def check_args(args: argparse.Namespace) -> None:
       raise cli.UsageError(f"argument --patch: must divide the image side {side}, got {args.patch}")
   if args.data.startswith("tfds:"):
     try:
-      images.parse_tfds_spec(args.data[len("tfds:"):])
+      tfds_images.parse_tfds_spec(args.data[len("tfds:"):])
     except ValueError as e:
       raise cli.UsageError(f"argument --data: {e}") from None
   elif args.data not in ("shapes", "digits"):
