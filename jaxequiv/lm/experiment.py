@@ -192,7 +192,7 @@ def _duration(seconds: float) -> str:
 
 
 def iid_estimate(model: model_lib.ModelConfig, train: train_lib.TrainConfig, sentences: list[str], steps: int) -> str:
-  """One line: an iid run's seconds per step against the LM's, measured here, and the time ``steps`` will take.
+  """One line: an iid run's seconds per step against the LM's, measured here, and the time its ``steps`` to go take.
 
   Both steps are timed by ``jaxequiv.lm.train.step_seconds`` (the iid step's
   compile is reused by the run). An iid step packs its random prefixes, one
@@ -202,7 +202,7 @@ def iid_estimate(model: model_lib.ModelConfig, train: train_lib.TrainConfig, sen
   iid, iid_rows = train_lib.step_seconds(model, train, sentences, steps=1)
   lm, _ = train_lib.step_seconds(model, dataclasses.replace(train, objective="lm"), sentences)
   return (f"iid mode: {iid:.2f} s per step ({iid_rows} rows of random prefixes) against {lm:.3f} s for the LM step"
-          f" ({train.batch_size} rows): {iid / lm:.3g}x; {steps} steps will take about {_duration(steps * iid)}"
+          f" ({train.batch_size} rows): {iid / lm:.3g}x; the run's {steps} steps to go will take about {_duration(steps * iid)}"
           " (estimate from steps timed after compiling; --mode paired trains the LM's trajectory at the LM's cost)")
 
 
@@ -246,10 +246,8 @@ def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dic
         f" {len(val_sentences)} validation")
     if tcfg.objective == "classification" and tcfg.mode == "iid" and not data_parallel:
       start = (runs.latest_step(out) or 0) if resuming(config) else 0
-      todo = tcfg.steps - start if config.max_steps_this_run is None else min(tcfg.steps - start,
-                                                                              config.max_steps_this_run)
       log("iid mode: timing a step of it and of the LM first (the iid step costs many LM steps)")
-      log(iid_estimate(mcfg, tcfg, train_sentences, todo))
+      log(iid_estimate(mcfg, tcfg, train_sentences, tcfg.steps - start))
   t0 = time.time()
   try:
     with stop_on_signals() as got:

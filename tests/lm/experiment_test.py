@@ -109,6 +109,6 @@ def test_an_iid_run_prints_its_measured_step_time_and_eta_against_the_lm_first()
   experiment.run(cfg, log=lines.append)
   print("\n".join(lines))
   i = next(i for i, line in enumerate(lines) if line.startswith("iid mode: ") and " s per step (" in line)
-  assert re.search(r"against [0-9.]+ s for the LM step \(4 rows\): [0-9.e+]+x; 3 steps will take about [0-9.]+ s", lines[i])
+  assert re.search(r"against [0-9.]+ s for the LM step \(4 rows\): [0-9.e+]+x; the run's 8 steps to go will take about [0-9.]+ s", lines[i])
   assert i < next(i for i, line in enumerate(lines) if line.startswith("step 0: validation"))  # before training
   assert experiment._duration(4 * 3600 + 20 * 60) == "4 h 20 min" and experiment._duration(600) == "10 min"
