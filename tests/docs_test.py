@@ -93,3 +93,9 @@ def test_own_model_recipe_runs_and_gradients_are_bitwise_equal(index):
   with contextlib.redirect_stdout(out):
     exec(compile(recipe, "docs/own_model.md", "exec"), {})  # pylint: disable=exec-used
   assert "mismatched_elements=0," in out.getvalue() and ", elements=0," not in out.getvalue()
+
+
+def test_the_core_api_page_documents_every_core_module():
+  modules = {f"jaxequiv.{p.stem}" for p in (ROOT / "jaxequiv").glob("*.py") if not p.stem.startswith("__")}
+  documented = set(re.findall(r"^::: *([\w.]+)", (ROOT / "docs" / "api" / "core.md").read_text(), re.M))
+  assert sorted(modules - documented) == [], "add these modules to docs/api/core.md"
