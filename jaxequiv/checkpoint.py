@@ -44,6 +44,7 @@ CHECKPOINT_DIR = "checkpoints"
 DAMAGED_DIR = "damaged"
 META_FILE = "meta.json"
 MANIFEST_FILE = "manifest.json"
+MAX_STEP = 2**31 - 1  # a step is an int32 in the training state
 _FORMAT = 1
 
 
@@ -60,12 +61,48 @@ def checkpoint_dir(run_dir: str) -> str:
   return os.path.join(os.path.abspath(run_dir), CHECKPOINT_DIR)
 
 
-def steps(run_dir: str) -> list[int]:
-  """Steps of the checkpoint directories present, newest first (not verified)."""
+def step_of_name(name: str) -> int | None:
+  """The step a folder name stands for, or None: ASCII digits, no leading zero, at most ``MAX_STEP``.
+
+  Only a hint: ``verify`` checks it against the step recorded inside.
+
+  Examples:
+    >>> [step_of_name(n) for n in ("12", "0", "012", "\u0663", "99999999999", "-1", "1e3")]
+    [12, 0, None, None, None, None, None]
+  """
+  if not (name.isascii() and name.isdigit()) or (len(name) > 1 and name[0] == "0") or len(name) > 10:
+    return None
+  return int(name) if int(name) <= MAX_STEP else None
+
+
+def _entries(run_dir: str) -> tuple[list[int], list[str]]:
+  """(steps of real step folders newest first, names of other entries) in ``checkpoints/``; ``.tmp-*`` in neither."""
   d = checkpoint_dir(run_dir)
   if not os.path.isdir(d):
-    return []
-  return sorted((int(n) for n in os.listdir(d) if n.isdigit() and os.path.isdir(os.path.join(d, n))), reverse=True)
+    return [], []
+  found, others = [], []
+  for n in sorted(os.listdir(d)):
+    s, path = step_of_name(n), os.path.join(d, n)
+    if s is not None and os.path.isdir(path) and not os.path.islink(path):
+      found.append(s)
+    elif not n.startswith(TMP_PREFIX):
+      others.append(n)
+  return sorted(found, reverse=True), others
+
+
+def steps(run_dir: str) -> list[int]:
+  """Steps of the checkpoint directories present, newest first (not verified; other names are not steps)."""
+  return _entries(run_dir)[0]
+
+
+def _skip_others(run_dir: str, log: Log | None, quarantine: bool) -> None:
+  """One line per entry of ``checkpoints/`` that is not a step folder; moved to ``damaged/`` if ``quarantine``."""
+  for n in _entries(run_dir)[1]:
+    if log is not None:
+      log(f"{os.path.join(checkpoint_dir(run_dir), n)!r} is not a step folder (a step is 0..{MAX_STEP} in ASCII"
+          " digits without leading zeros); skipping it")
+    if quarantine:
+      _quarantine(run_dir, n, log)
 
 
 def _sha256(path: str) -> str:
@@ -120,8 +157,8 @@ def save(run_dir: str, step: int, items: Mapping[str, Any], meta: Mapping[str, A
   """
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
   step = int(step)
-  if step < 0:
-    raise ValueError(f"step must be >= 0, got {step}")
+  if not 0 <= step <= MAX_STEP:
+    raise ValueError(f"step must be in 0..{MAX_STEP}, got {step}")
   for name in items:
     if not name.isidentifier() or name in (META_FILE, MANIFEST_FILE):
       raise ValueError(f"checkpoint item names must be identifiers, got {name!r}")
@@ -129,8 +166,11 @@ def save(run_dir: str, step: int, items: Mapping[str, Any], meta: Mapping[str, A
   os.makedirs(root, exist_ok=True)
   final = os.path.join(root, str(step))
   tmp = os.path.join(root, f"{TMP_PREFIX}{step}")  # the same path on every host; a killed writer's is stale
-  if jax.process_index() == 0 and os.path.exists(tmp):
-    shutil.rmtree(tmp)
+  if jax.process_index() == 0 and os.path.lexists(tmp):
+    if os.path.isdir(tmp) and not os.path.islink(tmp):
+      shutil.rmtree(tmp)
+    else:  # a stray file or symbolic link: removed, never followed
+      os.remove(tmp)
   with ocp.StandardCheckpointer() as ckptr:
     for name, tree in items.items():
       ckptr.save(os.path.join(tmp, name), tree)
@@ -154,46 +194,86 @@ def save(run_dir: str, step: int, items: Mapping[str, Any], meta: Mapping[str, A
   return final
 
 
+def _manifest_problem(manifest: Any) -> str | None:
+  """Why a parsed manifest does not follow the schema, or None.
+
+  Schema: ``{"format": 1, "items": [identifier, ...], "files": {relative path: [size >= 0, sha256 hex]}}``.
+  """
+  if not isinstance(manifest, dict):
+    return f"manifest is a {type(manifest).__name__}, not an object"
+  if manifest.get("format") != _FORMAT or isinstance(manifest.get("format"), bool):
+    return f"manifest format is {manifest.get('format')!r}, not {_FORMAT}"
+  items, files = manifest.get("items"), manifest.get("files")
+  if not isinstance(items, list) or not all(isinstance(n, str) and n.isidentifier() for n in items):
+    return "manifest 'items' is not a list of item names"
+  if not isinstance(files, dict):
+    return "manifest 'files' is not an object"
+  for rel, entry in files.items():
+    if os.path.isabs(rel) or ".." in rel.split(os.sep) or not rel:
+      return f"manifest names a file outside its checkpoint: {rel[:80]!r}"
+    if not (isinstance(entry, list) and len(entry) == 2 and type(entry[0]) is int and entry[0] >= 0
+            and isinstance(entry[1], str) and len(entry[1]) == 64):
+      return f"manifest entry of {rel[:80]!r} is not [size, sha256]"
+  return None
+
+
 def verify(run_dir: str, step: int) -> str | None:
-  """Why checkpoint ``step`` is damaged (a short reason), or None if every file matches its manifest."""
+  """Why checkpoint ``step`` is damaged (a short reason), or None if it is good.
+
+  Good: the manifest follows its schema, every file matches its size and
+  SHA-256, and ``meta.json`` is an object recording this very step (the
+  folder name is only a hint).
+  """
   d = os.path.join(checkpoint_dir(run_dir), str(int(step)))
   path = os.path.join(d, MANIFEST_FILE)
   if not os.path.isfile(path):
     return "no manifest (incomplete, or not written by jaxequiv.checkpoint)"
   try:
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
       manifest = json.load(f)
-    files = manifest["files"]
-  except (ValueError, KeyError, TypeError):
+  except (ValueError, UnicodeDecodeError, RecursionError):
     return "unreadable manifest"
+  problem = _manifest_problem(manifest)
+  if problem is not None:
+    return problem
+  files = manifest["files"]
   for rel, (size, digest) in sorted(files.items()):
     p = os.path.join(d, rel)
-    if not os.path.isfile(p):
+    if not os.path.isfile(p) or os.path.islink(p):
       return f"{rel} is missing"
     if os.path.getsize(p) != size:
       return f"{rel} has {os.path.getsize(p)} bytes, {size} were written"
     if _sha256(p) != digest:
       return f"{rel} fails its SHA-256 checksum"
-  for name in manifest.get("items", []):
+  for name in manifest["items"]:
     if not os.path.isdir(os.path.join(d, name)):
       return f"{name}/ is missing"
   if META_FILE not in files:
     return f"{META_FILE} is missing"
+  try:
+    recorded = read_json(os.path.join(d, META_FILE))
+  except RunDirError:
+    return f"unreadable {META_FILE}"
+  if not isinstance(recorded, dict) or type(recorded.get("step")) is not int:
+    return f"{META_FILE} does not record an integer step"
+  if recorded["step"] != int(step):
+    return f"{META_FILE} records step {recorded['step']}, not {step} (a renamed folder)"
   return None
 
 
-def _quarantine(run_dir: str, step: int, log: Log | None) -> None:
-  src = os.path.join(checkpoint_dir(run_dir), str(step))
+def _quarantine(run_dir: str, name: int | str, log: Log | None) -> None:
+  src = os.path.join(checkpoint_dir(run_dir), str(name))
   dst_root = os.path.join(os.path.abspath(run_dir), DAMAGED_DIR)
   os.makedirs(dst_root, exist_ok=True)
-  dst = os.path.join(dst_root, f"{step}-{time.time_ns()}")
+  dst = os.path.join(dst_root, f"{str(name)[:40]}-{time.time_ns()}")
   os.rename(src, dst)
   if log is not None:
-    log(f"moved damaged checkpoint step {step} to {dst}")
+    log(f"moved damaged checkpoint {str(name)[:40]!r} to {dst}")
 
 
 def latest_step(run_dir: str, *, log: Log | None = say) -> int | None:
-  """The newest step that verifies (``log`` gets one line per damaged newer step), or None if none does."""
+  """The newest step that verifies (``log`` gets one line per damaged newer step or non-step entry), or None."""
+  _skip_others(run_dir, log, quarantine=False)
   for s in steps(run_dir):
     reason = verify(run_dir, s)
     if reason is None:
@@ -266,6 +346,8 @@ def restore(run_dir: str, like: Mapping[str, Any] | Callable[[dict], Mapping[str
   """
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
   root = checkpoint_dir(run_dir)
+  if step is None:
+    _skip_others(run_dir, log, quarantine)
   present = steps(run_dir)
   if not present:
     raise RunDirError(f"no checkpoint in {root}")

@@ -239,12 +239,12 @@ def remove_partial_writes(run_dir: str) -> list[str]:
   top = os.path.abspath(run_dir)
   subdirs = [os.path.join(top, n) for n in sorted(os.listdir(top))] if os.path.isdir(top) else []
   for d in [top, *subdirs]:
-    if not os.path.isdir(d):
+    if not os.path.isdir(d) or os.path.islink(d):  # a link leads out of the run directory: not followed
       continue
     for name in os.listdir(d):
       if name.startswith(TMP_PREFIX):
         path = os.path.join(d, name)
-        if os.path.isdir(path):
+        if os.path.isdir(path) and not os.path.islink(path):  # a link is removed, its target left alone
           shutil.rmtree(path, ignore_errors=True)
         else:
           os.remove(path)

@@ -169,3 +169,79 @@ def test_a_save_killed_before_its_rename_leaves_no_step(tmp_path, monkeypatch):
   left = rundir.remove_partial_writes(d)
   assert len(left) == 1 and left[0].endswith(".tmp-2")
   assert sorted(os.listdir(checkpoint.checkpoint_dir(d))) == ["1"]
+
+
+def _edit_manifest(step_dir, edit):
+  path = os.path.join(step_dir, checkpoint.MANIFEST_FILE)
+  manifest = rundir.read_json(path)
+  rundir.write_json(path, edit(manifest))
+
+
+def _first_file(m, value):
+  rel = sorted(m["files"])[0]
+  return {**m, "files": {**m["files"], rel: value}}
+
+
+WRONG_TYPES = {
+    "a list": lambda m: [m], "items is a number": lambda m: {**m, "items": 5},
+    "files is a list": lambda m: {**m, "files": list(m["files"])},
+    "entry is a string": lambda m: _first_file(m, "abc"), "entry too short": lambda m: _first_file(m, [1]),
+    "size is a string": lambda m: _first_file(m, ["10", "0" * 64]), "format is a string": lambda m: {**m, "format": "1"},
+    "path escapes": lambda m: {**m, "files": {"../../x": [1, "0" * 64]}}, "no files": lambda m: {"format": 1},
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_TYPES))
+def test_manifest_with_wrong_types_is_a_damaged_checkpoint(run, capsys, name):
+  step_dir = os.path.join(checkpoint.checkpoint_dir(run), "4")
+  _edit_manifest(step_dir, WRONG_TYPES[name])
+  reason = checkpoint.verify(run, 4)
+  assert isinstance(reason, str) and "manifest" in reason, reason
+  capsys.readouterr()
+  r = checkpoint.restore(run, _like(), quarantine=True)
+  lines = _lines(capsys)
+  assert r.step == 2 and checkpoint.steps(run) == [2]
+  assert len(lines) == 2 and "checkpoints/4 is damaged" in lines[0] and "moved damaged" in lines[1], lines
+
+
+def test_the_step_is_read_from_inside_the_checkpoint(run, capsys):
+  """A folder renamed (to a later step, past any --steps) is damaged: its meta records another step."""
+  root = checkpoint.checkpoint_dir(run)
+  shutil.copytree(os.path.join(root, "4"), os.path.join(root, "1000"))
+  assert checkpoint.verify(run, 1000) == "meta.json records step 4, not 1000 (a renamed folder)"
+  capsys.readouterr()
+  assert checkpoint.latest_step(run) == 4
+  assert len(_lines(capsys)) == 1
+  meta = os.path.join(root, "4", checkpoint.META_FILE)  # a meta.json whose step is not an int: damaged
+  rundir.write_json(meta, {"step": "4"})
+  _edit_manifest(os.path.join(root, "4"), lambda m: {**m, "files": {**m["files"], checkpoint.META_FILE: [
+      os.path.getsize(meta), checkpoint._sha256(meta)]}})  # pylint: disable=protected-access
+  assert checkpoint.verify(run, 4) == "meta.json does not record an integer step"
+
+
+@pytest.mark.parametrize("name", ["\u0663", "0004", "00", "9" * 30, str(2**31), "-4", "4.0"])
+def test_a_folder_that_is_not_a_step_name_is_reported_once_and_skipped(run, capsys, name):
+  """Copies of step 4 under names that are not a step: non-ASCII digits, zero padding, huge numbers."""
+  root = checkpoint.checkpoint_dir(run)
+  shutil.copytree(os.path.join(root, "4"), os.path.join(root, name))
+  assert checkpoint.steps(run) == [4, 2]
+  capsys.readouterr()
+  assert checkpoint.latest_step(run) == 4
+  lines = _lines(capsys)
+  assert len(lines) == 1 and "is not a step folder" in lines[0], lines
+  r = checkpoint.restore(run, _like(), quarantine=True)
+  assert r.step == 4 and r.meta["step"] == 4
+  assert sorted(os.listdir(root)) == ["2", "4"] and len(os.listdir(os.path.join(run, checkpoint.DAMAGED_DIR))) == 1
+  with pytest.raises(ValueError, match="step must be in"):
+    checkpoint.save(run, 2**31, _items(), {})
+
+
+def test_a_stray_tmp_symlink_is_removed_not_followed(tmp_path):
+  d, outside = str(tmp_path / "run"), tmp_path / "outside"
+  outside.mkdir()
+  (outside / "keep.txt").write_text("precious")
+  os.makedirs(checkpoint.checkpoint_dir(d))
+  os.symlink(outside, os.path.join(checkpoint.checkpoint_dir(d), rundir.TMP_PREFIX + "3"))
+  checkpoint.save(d, 3, _items(3), {})
+  assert checkpoint.restore(d, _like()).step == 3 and (outside / "keep.txt").read_text() == "precious"
+  assert os.listdir(outside) == ["keep.txt"]

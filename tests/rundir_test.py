@@ -98,3 +98,13 @@ def test_symbolic_links_in_a_run_directory_are_not_followed(tmp_path):
   with rundir.RunLock(str(d)):  # the pid file replaces the link; the target is not written
     pass
   assert target.read_text() == "keep me"
+
+
+def test_remove_partial_writes_does_not_follow_links(tmp_path):
+  run, outside = tmp_path / "run", tmp_path / "outside"
+  (outside / ".tmp-keep").mkdir(parents=True)
+  run.mkdir()
+  os.symlink(outside, run / ".tmp-1")  # a stray .tmp-* link: removed, its target kept
+  os.symlink(outside, run / "elsewhere")  # a link to a directory: not searched
+  removed = rundir.remove_partial_writes(str(run))
+  assert removed == [str(run / ".tmp-1")] and (outside / ".tmp-keep").is_dir() and not os.path.lexists(run / ".tmp-1")
