@@ -24,6 +24,9 @@ def tiny_run(tmp_path_factory):
   return proc, out
 
 
+# The tiny run starts six processes that each compile their models (about 100 s of CPU on a quiet 2-core machine):
+# slow, so it runs with `pytest -m slow`; the negative control below stays in the default suite.
+@pytest.mark.slow
 def test_tiny_run_passes_every_step(tiny_run):
   proc, out = tiny_run
   summary = (out / "summary.md").read_text()
@@ -35,6 +38,7 @@ def test_tiny_run_passes_every_step(tiny_run):
   assert "every step passed" in summary
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_each_benchmark_report(tiny_run):
   _, out = tiny_run
   for name in ("bench_train.md", "bench_peers.md", "bench_equivalence.md", "bench_sample.md", "machine.txt"):
