@@ -47,7 +47,8 @@ def run_all(cmds: list[str], timeout_s: float) -> list[dict]:
         code, text = "timeout", f"{e.stdout or ''}{e.stderr or ''}"
         text = text.decode() if isinstance(text, bytes) else text
       wall = time.perf_counter() - t0
-      tail = [l.rstrip() for l in text.replace("\r", "\n").splitlines() if l.strip()][-TAIL:]
+      lines = [l.rstrip() for l in text.replace("\r", "\n").splitlines() if l.strip()]
+      tail = [l for l in lines if "%|" not in l][-TAIL:]  # progress bars left out
       full = [l.rstrip() for l in text.splitlines() if l.startswith(("PASS", "FAIL", "WARN"))]
       rows.append({"command": cmd, "wall_s": round(wall, 1), "exit": code, "tail": tail, "full": full})
       print(f"{_mmss(wall):>8}  exit {code}  {cmd}", flush=True)
