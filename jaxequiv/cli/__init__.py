@@ -10,8 +10,14 @@ Bad input gets one line on stderr and exit status 2, never a traceback:
   ``finite_float(...)``, ...), so a bad flag fails before any data is loaded;
 * flags that must agree (``--heads`` divides ``--width``) raise ``UsageError``
   at the top of ``run``, still before any data is loaded;
+* size flags are checked against the machine's memory (``jaxequiv.limits``)
+  at the top of ``run``, and input files are read only if regular and small
+  enough, still before any data is loaded;
 * ``main`` turns ``UsageError``, ``ValueError`` and the ``OSError``\\ s of a
-  missing or unreadable file into ``jaxequiv <cmd>: error: <message>``.
+  missing or unreadable file into ``jaxequiv <cmd>: error: <message>``, and a
+  full or read-only disk into one line naming the path (exit status 1), with
+  what the command adds (``disk_error_note(args)``: train names the last good
+  checkpoint).
   Anything else (a genuine bug) keeps its traceback, and so does everything when
   ``JAXEQUIV_DEBUG=1``.
 """
@@ -200,6 +206,21 @@ def one_line(e: BaseException) -> str:
   return " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
 
 
+def disk_error_line(e: BaseException, module, args: argparse.Namespace) -> str | None:
+  """One line for a full or read-only disk (``limits.disk_error_message`` of ``e`` or of the error it was raised
+  from) plus the command's ``disk_error_note(args)`` if it has one; None for any other exception."""
+  from jaxequiv import limits  # pylint: disable=import-outside-toplevel
+  message, seen = None, set()
+  while e is not None and message is None and id(e) not in seen:  # the error or one it was raised from (orbax wraps)
+    seen.add(id(e))
+    message = limits.disk_error_message(e) if isinstance(e, OSError) else None
+    e = e.__cause__ or e.__context__
+  if message is None:
+    return None
+  note = getattr(module, "disk_error_note", None)
+  return message if note is None else f"{message}; {note(args)}"
+
+
 def main(argv: list[str] | None = None) -> int:
   """Parses ``argv`` (default ``sys.argv[1:]``) and runs the chosen subcommand; returns its exit status.
 
@@ -214,10 +235,17 @@ def main(argv: list[str] | None = None) -> int:
     if e.code in (0, None):
       raise
     return int(e.code) if isinstance(e.code, int) else 2
+  module = importlib.import_module(COMMANDS[args.command][0])
   try:
-    return int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
+    return int(module.run(args) or 0)
   except Exception as e:  # pylint: disable=broad-except
-    if os.environ.get("JAXEQUIV_DEBUG") or not is_user_error(e):
+    if os.environ.get("JAXEQUIV_DEBUG"):
+      raise
+    disk = disk_error_line(e, module, args)
+    if disk is not None:  # the machine's fault, not the input's: exit status 1
+      print(f"jaxequiv {args.command}: error: {disk}", file=sys.stderr)
+      return 1
+    if not is_user_error(e):
       raise
     print(f"jaxequiv {args.command}: error: {one_line(e)}", file=sys.stderr)
     return 2

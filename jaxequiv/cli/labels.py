@@ -24,11 +24,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from jaxequiv import cli
+from jaxequiv import cli, limits
+from jaxequiv.alphabet import NUM_CLASSES
 
 if TYPE_CHECKING:
   from jaxequiv.labels.experiment import ExperimentConfig
 
+MAX_CLASS_NAMES_BYTES = 64 * 2**20  # imagenet2012's 1000 names take 31 KiB
 DATA_HELP = ("shapes | digits | tfds:NAME[/CONFIG][:TRAIN_SPLIT[,TEST_SPLIT]] with NAME one of cifar10, cifar100,"
              " imagenette, imagenet2012 (e.g. tfds:imagenette/160px-v2, tfds:cifar10:train[:1000])")
 
@@ -87,12 +89,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_class_names(path: str) -> list[str]:
-  """Class names from a text file: one per line, blank lines and ``#`` comments skipped."""
+  """Class names from a text file: one per line, blank lines and ``#`` comments skipped.
+
+  The file must be a regular file of at most ``MAX_CLASS_NAMES_BYTES`` (not a FIFO or a device).
+  """
   try:
-    with open(path, encoding="utf-8") as f:
-      lines = f.read().splitlines()
+    lines = limits.read_limited(path, MAX_CLASS_NAMES_BYTES).decode("utf-8").splitlines()
   except UnicodeDecodeError as e:
     raise cli.UsageError(f"argument --class-names: {path!r} is not UTF-8 text (offset {e.start})") from None
+  except limits.TooLargeError as e:
+    raise cli.UsageError(f"argument --class-names: {e}") from None
   except OSError as e:
     raise cli.UsageError(f"argument --class-names: cannot read {path!r} ({e.strerror or e})") from None
   names = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
@@ -111,8 +117,8 @@ def check_args(args: argparse.Namespace) -> None:
     raise cli.UsageError(f"argument --image-size: must be >= 8 for --data shapes, got {args.image_size}")
   if args.data == "digits" and args.image_size is not None:
     raise cli.UsageError("argument --image-size: digits are 8x8; the flag applies to shapes and tfds:*")
+  side = image_side(args)
   if args.encoder == "vit":
-    side = args.image_size or {"shapes": 16, "digits": 8}.get(args.data, 32)
     if side % args.patch:
       raise cli.UsageError(f"argument --patch: must divide the image side {side}, got {args.patch}")
   if args.data.startswith("tfds:"):
@@ -124,6 +130,32 @@ def check_args(args: argparse.Namespace) -> None:
     raise cli.UsageError(f"argument --data: unknown image data {args.data!r}; use {DATA_HELP}")
   elif args.data_dir is not None or args.download:
     raise cli.UsageError(f"arguments --data-dir and --download apply to --data tfds:* only, not {args.data!r}")
+  check_memory(args)
+
+
+def image_side(args: argparse.Namespace) -> int:
+  """The image side in pixels: ``--image-size``, else the data's own (shapes 16, digits 8, tfds resized to 32)."""
+  return args.image_size or {"shapes": 16, "digits": 8}.get(args.data, 32)
+
+
+def check_memory(args: argparse.Namespace) -> None:
+  """Refuses sizes that cannot fit here (``limits.estimate_bytes``): the images held (float32), one step of the
+  string decoder on ``--batch-size`` images, its labels counted at the shortest decoder length (8).
+
+  The loader's own image count is unknown before loading: unless given, the
+  training images count as one batch and the test images as none.
+  """
+  side = image_side(args)
+  pixels = side * side * (1 if args.data == "digits" else 3)
+  images = (args.num_train or args.batch_size) + (args.num_test or 0)
+  estimate = limits.estimate_bytes(rows=args.batch_size, seq_len=8, width=args.width, layers=args.layers,
+                                   heads=args.heads, vocab=NUM_CLASSES, row_values=pixels, data_values=images * pixels)
+  limits.check_fits(estimate, {
+      "data": f"--num-train {args.num_train or 'unset'} + --num-test {args.num_test or 'unset'} images of"
+              f" {side}x{side} pixels (--image-size)",
+      "activations": f"--batch-size {args.batch_size} x --width {args.width} x --layers {args.layers}"
+                     f" (images of {side}x{side} pixels)",
+      "parameters": f"--width {args.width} x --layers {args.layers}"})
 
 
 def experiment_config(args: argparse.Namespace) -> "ExperimentConfig":

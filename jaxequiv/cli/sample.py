@@ -11,12 +11,13 @@ Example::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from jaxequiv import cli, rundir
+from jaxequiv import cli, limits, rundir
 from jaxequiv.alphabet import NUM_CLASSES
 
 if TYPE_CHECKING:
@@ -83,11 +84,27 @@ def check_args(args: argparse.Namespace) -> None:
   if args.max_len is not None and args.max_len > seq_len:
     raise cli.UsageError(f"argument --max-len: must be in [1, {seq_len}] (the run's context length T),"
                          f" got {args.max_len}")
+  check_memory(args, recorded)
   from jaxequiv.lm import sample as sampling  # pylint: disable=import-outside-toplevel
   try:
     sampling.encode_prompts(args.prompt, 1, args.max_len or seq_len)
   except ValueError as e:
     raise cli.UsageError(f"argument --prompt: {e}") from None
+
+
+def check_memory(args: argparse.Namespace, recorded: dict) -> None:
+  """Refuses a ``--num-samples`` whose KV cache and logits cannot fit here (``limits.estimate_bytes``)."""
+  from jaxequiv.configs import ModelConfig  # pylint: disable=import-outside-toplevel  # no JAX
+  defaults = dataclasses.asdict(ModelConfig())
+  sizes = {k: recorded.get(k, defaults[k]) for k in ("seq_len", "width", "num_layers", "num_heads", "mlp_ratio")}
+  if not all(isinstance(v, int) and v > 0 for v in sizes.values()):
+    return  # a damaged config.json: loading the checkpoint names it
+  estimate = limits.estimate_bytes(rows=args.num_samples, seq_len=sizes["seq_len"], width=sizes["width"],
+                                   layers=sizes["num_layers"], heads=sizes["num_heads"], vocab=NUM_CLASSES,
+                                   mlp_ratio=sizes["mlp_ratio"], training=False)
+  limits.check_fits(estimate, {"activations": f"--num-samples {args.num_samples} x the run's context length"
+                                              f" {sizes['seq_len']} (width {sizes['width']}, {sizes['num_layers']}"
+                                              " layers)"})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,7 +31,8 @@ import shlex
 import signal
 import sys
 
-from jaxequiv import cli
+from jaxequiv import cli, limits
+from jaxequiv.alphabet import NUM_CLASSES
 from jaxequiv.configs import ACTIVATIONS, DTYPES, ModelConfig
 from jaxequiv.lm.configs import MODES, OBJECTIVES, DataConfig, TrainConfig
 
@@ -130,14 +131,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   cli.add_determinism_flag(g)
 
 
+def out_dir(args: argparse.Namespace) -> str:
+  """``--out``, or its default for the objective and mode."""
+  return args.out or DEFAULT_OUT.format(objective=vars(args)["train.objective"], mode=vars(args)["train.mode"])
+
+
 def config_from_args(args: argparse.Namespace):
   """The ``jaxequiv.lm.experiment.ExperimentConfig`` of parsed flags."""
   from jaxequiv.lm import experiment  # pylint: disable=import-outside-toplevel
   fields = {k: v for k, v in vars(args).items() if "." in k}
   fields["train.clip_norm"] = fields["train.clip_norm"] or None  # 0: off
-  out = args.out or DEFAULT_OUT.format(objective=fields["train.objective"], mode=fields["train.mode"])
-  return experiment.from_fields(fields, out_dir=out, resume=args.resume, max_steps_this_run=args.max_steps_this_run,
-                                num_samples=args.num_samples, progress=not args.no_progress,
+  return experiment.from_fields(fields, out_dir=out_dir(args), resume=args.resume,
+                                max_steps_this_run=args.max_steps_this_run, num_samples=args.num_samples, progress=not args.no_progress,
                                 data_parallel=args.data_parallel, distributed=True if args.distributed else None)
 
 
@@ -156,6 +161,41 @@ def check_args(args: argparse.Namespace) -> None:
     if kind != "tfds" and (f["data.max_examples"] is not None or f["data.data_dir"] is not None):
       raise cli.UsageError("arguments --max-examples and --data-dir apply to --data tfds:NAME only,"
                            f" not {f['data.spec']!r}")
+    if kind == "file":
+      try:
+        limits.check_file(f["data.spec"], corpus.MAX_TEXT_FILE_BYTES)
+      except limits.TooLargeError as e:
+        raise cli.UsageError(f"argument --data: {e}") from None
+  check_memory(args)
+
+
+def check_memory(args: argparse.Namespace) -> None:
+  """Refuses sizes whose step cannot fit in this machine's memory (``limits.estimate_bytes``), naming the flags.
+
+  An iid classification step has ``--batch-size x --seq-len`` rows (one per example, padded).
+  """
+  f = vars(args)
+  batch, seq_len, width, layers = (f[k] for k in ("train.batch_size", "model.seq_len", "model.width",
+                                                   "model.num_layers"))
+  iid = f["train.objective"] == "classification" and f["train.mode"] == "iid"
+  rows = batch * seq_len if iid else batch
+  estimate = limits.estimate_bytes(rows=rows, seq_len=seq_len, width=width, layers=layers,
+                                   heads=f["model.num_heads"], vocab=NUM_CLASSES, mlp_ratio=f["model.mlp_ratio"])
+  limits.check_fits(estimate, {
+      "activations": f"--batch-size {batch} x --seq-len {seq_len}" + (f" (--mode iid: {rows} rows)" if iid else "")
+                     + f" at --width {width}, --layers {layers}",
+      "parameters": f"--width {width} x --layers {layers} (with --mlp-ratio {f['model.mlp_ratio']})"})
+
+
+def disk_error_note(args: argparse.Namespace) -> str:
+  """For ``cli.main``'s one line on a full or read-only disk: the last good checkpoint and how to resume."""
+  from jaxequiv import checkpoint  # pylint: disable=import-outside-toplevel
+  out = out_dir(args)
+  step = checkpoint.latest_step(out, log=None) if os.path.isdir(out) else None
+  if step is None:
+    return f"no good checkpoint in {out}"
+  return (f"the last good checkpoint is step {step} in {out}; free space, then resume with:"
+          f" python -m jaxequiv train --resume --out {shlex.quote(out)}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,7 +13,8 @@ import importlib.util
 import pathlib
 from typing import Any
 
-from jaxequiv import cli, wings
+from jaxequiv import cli, limits, wings
+from jaxequiv.alphabet import NUM_CLASSES
 
 # Wings whose ``checks.run_checks() -> [(passed, line)]`` verify also runs (skipped if the wing is absent).
 WING_CHECKS = wings.checks_modules()
@@ -99,9 +100,21 @@ def run_model(args: argparse.Namespace) -> int:
   return 0 if report.ok else 1
 
 
+def check_memory(args: argparse.Namespace) -> None:
+  """Refuses sizes whose training step cannot fit here (``limits.estimate_bytes``), naming the flags."""
+  estimate = limits.estimate_bytes(rows=args.sentences, seq_len=args.seq_len, width=args.width, layers=args.layers,
+                                   heads=args.heads, vocab=NUM_CLASSES)
+  limits.check_fits(estimate, {
+      "activations": f"--sentences {args.sentences} x --seq-len {args.seq_len} at --width {args.width},"
+                     f" --layers {args.layers}",
+      "parameters": f"--width {args.width} x --layers {args.layers}"})
+
+
 def run(args: argparse.Namespace) -> int:
   """Sets the determinism flags (unless told not to), runs the core checks, then each wing's; 0 if all pass."""
   cli.check_heads(args.width, args.heads)
+  if not args.model:
+    check_memory(args)
   cli.set_determinism_flags(args)
   if args.model:
     return run_model(args)

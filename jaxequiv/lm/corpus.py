@@ -25,12 +25,13 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 
-from jaxequiv import alphabet, tfds_source
+from jaxequiv import alphabet, limits, tfds_source
 from jaxequiv.tfds_source import TFDS_EXTRA, TFDS_PREPARE_EXTRA
 
 SPECS = ("builtin", "synthetic", "tfds:<name>[/<config>][:<split>]", "<path to a text file>")
 # Examples read when max_examples is None: lm1b holds 30M sentences, more than a list of str should.
 DEFAULT_MAX_EXAMPLES = {"lm1b": 1_000_000}
+MAX_TEXT_FILE_BYTES = 2**30  # a text file larger than this is refused before it is read
 
 # --- builtin corpus -------------------------------------------------------
 
@@ -147,10 +148,17 @@ def builtin_sentences() -> list[str]:
 # --- files and TFDS -------------------------------------------------------
 
 
-def text_file_sentences(path: str | os.PathLike, encoding: str = "utf-8") -> list[str]:
+def text_file_sentences(path: str | os.PathLike, encoding: str = "utf-8",
+                        max_bytes: int = MAX_TEXT_FILE_BYTES) -> list[str]:
   """All sentences of a local text file, via ``alphabet.normalize`` (newlines are spaces).
 
+  The file must be a regular file of at most ``max_bytes`` (default 1 GiB:
+  its sentences take several times that as Python strings), checked before it
+  is read (``limits.read_limited``).
+
   Raises:
+    jaxequiv.limits.TooLargeError: (a ``ValueError``) naming the file, if it is
+      not a regular file (a FIFO, a device) or is larger than ``max_bytes``.
     ValueError: naming the file, if it holds NUL bytes (a binary file) or is
       not valid ``encoding`` text (e.g. latin-1 read as UTF-8: the byte and its
       offset are named; pass ``encoding="latin-1"`` to read such a file).
@@ -162,8 +170,7 @@ def text_file_sentences(path: str | os.PathLike, encoding: str = "utf-8") -> lis
     >>> text_file_sentences(path)
     ['Hello there.', 'How are you.']
   """
-  with open(path, "rb") as f:
-    raw = f.read()
+  raw = limits.read_limited(path, max_bytes)
   nul = raw.find(b"\x00")
   if nul >= 0:
     raise ValueError(f"{os.fspath(path)!r} is not a text file: it holds a NUL byte at offset {nul} (binary data?)")

@@ -8,6 +8,7 @@ its exit status and its line (``pytest -s``).
 """
 
 import argparse
+import errno
 import io
 import os
 import subprocess
@@ -16,7 +17,8 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 
-from jaxequiv import cli
+from jaxequiv import cli, rundir
+from jaxequiv.lm import corpus
 
 S = str(2**32)
 # (case id, argv, a substring the one error line must hold: the flag, the file or the command)
@@ -71,6 +73,14 @@ FLAG_CASES = [
     ("train max-examples builtin", ["train", "--max-examples", "5"], "--max-examples and --data-dir apply to"),
     ("train out is a file", ["train", "--out", __file__], "--out"),
     ("train unknown flag", ["train", "--nope"], "unrecognized arguments: --nope"),
+    # sizes that cannot fit in any machine's memory (jaxequiv.limits): refused with the estimate, before any data
+    ("train batch-size huge", ["train", "--batch-size", "10000000000"], "--batch-size 10000000000 x --seq-len 64"),
+    ("train seq-len huge", ["train", "--seq-len", "10000000"], "--seq-len 10000000 at --width 128"),
+    ("train width huge", ["train", "--width", "1000000", "--heads", "4"], "--width 1000000 x --layers 2"),
+    ("train layers huge", ["train", "--layers", "10000000000"], "--layers 10000000000 needs about"),
+    ("train heads huge", ["train", "--width", "65536", "--heads", "65536", "--seq-len", "65536"], "GiB for activations"),
+    ("train iid rows huge", ["train", "--objective", "classification", "--mode", "iid", "--batch-size", "100000",
+                             "--seq-len", "4096"], "(--mode iid: 409600000 rows)"),
     # sample
     ("sample num-samples 0", ["sample", "--checkpoint", ".", "--num-samples", "0"], "--num-samples"),
     ("sample temperature -1", ["sample", "--checkpoint", ".", "--temperature", "-1"], "--temperature: must be a finite number >= 0"),
@@ -104,6 +114,13 @@ FLAG_CASES = [
     ("labels data-dir shapes", ["labels", "--data-dir", "/tmp"], "--data-dir and --download apply to --data tfds:*"),
     ("labels class-names missing", ["labels", "--class-names", "no/such/names.txt"], "--class-names: cannot read"),
     ("labels encoder", ["labels", "--encoder", "transformer"], "--encoder"),
+    ("labels num-train huge", ["labels", "--num-train", "10000000000"], "--num-train 10000000000 + --num-test unset"),
+    ("labels num-test huge", ["labels", "--num-test", "10000000000", "--image-size", "64"], "--num-test 10000000000"),
+    ("labels image-size huge", ["labels", "--image-size", "1000000"], "images of 1000000x1000000 pixels"),
+    ("labels batch-size huge", ["labels", "--batch-size", "10000000000"], "--batch-size 10000000000 x --width 64"),
+    ("labels class-names /dev/zero", ["labels", "--class-names", "/dev/zero"],
+     "--class-names: '/dev/zero' is a character device, not a regular file"),
+    ("labels class-names a directory", ["labels", "--class-names", "."], "'.' is a directory, not a regular file"),
     # verify
     ("verify steps 0", ["verify", "--steps", "0"], "--steps: must be an integer >= 1"),
     ("verify repeats 0", ["verify", "--repeats", "0"], "--repeats"),
@@ -114,6 +131,9 @@ FLAG_CASES = [
     ("verify width -4", ["verify", "--width", "-4"], "--width"),
     ("verify seed -1", ["verify", "--seed", "-1"], "--seed"),
     ("verify activation", ["verify", "--activation", "swish"], "--activation"),
+    ("verify seq-len huge", ["verify", "--seq-len", "10000000"], "--sentences 16 x --seq-len 10000000"),
+    ("verify width huge", ["verify", "--width", "1000000", "--heads", "1"], "--width 1000000 x --layers 2"),
+    ("verify sentences huge", ["verify", "--sentences", "10000000000"], "--sentences 10000000000 x --seq-len"),
     # compare
     ("compare no runs", ["compare"], "the following arguments are required: RUN_A, RUN_B"),
     ("compare one run", ["compare", "runs/a"], "required: RUN_B"),
@@ -176,6 +196,12 @@ def data_cases(tmp_path):
   (tmp_path / "emptyrun").mkdir()
   names = tmp_path / "names.txt"
   names.write_text("\n# nothing but a comment\n")
+  fifo = tmp_path / "names.fifo"
+  os.mkfifo(fifo)  # reading it would block until a writer comes
+  big = tmp_path / "big.txt"
+  with open(big, "wb") as f:  # sparse: 1 GiB + 1 byte on paper, nothing on the disk
+    f.truncate(corpus.MAX_TEXT_FILE_BYTES + 1)
+  rundir.write_config(str(tmp_path / "cfgrun"), {"model": {"seq_len": 64, "width": 128, "num_layers": 2}})
   base = ["--no-determinism-flags", "--out", str(tmp_path / "run")]
   return [
       ("train data binary", ["train", "--data", str(binary), *base], f"{str(binary)!r} is not a text file"),
@@ -190,6 +216,12 @@ def data_cases(tmp_path):
        "emptyrun/config.json not found"),
       ("labels class-names empty", ["labels", "--no-determinism-flags", "--class-names", str(names)],
        "holds no class names"),
+      ("labels class-names FIFO", ["labels", "--no-determinism-flags", "--class-names", str(fifo)],
+       "is a FIFO (named pipe), not a regular file"),
+      ("train data over 1 GiB", ["train", "--data", str(big), *base],
+       "has 1,073,741,825 bytes, more than the 1,073,741,824 (1 GiB) this reads"),
+      ("sample num-samples huge", ["sample", "--no-determinism-flags", "--checkpoint", str(tmp_path / "cfgrun"),
+                                   "--num-samples", "10000000000"], "--num-samples 10000000000 x the run's context"),
   ]
 
 
@@ -322,6 +354,52 @@ def test_train_non_finite_loss_is_one_line_and_exit_1(tmp_path, monkeypatch):
   assert rc == 1 and "Traceback" not in err
   assert lines[-1] == ("jaxequiv train: error: loss is nan at step 5; the last good checkpoint is step 4 in"
                        " run/checkpoints")
+
+
+@pytest.mark.parametrize("code,what", [(errno.ENOSPC, "no space left on the device (ENOSPC)"),
+                                       (errno.EROFS, "the file system is read-only (EROFS)")])
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_full_or_read_only_disk_is_one_line(tmp_path, monkeypatch, code, what, wrapped):
+  """A write failing with ENOSPC/EROFS (also raised from inside a library that wraps it) -> one line naming the path,
+  exit status 1; train names the run directory's checkpoint state and how to resume."""
+  from jaxequiv.lm import experiment
+  path = str(tmp_path / "run" / "metrics.jsonl")
+
+  def write_fails(config):
+    error = OSError(code, os.strerror(code), path)
+    if wrapped:
+      raise RuntimeError("a library's wrapper") from error
+    raise error
+
+  monkeypatch.setattr(experiment, "run", write_fails)
+  rc, out, err = _main(["train", "--data", "synthetic", "--no-determinism-flags", "--out", str(tmp_path / "run")])
+  assert rc == 1 and out == "" and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+  assert err.strip() == f"jaxequiv train: error: cannot write {path!r}: {what}; no good checkpoint in {tmp_path / 'run'}"
+
+
+def test_full_disk_during_training_names_the_last_good_checkpoint(tmp_path, monkeypatch):
+  """A real run checkpoints step 2, then its resume hits a full disk at the next checkpoint: one line naming step 2."""
+  from jaxequiv import checkpoint
+  out = str(tmp_path / "run")
+  argv = ["train", "--data", "synthetic", "--num-synthetic", "64", "--seq-len", "32", "--width", "16", "--heads", "2",
+          "--layers", "1", "--batch-size", "4", "--steps", "4", "--checkpoint-every", "2", "--eval-every", "0",
+          "--num-samples", "0", "--no-progress", "--no-determinism-flags", "--out", out]
+  rc, _, err = _main(argv + ["--max-steps-this-run", "2"])
+  assert rc == 0, err
+  real_save = checkpoint.save
+
+  def disk_full(run_dir, step, *args, **kwargs):
+    if step > 2:
+      raise OSError(errno.ENOSPC, "No space left on device", os.path.join(run_dir, "checkpoints", str(step)))
+    return real_save(run_dir, step, *args, **kwargs)
+
+  monkeypatch.setattr(checkpoint, "save", disk_full)
+  rc, _, err = _main(argv + ["--resume"])
+  lines = err.strip().splitlines()
+  assert rc == 1 and "Traceback" not in err, err
+  assert lines[-1] == (f"jaxequiv train: error: cannot write {os.path.join(out, 'checkpoints', '4')!r}: no space left"
+                       f" on the device (ENOSPC); the last good checkpoint is step 2 in {out}; free space, then resume"
+                       f" with: python -m jaxequiv train --resume --out {out}"), lines[-1]
 
 
 HELP_WITHOUT_JAX = """
