@@ -17,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from jaxequiv.configs import OptimizerConfig
 
@@ -85,6 +86,13 @@ class DataConfig:
   num_synthetic: int = 20000
   max_examples: int | None = None
   data_dir: str | None = None
+
+  def resolved(self) -> DataConfig:
+    """This config with a text file's ``spec`` made absolute: a resumed run reads that file from any directory."""
+    named = self.spec in ("builtin", "synthetic") or self.spec.startswith("tfds:")
+    if named or not os.path.isfile(self.spec):
+      return self
+    return dataclasses.replace(self, spec=os.path.abspath(self.spec))
 
   def to_dict(self) -> dict:
     """The recorded JSON: the unset tfds-only fields are left out."""

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import signal
 import threading
 import time
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from jaxequiv import model as model_lib
@@ -147,6 +148,15 @@ def recorded(config: ExperimentConfig) -> ExperimentConfig:
   return dataclasses.replace(config, model=mcfg, train=tcfg, data=data)
 
 
+def data_sha256(train: Sequence[str], val: Sequence[str]) -> str:
+  """SHA-256 of the sentences a run trains and validates on, recorded in ``config.json`` as ``data_sha256``.
+
+  Resuming recomputes it from the data it reads and refuses a run whose data changed (an edited file, another
+  corpus version) in one line naming the field.
+  """
+  return hashlib.sha256("\n".join([*train, "\x00", *val]).encode()).hexdigest()
+
+
 def load_data(data: DataConfig, seq_len: int, seed: int) -> tuple[list[str], list[str]]:
   """``(train, validation)`` sentences: the corpus normalised, over-long sentences split at spaces, then split."""
   from jaxequiv.lm import corpus  # pylint: disable=import-outside-toplevel
@@ -202,7 +212,8 @@ def iid_estimate(model: model_lib.ModelConfig, train: train_lib.TrainConfig, sen
   iid, iid_rows = train_lib.step_seconds(model, train, sentences, steps=1)
   lm, _ = train_lib.step_seconds(model, dataclasses.replace(train, objective="lm"), sentences)
   return (f"iid mode: {iid:.2f} s per step ({iid_rows} rows of random prefixes) against {lm:.3f} s for the LM step"
-          f" ({train.batch_size} rows): {iid / lm:.3g}x; the run's {steps} steps to go will take about {_duration(steps * iid)}"
+          f" ({train.batch_size} rows): {iid / lm:.3g}x; the run's {steps} steps to go will take about"
+          f" {_duration(steps * iid)}"
           " (estimate from steps timed after compiling; --mode paired trains the LM's trajectory at the LM's cost)")
 
 
@@ -233,7 +244,10 @@ def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dic
   from jaxequiv.lm import parallel  # pylint: disable=import-outside-toplevel
   data_parallel = parallel.maybe_initialize_distributed(config.distributed) or config.data_parallel
   out = config.out_dir
+  config = dataclasses.replace(config, data=config.data.resolved())
+  record_hash = True
   if resuming(config):
+    record_hash = "data_sha256" in rundir.read_config(out)  # runs recorded before it resume without the hash
     config = recorded(config)
     if log is not None:
       step = runs.latest_step(out)
@@ -248,6 +262,9 @@ def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dic
       start = (runs.latest_step(out) or 0) if resuming(config) else 0
       log("iid mode: timing a step of it and of the LM first (the iid step costs many LM steps)")
       log(iid_estimate(mcfg, tcfg, train_sentences, tcfg.steps - start))
+  extra = {"data": config.data.to_dict()}
+  if record_hash:
+    extra["data_sha256"] = data_sha256(train_sentences, val_sentences)
   t0 = time.time()
   try:
     with stop_on_signals() as got:
@@ -255,7 +272,7 @@ def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dic
                                val_sentences=val_sentences, out_dir=out, resume=config.resume,
                                max_steps_this_run=config.max_steps_this_run, progress=config.progress,
                                mesh=parallel.make_mesh() if data_parallel else None,
-                               extra_config={"data": config.data.to_dict()}, log=log, stop=lambda: bool(got))
+                               extra_config=extra, log=log, stop=lambda: bool(got))
   except Exception as e:  # pylint: disable=broad-except
     lost = parallel.peer_loss_error(e)  # another process of the job died: one line, prompt exit
     if lost is None:

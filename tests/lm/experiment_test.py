@@ -112,3 +112,23 @@ def test_an_iid_run_prints_its_measured_step_time_and_eta_against_the_lm_first()
   assert re.search(r"against [0-9.]+ s for the LM step \(4 rows\): [0-9.e+]+x; the run's 8 steps to go will take about [0-9.]+ s", lines[i])
   assert i < next(i for i, line in enumerate(lines) if line.startswith("step 0: validation"))  # before training
   assert experiment._duration(4 * 3600 + 20 * 60) == "4 h 20 min" and experiment._duration(600) == "10 min"
+
+
+def test_a_data_file_is_recorded_by_absolute_path_and_content_and_a_change_is_refused(tmp_path, monkeypatch):
+  data = tmp_path / "corpus.txt"
+  data.write_text("\n".join(f"The cat {i} sat on mat {i * 7}." for i in range(60)) + "\n")
+  monkeypatch.chdir(tmp_path)  # the spec given relative to the working directory
+  out = str(tmp_path / "run")
+  tcfg = dataclasses.replace(TCFG, checkpoint_every=1)  # a max_steps_this_run cut saves nothing (a simulated kill)
+  cfg = experiment.ExperimentConfig(MCFG, tcfg, experiment.DataConfig("corpus.txt"), out_dir=out, progress=False,
+                                    num_samples=0, max_steps_this_run=2)
+  experiment.run(cfg, log=None)
+  recorded = rundir.read_config(out)
+  assert recorded["data"]["spec"] == str(data) and len(recorded["data_sha256"]) == 64
+  monkeypatch.chdir("/")  # resuming from another directory reads the same file
+  resume = dataclasses.replace(cfg, resume=True, max_steps_this_run=1)
+  assert experiment.run(resume, log=None)["step"] == 3
+  data.write_text(data.read_text().replace("cat", "rat"))  # the file changed: refused in one line naming the field
+  with pytest.raises(rundir.ConfigMismatchError, match=r"^cannot resume .*data_sha256: recorded '[0-9a-f]{64}'") as e:
+    experiment.run(resume, log=None)
+  assert "\n" not in str(e.value)
