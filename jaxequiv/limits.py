@@ -122,10 +122,10 @@ def check_fits(estimate: Mapping[str, int], culprits: Mapping[str, str], memory:
 
   Examples:
     >>> est = estimate_bytes(rows=10_000_000, seq_len=64, width=128, layers=2, heads=4, vocab=64)
-    >>> check_fits(est, {"activations": "train: --batch-size 10000000 x --seq-len 64"}, memory=24 * 2**30)
+    >>> check_fits(est, {"activations": "--batch-size 10000000 x --seq-len 64"}, memory=24 * GIB)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    jaxequiv.limits.TooLargeError: train: --batch-size 10000000 x --seq-len 64 needs about 12,512 GiB for activations (a lower bound, float32: parameters 6.4 MiB + activations 12,512 GiB + data 0 bytes); this machine has 24 GiB
+    jaxequiv.limits.TooLargeError: --batch-size 10000000 x --seq-len 64 needs about 12,512 GiB for activations ...GiB
   """
   memory = machine_memory_bytes() if memory is None else memory
   total = sum(estimate.values())
@@ -146,8 +146,8 @@ def _check_stat(name: str, st: os.stat_result, max_bytes: int) -> None:
     kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a regular file")
     raise TooLargeError(f"{name!r} is {kind}, not a regular file")
   if st.st_size > max_bytes:
-    raise TooLargeError(f"{name!r} has {st.st_size:,} bytes, more than the {max_bytes:,} ({human_bytes(max_bytes)}) this"
-                        " reads")
+    raise TooLargeError(f"{name!r} has {st.st_size:,} bytes, more than the {max_bytes:,}"
+                        f" ({human_bytes(max_bytes)}) this reads")
 
 
 def check_file(path: str | os.PathLike, max_bytes: int) -> None:

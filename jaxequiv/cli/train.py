@@ -142,7 +142,8 @@ def config_from_args(args: argparse.Namespace):
   fields = {k: v for k, v in vars(args).items() if "." in k}
   fields["train.clip_norm"] = fields["train.clip_norm"] or None  # 0: off
   return experiment.from_fields(fields, out_dir=out_dir(args), resume=args.resume,
-                                max_steps_this_run=args.max_steps_this_run, num_samples=args.num_samples, progress=not args.no_progress,
+                                max_steps_this_run=args.max_steps_this_run, num_samples=args.num_samples,
+                                progress=not args.no_progress,
                                 data_parallel=args.data_parallel, distributed=True if args.distributed else None)
 
 

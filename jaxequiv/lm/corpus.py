@@ -152,13 +152,9 @@ def text_file_sentences(path: str | os.PathLike, encoding: str = "utf-8",
                         max_bytes: int = MAX_TEXT_FILE_BYTES) -> list[str]:
   """All sentences of a local text file, via ``alphabet.normalize`` (newlines are spaces).
 
-  The file must be a regular file of at most ``max_bytes`` (default 1 GiB:
-  its sentences take several times that as Python strings), checked before it
-  is read (``limits.read_limited``).
-
   Raises:
-    jaxequiv.limits.TooLargeError: (a ``ValueError``) naming the file, if it is
-      not a regular file (a FIFO, a device) or is larger than ``max_bytes``.
+    jaxequiv.limits.TooLargeError: (a ``ValueError``) naming the file, before reading it, unless it is a regular
+      file of at most ``max_bytes`` (default 1 GiB; its sentences take several times that as Python strings).
     ValueError: naming the file, if it holds NUL bytes (a binary file) or is
       not valid ``encoding`` text (e.g. latin-1 read as UTF-8: the byte and its
       offset are named; pass ``encoding="latin-1"`` to read such a file).
