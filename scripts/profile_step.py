@@ -128,13 +128,15 @@ def kernel_times(call, hlo_text: str, calls: int) -> dict:
       for ev in line.events:
         if ev.name in meta:
           ns[ev.name] += ev.duration_ns
-  by_phase, by_op = collections.Counter(), collections.Counter()
+  by_phase, by_op, kernels = collections.Counter(), collections.Counter(), collections.Counter()
   for name, t in ns.items():
     op = meta[name]
+    kernels[phase(op)] += 1
     by_phase[phase(op)] += t / calls / 1e6
     label = _BLOCK.sub("", op.split(")/", 1)[-1] if ")/" in op else op) or name
     by_op[f"{phase(op)}: {label}"] += t / calls / 1e6
   return {"calls": calls, "kernels_seen": len(ns), "kernels_in_entry": len(meta),
+          "kernels_by_phase": dict(kernels),
           "by_phase_ms": dict(by_phase.most_common()), "by_op_ms": dict(by_op.most_common())}
 
 
@@ -202,6 +204,7 @@ def profile(cfg: dict, repeats: int, k: int) -> dict:
   times[f"step K={k}"]["per_step_median_ms"] = times[f"step K={k}"]["median_ms"] / k
   trace = kernel_times(run_step1, programs["step"].as_text(), repeats)
   return {"config": cfg, "k": k, "repeats": repeats, "real_predictions_per_step": int(np.sum(host[0].mask)),
+          "real_predictions_per_batch": [int(np.sum(b.mask)) for b in host],
           "positions_per_step": int(np.size(host[0].mask)), "hlo": hlo, "times": times, "trace": trace,
           "load_before": list(load_before), "load_after": list(os.getloadavg()), "cores": os.cpu_count()}
 
@@ -215,13 +218,15 @@ def findings(d: dict, peers: dict | None) -> list[tuple[str, str]]:
   """Headline findings, each computed from the record's data; ratios are medians of within-round ratios."""
   t, h, k = d["times"], d["hlo"], d["k"]
   ph = d["trace"]["by_phase_ms"]
+  dots = sum(v for op, v in d["trace"]["by_op_ms"].items() if op.endswith("dot_general"))
   f, fb, s, sk = (t[n]["median_ms"] for n in ("forward", "forward+backward", "step", f"step K={k}"))
   fb_f, s_fb, sk_s = paired(t, "forward+backward", "forward"), paired(t, "step", "forward+backward"), paired(
       t, f"step K={k}", "step", 1 / k)
   out = [
       ("HLO per training step (optimized, CPU)",
        f"{h['step']['instructions']} instructions, {h['step']['kernels']} top-level kernels"
-       f" ({h['step']['kernel_ops'].get('fusion', 0)} fusions)"),
+       f" ({h['step']['kernel_ops'].get('fusion', 0)} fusions); kernels by phase: "
+       + ", ".join(f"{p} {n}" for p, n in d["trace"]["kernels_by_phase"].items())),
       ("forward / forward+backward / full step, median ms", f"{f:.1f} / {fb:.1f} / {s:.1f}"),
       ("forward+backward program against the forward program (wall time; flops)",
        f"{fb_f:.1f}x ({h['forward+backward']['flops'] / h['forward']['flops']:.1f}x the flops)"),
@@ -232,13 +237,18 @@ def findings(d: dict, peers: dict | None) -> list[tuple[str, str]]:
       ("traced kernel time per step by phase (ms, summed over threads)",
        ", ".join(f"{p} {v:.1f}" for p, v in d["trace"]["by_phase_ms"].items())
        + f"; backward {ph['backward'] / ph['forward']:.1f}x forward"),
+      ("matrix products (dot_general) share of the step's traced kernel time",
+       f"{100 * dots / sum(ph.values()):.0f}%; the rest is elementwise ops, reductions and layout copies"),
       ("most expensive source op of the step (4 blocks summed)",
        "{} ({:.1f} ms)".format(*next(iter(d["trace"]["by_op_ms"].items())))),
       ("achieved compute rate of the step", f"{h['step']['flops'] / (s * 1e-3) / 1e9:.1f} GFLOP/s"),
   ]
   if peers:
-    out.append(("step time that 1.0x nanoGPT's quiet-machine (p90) rate needs at this packing",
-                f"{1e3 * d['real_predictions_per_step'] / peers['p90']:.1f} ms (now {s:.1f} ms)"))
+    real = float(np.mean(d["real_predictions_per_batch"]))
+    out.append((f"step time that 1.0x nanoGPT's quiet-machine (p90) rate in results/bench_peers.json needs at"
+                f" {real:.0f} real predictions per step (mean of {k} batches)",
+                f"{1e3 * real / peers['p90']:.1f} ms (here: median {s:.1f} ms, fastest round"
+                f" {min(t['step']['all_ms']):.1f} ms)"))
   return out
 
 
@@ -267,8 +277,8 @@ def render(rec: dict) -> str:
            f" medians of {d['repeats']} calls, and the ratios matter more than the absolute numbers.", "",
            "## Findings", ""]
   lines += [f"- {w}: **{r}**" for w, r in (x.values() for x in rec["headline"])]
-  lines += ["", "Ratios are medians over rounds of the ratio within a round (each round runs every program once, back to"
-            " back, so both sides of a ratio share the load of the moment).",
+  lines += ["", "Ratios are medians over rounds of the ratio within a round (each round runs every program once,"
+            " back to back, so both sides of a ratio share the load of the moment).",
             "", "## Time (ms; compile excluded)", "", "| program | median | IQR (q1-q3) | fastest round |",
             "|---|---|---|---|"]
   lines += [f"| {name} | {v['median_ms']:.2f} | {v['q1_ms']:.2f}-{v['q3_ms']:.2f} | {min(v['all_ms']):.2f} |"
