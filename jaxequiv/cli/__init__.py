@@ -15,9 +15,11 @@ Bad input gets one line on stderr and exit status 2, never a traceback:
   enough, still before any data is loaded;
 * ``main`` turns ``UsageError``, ``ValueError`` and the ``OSError``\\ s of a
   missing or unreadable file into ``jaxequiv <cmd>: error: <message>``, and a
-  full or read-only disk into one line naming the path (exit status 1), with
-  what the command adds (``disk_error_note(args)``: train names the last good
-  checkpoint).
+  full or read-only disk into one line naming the path (exit status 1), and
+  Ctrl-C or SIGTERM outside a training loop (which ends at a step boundary by
+  itself) into one line (exit status 128 + the signal), each with what the
+  command adds (``state_note(args)``: train names the last good checkpoint and
+  the resume command).
   Anything else (a genuine bug) keeps its traceback, and so does everything when
   ``JAXEQUIV_DEBUG=1``.
 """
@@ -25,10 +27,13 @@ Bad input gets one line on stderr and exit status 2, never a traceback:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 # subcommand -> (module, one-line help)
@@ -208,7 +213,7 @@ def one_line(e: BaseException) -> str:
 
 def disk_error_line(e: BaseException, module, args: argparse.Namespace) -> str | None:
   """One line for a full or read-only disk (``limits.disk_error_message`` of ``e`` or of the error it was raised
-  from) plus the command's ``disk_error_note(args)`` if it has one; None for any other exception."""
+  from) plus the command's ``state_note``; None for any other exception."""
   from jaxequiv import limits  # pylint: disable=import-outside-toplevel
   message, seen = None, set()
   while e is not None and message is None and id(e) not in seen:  # the error or one it was raised from (orbax wraps)
@@ -217,8 +222,34 @@ def disk_error_line(e: BaseException, module, args: argparse.Namespace) -> str |
     e = e.__cause__ or e.__context__
   if message is None:
     return None
-  note = getattr(module, "disk_error_note", None)
-  return message if note is None else f"{message}; {note(args)}"
+  return message + state_note(module, args)
+
+
+def state_note(module, args: argparse.Namespace) -> str:
+  """``"; " + module.state_note(args)`` (e.g. train's last good checkpoint) if the command has one, else ``""``."""
+  note = getattr(module, "state_note", None)
+  return "" if note is None else f"; {note(args)}"
+
+
+class Terminated(BaseException):
+  """SIGTERM, raised by ``main``'s handler (a ``BaseException``, like ``KeyboardInterrupt``, so nothing swallows it)."""
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+  """While open (in the main thread), SIGTERM raises ``Terminated`` instead of killing the process silently."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+
+  def handler(signum, frame):  # pylint: disable=unused-argument
+    raise Terminated()
+
+  previous = signal.signal(signal.SIGTERM, handler)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,7 +268,14 @@ def main(argv: list[str] | None = None) -> int:
     return int(e.code) if isinstance(e.code, int) else 2
   module = importlib.import_module(COMMANDS[args.command][0])
   try:
-    return int(module.run(args) or 0)
+    with sigterm_raises():
+      return int(module.run(args) or 0)
+  except (KeyboardInterrupt, Terminated):
+    if os.environ.get("JAXEQUIV_DEBUG"):
+      raise
+    signum = signal.SIGTERM if isinstance(sys.exc_info()[1], Terminated) else signal.SIGINT
+    print(f"jaxequiv {args.command}: stopped by {signum.name}{state_note(module, args)}", file=sys.stderr)
+    return 128 + signum
   except Exception as e:  # pylint: disable=broad-except
     if os.environ.get("JAXEQUIV_DEBUG"):
       raise

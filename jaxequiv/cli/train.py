@@ -188,15 +188,15 @@ def check_memory(args: argparse.Namespace) -> None:
       "parameters": f"--width {width} x --layers {layers} (with --mlp-ratio {f['model.mlp_ratio']})"})
 
 
-def disk_error_note(args: argparse.Namespace) -> str:
-  """For ``cli.main``'s one line on a full or read-only disk: the last good checkpoint and how to resume."""
+def state_note(args: argparse.Namespace) -> str:
+  """For ``cli.main``'s one line on a full disk or a signal outside the loop: the last good checkpoint, the resume."""
   from jaxequiv import checkpoint  # pylint: disable=import-outside-toplevel
   out = out_dir(args)
   step = checkpoint.latest_step(out, log=None) if os.path.isdir(out) else None
   if step is None:
     return f"no good checkpoint in {out}"
-  return (f"the last good checkpoint is step {step} in {out}; free space, then resume with:"
-          f" python -m jaxequiv train --resume --out {shlex.quote(out)}")
+  return f"the last good checkpoint is step {step} in {out}; resume with: python -m jaxequiv train --resume --out" \
+         f" {shlex.quote(out)}"
 
 
 def run(args: argparse.Namespace) -> int:

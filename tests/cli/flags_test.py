@@ -374,7 +374,8 @@ def test_full_or_read_only_disk_is_one_line(tmp_path, monkeypatch, code, what, w
   monkeypatch.setattr(experiment, "run", write_fails)
   rc, out, err = _main(["train", "--data", "synthetic", "--no-determinism-flags", "--out", str(tmp_path / "run")])
   assert rc == 1 and out == "" and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-  assert err.strip() == f"jaxequiv train: error: cannot write {path!r}: {what}; no good checkpoint in {tmp_path / 'run'}"
+  assert err.strip() == (f"jaxequiv train: error: cannot write {path!r}: {what};"
+                         f" no good checkpoint in {tmp_path / 'run'}")
 
 
 def test_full_disk_during_training_names_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -398,8 +399,38 @@ def test_full_disk_during_training_names_the_last_good_checkpoint(tmp_path, monk
   lines = err.strip().splitlines()
   assert rc == 1 and "Traceback" not in err, err
   assert lines[-1] == (f"jaxequiv train: error: cannot write {os.path.join(out, 'checkpoints', '4')!r}: no space left"
-                       f" on the device (ENOSPC); the last good checkpoint is step 2 in {out}; free space, then resume"
-                       f" with: python -m jaxequiv train --resume --out {out}"), lines[-1]
+                       f" on the device (ENOSPC); the last good checkpoint is step 2 in {out}; resume with:"
+                       f" python -m jaxequiv train --resume --out {out}"), lines[-1]
+
+
+def test_ctrl_c_outside_the_training_loop_is_one_line_and_exit_130(tmp_path, monkeypatch):
+  """Ctrl-C while the data loads or the step compiles (the loop's own handler is not installed yet)."""
+  from jaxequiv.lm import experiment
+
+  def interrupted(config):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(experiment, "run", interrupted)
+  rc, out, err = _main(["train", "--data", "synthetic", "--no-determinism-flags", "--out", str(tmp_path / "run")])
+  assert rc == 130 and out == "" and "Traceback" not in err, err
+  assert err.strip() == f"jaxequiv train: stopped by SIGINT; no good checkpoint in {tmp_path / 'run'}"
+
+
+SIGTERM_OUTSIDE_THE_LOOP = """
+import os, signal, sys, time
+from jaxequiv import cli
+from jaxequiv.lm import experiment
+experiment.run = lambda config: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(60))
+sys.exit(cli.main(["train", "--data", "synthetic", "--no-determinism-flags", "--out", sys.argv[1]]))
+"""
+
+
+def test_sigterm_outside_the_training_loop_is_one_line_and_exit_143(tmp_path):
+  out = str(tmp_path / "run")
+  proc = subprocess.run([sys.executable, "-c", SIGTERM_OUTSIDE_THE_LOOP, out], capture_output=True, text=True,
+                        timeout=120, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+  assert proc.returncode == 143 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  assert proc.stderr.strip().splitlines()[-1] == f"jaxequiv train: stopped by SIGTERM; no good checkpoint in {out}"
 
 
 HELP_WITHOUT_JAX = """
