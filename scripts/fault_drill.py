@@ -1,29 +1,38 @@
-"""Fault drill for run directories: SIGKILLs (many during checkpoint writes), corruption, concurrent writers, NaN.
+"""Fault drill for run directories: kills and signals, corruption, damaged metadata, concurrent writers, links, NaN.
 
-Every scenario trains the same tiny LM (1 layer, width 32, T=32, 24 steps, a checkpoint every step) and checks
+Every scenario trains the same tiny LM (1 layer, width 16, T=32, 24 steps, a checkpoint every step) and checks
 that the run either finishes with params, optimizer state and metrics.jsonl bitwise equal to an uninterrupted run,
-or stops with a one-line message and no traceback.
+or stops with a one-line message and no traceback. The command-line scenarios (signals, flags) train the same
+sizes through ``python -m jaxequiv train`` on synthetic data, against an uninterrupted command-line run.
 
 * kill: a child process trains and is SIGKILLed at a random moment after each new checkpoint, then restarted,
   until it finishes; a kill that leaves a ``.tmp-*`` directory came during a checkpoint write.
 * corrupt: a run stopped at step 12 is damaged (a flipped byte in a params file, a truncated file, an emptied
   ``_METADATA``, a removed ``opt_state/``, an empty stray step folder, a garbage line in metrics.jsonl) and resumed.
 * none good: every checkpoint damaged: a one-line error naming the directory.
-* concurrent: a second writer started on a run in progress is refused in one line; the first finishes unharmed.
+* concurrent: a second writer started on a run in progress is refused in one line, also after ``.lock`` was
+  deleted; the first finishes unharmed.
+* links: ``.lock`` a symbolic link to a file outside the run, a stray ``.tmp-*`` link to a directory outside it: the
+  run finishes and the outside files are untouched.
+* metadata: a manifest with wrong types, step folders named with non-ASCII digits, zero padding, a huge number or a
+  step past ``--steps`` (a renamed folder): one line each, skipped, the run resumes from the newest good checkpoint.
+* signals: SIGINT and SIGTERM mid-run stop at a step boundary with one line and the resume command; resumed, the
+  run ends bitwise equal. ``--resume`` with a changed flag, and with an edited config.json, is refused in one line.
 * nan: a poisoned batch at step 17 stops the run naming the step; the last good checkpoint stays.
 
+Totals are summed from the rows. Writes ``results/fault_drill.{json,md}`` (``jaxequiv.provenance``).
+
 Usage:
-  python scripts/fault_drill.py --out results/fault_drill.md      # about 2-4 minutes on 2 CPU cores
+  python scripts/fault_drill.py      # about 4-6 minutes on 2 CPU cores
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import hashlib
 import os
-import platform
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -40,16 +49,31 @@ determinism.set_xla_flags()
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxequiv import checkpoint, model, rundir, training  # noqa: E402
+from jaxequiv import checkpoint, model, provenance, rundir, training  # noqa: E402
 from jaxequiv.lm import train as tr  # noqa: E402
 
 SENTENCES = [f"{a} {b} {c}." for a in ("The cat", "A dog", "My friend", "Bob", "She")
              for b in ("sees", "likes", "finds") for c in ("the sea", "a tree", "3 hats")]
 VAL = ["The dog sees a hat.", "Bob likes the cat."]
-MCFG = model.ModelConfig(num_layers=1, width=32, num_heads=2, seq_len=32)
+MCFG = model.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=32)
 TCFG = tr.TrainConfig(steps=24, batch_size=8, warmup_steps=4, learning_rate=1e-2, eval_every=8,
                       checkpoint_every=1, log_every=3, max_to_keep=3)
 NAN_STEP = 17
+CLI_ARGS = ["--data", "synthetic", "--num-synthetic", "50", "--seq-len", "32", "--layers", "1", "--width", "16",
+            "--heads", "2", "--steps", "24", "--batch-size", "4", "--checkpoint-every", "1",
+            "--num-samples", "0", "--no-progress"]
+PROGRESS = re.compile(r"^(jaxequiv: )?step \d+: ")  # progress and validation lines; every other line is a notice
+CLI_FINAL = "jaxequiv train: "  # the command line's own closing error or stop line (its notices say "jaxequiv: ")
+
+
+def notices(lines: list[str]) -> list[str]:
+  """The warning and error lines among a run's log lines (not its progress and validation lines)."""
+  return [l for l in lines if l.strip() and not PROGRESS.match(l)]
+
+
+def final_lines(err: str) -> list[str]:
+  """The command line's closing error or stop lines in its stderr (one is expected)."""
+  return [l for l in err.splitlines() if l.startswith(CLI_FINAL)]
 
 
 def run(out: str | None, *, max_steps: int | None = None, poison: bool = False, log=None,
@@ -165,124 +189,274 @@ def damage_cases(base: str):
           "empty stray step folder (99)": stray, "garbage line in metrics.jsonl": garbage_metrics}
 
 
+def row(scenario: str, ok: bool, outcome: str, *, runs: int = 1, kills: int = 0, in_write: int = 0, damaged: int = 0,
+        one_line: int = 0, tracebacks: int = 0) -> dict:
+  return {"scenario": scenario, "runs": runs, "kills": kills, "in_write": in_write, "damaged": damaged,
+          "one_line": one_line, "tracebacks": tracebacks, "outcome": outcome if ok else f"NO: {outcome}", "ok": ok}
+
+
+def resumed_row(scenario: str, d: str, want: tuple[str, list], check=lambda: True) -> dict:
+  """Resumes ``d`` in-process; the row says whether it ended bitwise equal to ``want`` with one-line notices."""
+  lines: list[str] = []
+  res = run(d, log=lines.append)
+  notes = notices(lines)
+  ok = digest(res.state) == want[0] and metrics_of(d) == want[1] and check()
+  print(scenario, notes, flush=True)
+  return row(scenario, ok, "yes", damaged=sum("is damaged" in l or "not a step folder" in l for l in notes),
+             one_line=sum("\n" not in l for l in notes))
+
+
+def metadata_cases() -> dict:
+  """Damaged metadata of a run stopped at step 12: name -> function of the run directory."""
+  def newest(d):
+    return os.path.join(checkpoint.checkpoint_dir(d), str(checkpoint.steps(d)[0]))
+
+  def wrong_types(d):
+    path = os.path.join(newest(d), checkpoint.MANIFEST_FILE)
+    m = rundir.read_json(path)
+    rundir.write_json(path, {**m, "items": 5, "files": {k: a for k, (a, b) in m["files"].items()}})
+
+  def copy_as(name):
+    return lambda d: shutil.copytree(newest(d), os.path.join(checkpoint.checkpoint_dir(d), name))
+
+  return {"manifest with wrong types (items a number, sizes for [size, sha256])": wrong_types,
+          "step folder named in non-ASCII digits (a copy of 12 as '\u0661\u0662')": copy_as("\u0661\u0662"),
+          "zero-padded step folder (a copy of 12 as 0012)": copy_as("0012"),
+          "step folder named with a huge number (30 digits)": copy_as("9" * 30),
+          "step folder past --steps (a copy of 12 as 99)": copy_as("99")}
+
+
+def concurrent(d: str, want: tuple[str, list], remove_lock: bool) -> dict:
+  """A second writer on a run in progress (after deleting ``.lock`` if ``remove_lock``) is refused in one line."""
+  first = spawn(d, step_seconds=0.5)  # slow steps: still running when the second writer gets going
+  while not checkpoint.steps(d) and first.poll() is None:
+    time.sleep(0.05)
+  if remove_lock:
+    os.remove(os.path.join(d, rundir.LOCK_FILE))
+  second = spawn(d)
+  out2, err2 = second.communicate()
+  out1, err1 = first.communicate()
+  refused = second.returncode == 2 and "in use by another writer" in err2 and len(notices(err2.splitlines())) == 1
+  ok = f"DONE {want[0]}" in out1 and metrics_of(d) == want[1]
+  print("concurrent", remove_lock, err2.strip()[-300:], flush=True)
+  return row("concurrent: second writer on a run in progress" + (", its .lock deleted" if remove_lock else ""),
+             ok and refused, "refused, first unharmed", runs=2, one_line=int(refused),
+             tracebacks=err1.count("Traceback") + err2.count("Traceback"))
+
+
+def links(work: str, base: str, want: tuple[str, list]) -> list[dict]:
+  """``.lock`` linked to a file outside the run; a stray ``.tmp-*`` link to a directory outside it."""
+  outside = os.path.join(work, "outside")
+  os.makedirs(outside, exist_ok=True)
+  victim = os.path.join(outside, "precious.txt")
+  with open(victim, "w") as f:
+    f.write("precious")
+  untouched = lambda: open(victim).read() == "precious" and os.listdir(outside) == ["precious.txt"]  # noqa: E731
+  d = os.path.join(work, "lock_link")
+  shutil.copytree(base, d)
+  os.remove(os.path.join(d, rundir.LOCK_FILE))  # the stopped run's; replaced by a link
+  os.symlink(victim, os.path.join(d, rundir.LOCK_FILE))
+  rows = [resumed_row(".lock a symbolic link to a file outside the run", d, want, untouched)]
+  d = os.path.join(work, "tmp_link")
+  shutil.copytree(base, d)
+  tmp = rundir.TMP_PREFIX + str(checkpoint.steps(d)[0] + 1)  # the next checkpoint's temporary name
+  os.symlink(outside, os.path.join(checkpoint.checkpoint_dir(d), tmp))
+  rows.append(resumed_row(f"stray checkpoints/{tmp} a symbolic link to a directory outside", d, want, untouched))
+  return rows
+
+
+def cli(*args: str) -> subprocess.Popen:
+  env = {**os.environ, **CHILD_ENV}
+  return subprocess.Popen([sys.executable, "-m", "jaxequiv", "train", *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env)
+
+
+def run_digest(out: str) -> tuple[str, list]:
+  """(digest of the newest good checkpoint's params and optimizer state, metrics.jsonl records) of a CLI run."""
+  step = checkpoint.latest_step(out, log=None)
+  r = checkpoint.restore(out, {n: checkpoint.saved_like(out, step, n) for n in ("params", "opt_state")}, log=None)
+  return digest(r.items), metrics_of(out)
+
+
+def signal_case(work: str, sig: signal.Signals, want: tuple[str, list]) -> dict:
+  """SIGINT or SIGTERM after the first checkpoint: one line with the resume command; resumed, bitwise equal."""
+  d = os.path.join(work, "cli_" + sig.name)
+  proc = cli(*CLI_ARGS, "--out", d)
+  while not checkpoint.steps(d) and proc.poll() is None:
+    time.sleep(0.01)
+  proc.send_signal(sig)
+  _, err = proc.communicate()
+  stopped = checkpoint.latest_step(d, log=None)
+  notes = final_lines(err)
+  said = proc.returncode == 128 + sig and len(notes) == 1 and f"--resume --out {d}" in notes[0]
+  resumed = cli("--resume", "--out", d, "--num-samples", "0", "--no-progress")
+  _, err2 = resumed.communicate()
+  ok = said and stopped is not None and stopped < 24 and resumed.returncode == 0 and run_digest(d) == want
+  print(sig.name, stopped, notes, err2[-300:], flush=True)
+  return row(f"{sig.name} mid-run (CLI), then --resume", ok, f"stopped at step {stopped}, resumed: yes", runs=2,
+             one_line=int(said), tracebacks=err.count("Traceback") + err2.count("Traceback"))
+
+
+def refused_case(scenario: str, d: str, args: list[str], names: str) -> dict:
+  """A CLI resume that must be refused in one line naming ``names``, without a traceback."""
+  proc = cli("--resume", "--out", d, *args)
+  _, err = proc.communicate()
+  notes = final_lines(err)
+  said = proc.returncode == 2 and len(notes) == 1 and names in notes[0]
+  print(scenario, notes, flush=True)
+  return row(scenario, said and "Traceback" not in err and "Exception ignored" not in err, "refused", one_line=int(said),
+             tracebacks=err.count("Traceback"))
+
+
+def cli_cases(work: str) -> list[dict]:
+  ref = os.path.join(work, "cli_reference")
+  proc = cli(*CLI_ARGS, "--out", ref)
+  _, err = proc.communicate()
+  if proc.returncode != 0:
+    raise SystemExit(f"the command-line reference run failed: {err[-2000:]}")
+  want = run_digest(ref)
+  rows = [signal_case(work, sig, want) for sig in (signal.SIGINT, signal.SIGTERM)]
+  rows.append(refused_case("--resume with a changed flag (--lr 0.5)", ref, ["--lr", "0.5"], "lr"))
+  edited = os.path.join(work, "cli_edited")
+  shutil.copytree(ref, edited)
+  path = os.path.join(edited, rundir.CONFIG_FILE)
+  cfg = rundir.read_json(path)
+  cfg["model"]["width"] = 32
+  rundir.write_json(path, cfg)
+  rows.append(refused_case("--resume of a run whose config.json was edited (width 16 -> 32)", edited, [],
+                           "model.width"))
+  return rows
+
+
+def guarded(name: str, fn, *args) -> list[dict]:
+  """Runs a scenario; an unexpected exception is a row with its traceback counted, not the end of the drill."""
+  try:
+    out = fn(*args)
+  except Exception as e:  # pylint: disable=broad-except
+    print(f"{name}: {type(e).__name__}: {e}", flush=True)
+    return [row(name, False, f"{type(e).__name__}: {str(e)[:200]}", tracebacks=1)]
+  return out if isinstance(out, list) else [out]
+
+
+GROUPS = ("kill", "corrupt", "metadata", "concurrent", "links", "cli", "nan")
+COLUMNS = [("runs", "runs"), ("kills", "SIGKILLs"), ("in_write", "of them during a checkpoint write"),
+           ("damaged", "damaged checkpoints caught"), ("one_line", "one-line messages"), ("tracebacks", "tracebacks")]
+
+
+def totals(rows: list[dict]) -> dict:
+  return {**{k: sum(r[k] for r in rows) for k, _ in COLUMNS}, "ok": sum(r["ok"] for r in rows), "scenarios": len(rows)}
+
+
+def render(rec: dict) -> str:
+  """results/fault_drill.md from its record."""
+  d = rec["data"]
+  header = ["scenario", *(h for _, h in COLUMNS), "as expected (final state and metrics.jsonl bitwise = uninterrupted,"
+            " or refused / stopped in one line)"]
+  table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  table += ["| " + " | ".join([r["scenario"], *(str(r[k]) for k, _ in COLUMNS), r["outcome"]]) + " |"
+            for r in d["rows"]]
+  t = totals(d["rows"])
+  table.append("| **total** | " + " | ".join(str(t[k]) for k, _ in COLUMNS) + f" | {t['ok']} of {t['scenarios']} |")
+  return "\n".join([
+      "# Fault drill: kills, signals, corruption, damaged metadata, concurrent writers, links, NaN", "",
+      *provenance.header(rec), "",
+      f"- settings: {d['model']}; {d['steps']} steps, a checkpoint every step (max_to_keep={d['max_to_keep']}),"
+      f" validation every {d['eval_every']}; command-line scenarios: `jaxequiv train {' '.join(d['cli_args'])}`",
+      "- the reference is one uninterrupted run; 'bitwise =' compares the SHA-256 of every params and optimizer"
+      " state leaf and every metrics.jsonl record (wall-clock time excluded). Messages counted are the warning and"
+      " error lines (progress and validation lines are not).", "", *table, ""])
+
+
 def main() -> int:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--out", default=None, help="write the markdown table here")
+  p.add_argument("--out", default="results/fault_drill", help="results/NAME (.json and .md are written)")
   p.add_argument("--kills", type=int, default=4, help="SIGKILLs in the kill scenario")
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--only", default="", help="comma-separated groups to run (a quick check; default: all): "
+                 + ",".join(GROUPS))
   p.add_argument("--child", default=None, help=argparse.SUPPRESS)
   args = p.parse_args()
   if args.child:
     return child_main(args.child)
+  only = set(args.only.split(",")) if args.only else set(GROUPS)
+  if only - set(GROUPS):
+    p.error(f"--only: unknown group(s) {sorted(only - set(GROUPS))}; known: {','.join(GROUPS)}")
+  started = provenance.start()
   t0 = time.time()
   rng = random.Random(args.seed)
   work = tempfile.mkdtemp(prefix="fault_drill_")
   CHILD_ENV.update(JAX_COMPILATION_CACHE_DIR=os.path.join(work, "jax_cache"),
                    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
-  rows = []
+  rows: list[dict] = []
 
   ref_dir = os.path.join(work, "reference")
-  ref = run(ref_dir)
-  want, want_metrics = digest(ref.state), metrics_of(ref_dir)
-  print(f"reference {want} ({time.time() - t0:.0f} s)", flush=True)
+  want = (digest(run(ref_dir).state), metrics_of(ref_dir))
+  print(f"reference {want[0]} ({time.time() - t0:.0f} s)", flush=True)
 
-  # Kill: SIGKILL a child mid-run again and again, then let it finish.
-  kc = kill_chain(os.path.join(work, "kill"), rng, args.kills)
-  got_metrics = metrics_of(os.path.join(work, "kill"))
-  ok = kc["digest"] == want and got_metrics == want_metrics
-  if not ok:
-    print("kill chain differs:", kc["digest"], want, [(a, b) for a, b in zip(got_metrics, want_metrics) if a != b][:2],
-          len(got_metrics), len(want_metrics), kc["stderr"][-1500:], flush=True)
-  rows.append(("SIGKILL a training child mid-run, restart until done", kc["starts"], kc["kills"], kc["in_write"], 0,
-               0, kc["tracebacks"], "yes" if ok else "NO"))
-  print(rows[-1], f"({time.time() - t0:.0f} s)", flush=True)
+  def kill():  # SIGKILL a child mid-run again and again, then let it finish
+    kc = kill_chain(os.path.join(work, "kill"), rng, args.kills)
+    ok = kc["digest"] == want[0] and metrics_of(os.path.join(work, "kill")) == want[1]
+    return row("SIGKILL a training child mid-run, restart until done", ok, "yes", runs=kc["starts"],
+               kills=kc["kills"], in_write=kc["in_write"], tracebacks=kc["tracebacks"])
+  if "kill" in only:
+    rows += guarded("kill", kill)
 
-  # Corrupt: stop at step 12, damage, resume in-process (one line per damaged checkpoint).
-  base = os.path.join(work, "base")
+  base = os.path.join(work, "base")  # stopped at step 12, then damaged and resumed in-process
   run(base, max_steps=12)
-  for name, damage in damage_cases(base).items():
-    d = os.path.join(work, "c_" + str(len(rows)))
+  cases = {**(damage_cases(base) if "corrupt" in only else {}), **(metadata_cases() if "metadata" in only else {})}
+  for name, damage in cases.items():
+    d = os.path.join(work, f"c_{len(rows)}")
     shutil.copytree(base, d)
     damage(d)
-    lines = []
-    res = run(d, log=lines.append)
-    ok = digest(res.state) == want and metrics_of(d) == want_metrics
-    damaged = sum("is damaged" in l for l in lines)
-    rows.append((f"corrupt: {name}", 1, 0, 0, damaged, sum("\n" not in l for l in lines), 0, "yes" if ok else "NO"))
-    print(rows[-1], lines, flush=True)
+    rows += guarded(name, resumed_row, f"corrupt: {name}", d, want)
 
-  # None good: every checkpoint damaged.
-  d = os.path.join(work, "none_good")
-  shutil.copytree(base, d)
-  for s in checkpoint.steps(d):
-    os.remove(os.path.join(checkpoint.checkpoint_dir(d), str(s), checkpoint.MANIFEST_FILE))
-  try:
-    run(d)
-    msg = None
-  except rundir.RunDirError as e:
-    msg = str(e)
-  good = msg is not None and "\n" not in msg and d in msg
-  rows.append(("corrupt: every checkpoint damaged", 1, 0, 0, 3, int(good), 0, "refused" if good else "NO"))
-  print(rows[-1], msg, flush=True)
+  def none_good():  # every checkpoint damaged: a one-line error naming the directory
+    d = os.path.join(work, "none_good")
+    shutil.copytree(base, d)
+    present = checkpoint.steps(d)
+    for s in present:
+      os.remove(os.path.join(checkpoint.checkpoint_dir(d), str(s), checkpoint.MANIFEST_FILE))
+    try:
+      run(d)
+      msg = ""
+    except rundir.RunDirError as e:
+      msg = str(e)
+    good = bool(msg) and "\n" not in msg and d in msg
+    return row("corrupt: every checkpoint damaged", good, "refused", damaged=len(present), one_line=int(good))
+  if "corrupt" in only:
+    rows += guarded("none good", none_good)
+  for remove_lock in (False, True) if "concurrent" in only else ():
+    rows += guarded("concurrent", concurrent, os.path.join(work, f"concurrent_{remove_lock}"), want, remove_lock)
+  if "links" in only:
+    rows += guarded("links", links, work, base, want)
+  if "cli" in only:
+    rows += guarded("command line", cli_cases, work)
 
-  # Concurrent: a second writer on a run in progress.
-  d = os.path.join(work, "concurrent")
-  first = spawn(d, step_seconds=0.5)  # slow steps: still running when the second writer gets going
-  while not checkpoint.steps(d) and first.poll() is None:
-    time.sleep(0.05)
-  second = spawn(d)
-  out2, err2 = second.communicate()
-  out1, err1 = first.communicate()
-  refused = second.returncode == 2 and "in use by another writer" in err2 and len(err2.strip().splitlines()) == 1
-  ok = f"DONE {want}" in out1 and metrics_of(d) == want_metrics
-  if not ok:
-    print("concurrent first writer differs:", out1, err1[-1500:], flush=True)
-  rows.append(("concurrent: second writer on a run in progress", 2, 0, 0, 0, int(refused),
-               err1.count("Traceback") + err2.count("Traceback"), "yes" if ok and refused else "NO"))
-  print(rows[-1], err2.strip(), flush=True)
+  def nan():  # a poisoned batch
+    d = os.path.join(work, "nan")
+    try:
+      run(d, poison=True)
+      msg = ""
+    except training.NonFiniteLossError as e:
+      msg = str(e)
+    kept = checkpoint.latest_step(d, log=None)
+    good = f"at step {NAN_STEP};" in msg and "\n" not in msg and kept == NAN_STEP - 1
+    return row(f"non-finite loss at step {NAN_STEP}", good, f"stopped, kept step {kept}", one_line=int(good))
+  if "nan" in only:
+    rows += guarded("nan", nan)
 
-  # NaN: a poisoned batch.
-  d = os.path.join(work, "nan")
-  try:
-    run(d, poison=True)
-    msg = None
-  except training.NonFiniteLossError as e:
-    msg = str(e)
-  kept = checkpoint.latest_step(d, log=None)
-  good = msg is not None and f"at step {NAN_STEP};" in msg and "\n" not in msg and kept == NAN_STEP - 1
-  rows.append((f"non-finite loss at step {NAN_STEP}", 1, 0, 0, 0, int(good), 0,
-               f"stopped, kept step {kept}" if good else "NO"))
-  print(rows[-1], msg, flush=True)
-
-  seconds = time.time() - t0
   shutil.rmtree(work, ignore_errors=True)
-  header = ["scenario", "runs", "SIGKILLs", "of them during a checkpoint write", "damaged checkpoints",
-            "one-line messages", "tracebacks", "final state and metrics.jsonl bitwise = uninterrupted"]
-  table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  table += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-  totals = [sum(r[i] for r in rows) for i in range(1, 7)]
-  table.append("| **total** | " + " | ".join(str(t) for t in totals) + " | " +
-               f"{sum(r[7] in ('yes', 'refused') or r[7].startswith('stopped') for r in rows)} of {len(rows)} as expected |")
-  print("\n".join(table))
-  if args.out:
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    lines = [
-        "# Fault drill: kills, corruption, concurrent writers, NaN", "",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; "
-        f"{platform.machine()}, {os.cpu_count()} cores ({cpu}); jax {jax.__version__}, backend {jax.default_backend()}",
-        f"- command: `python {' '.join(sys.argv)}`; {seconds:.0f} s in all (load average"
-        f" {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: other jobs shared the CPUs)",
-        f"- model: {MCFG}; {TCFG.steps} steps, a checkpoint every step (max_to_keep={TCFG.max_to_keep}),"
-        f" log every {TCFG.log_every}, validation every {TCFG.eval_every}",
-        "- reduced size (a tiny model, so each scenario takes seconds); the code paths are the full ones.",
-        "- the reference is one uninterrupted run; 'bitwise =' compares the SHA-256 of every params and optimizer"
-        " state leaf and every metrics.jsonl record (wall-clock time excluded).",
-        "- anchor: the issue's own drill (30 SIGKILLs, 16 during checkpoint writes, every resume bitwise equal);"
-        " before this change a flipped byte was loaded silently and a second writer mixed two runs.", "",
-        *table, ""]
-    with open(args.out, "w") as f:
-      f.write("\n".join(lines))
-  return 0 if all(r[7] in ("yes", "refused") or r[7].startswith("stopped") for r in rows) else 1
+  t = totals(rows)
+  data = {"rows": rows, "totals": t, "model": str(MCFG), "steps": TCFG.steps, "max_to_keep": TCFG.max_to_keep,
+          "eval_every": TCFG.eval_every, "cli_args": CLI_ARGS}
+  rec = provenance.write(
+      started, args.out, data, seeds=[args.seed], render=render,
+      model=f"a tiny LM ({MCFG.num_layers} layer, width {MCFG.width}, T={MCFG.seq_len}), {TCFG.steps} steps",
+      headline=[("fault drill: scenarios as expected", f"{t['ok']} of {t['scenarios']}"),
+                ("fault drill: SIGKILLs (during checkpoint writes), damaged checkpoints caught, tracebacks",
+                 f"{t['kills']} ({t['in_write']}), {t['damaged']}, {t['tracebacks']}")])
+  print(render(rec))
+  return 0 if t["ok"] == t["scenarios"] else 1
 
 
 if __name__ == "__main__":

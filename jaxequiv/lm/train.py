@@ -259,16 +259,17 @@ def train(
 
 def _resume(out_dir, state, current, log, writer=True):
   """(state, predictions_seen, history, window, step, best) restored from the newest good checkpoint."""
-  restored = checkpoint.restore(out_dir, {"params": state.params, "opt_state": state.opt_state},
-                                log=log, quarantine=writer)
-  s, meta = restored.step, restored.meta
-  recorded = dict(meta.get("config", {}))
-  diffs = rundir.config_differences({k: v for k, v in recorded.items() if k != "parallel"},
-                                    {k: v for k, v in current.items() if k != "parallel"}, ignore=_RESUME_FREE_FIELDS)
-  if diffs:
-    raise rundir.ConfigMismatchError(
-        f"cannot resume {out_dir!r}: settings differ from those recorded in its checkpoint at step {s}: "
-        + "; ".join(diffs))
+  def like(meta):  # the recorded settings are compared before any array is read (an edited config.json)
+    recorded = dict(meta.get("config", {}))
+    diffs = rundir.config_differences({k: v for k, v in recorded.items() if k != "parallel"},
+                                      {k: v for k, v in current.items() if k != "parallel"}, ignore=_RESUME_FREE_FIELDS)
+    if diffs:
+      raise rundir.ConfigMismatchError(f"cannot resume {out_dir!r}: settings differ from those recorded in its"
+                                       f" checkpoint at step {meta.get('step')}: " + "; ".join(diffs))
+    return {"params": state.params, "opt_state": state.opt_state}
+
+  restored = checkpoint.restore(out_dir, like, log=log, quarantine=writer)
+  s, meta, recorded = restored.step, restored.meta, dict(restored.meta.get("config", {}))
   if recorded.get("parallel", _parallel_record(None)) != current["parallel"] and log is not None:
     was, now = recorded.get("parallel", _parallel_record(None)), current["parallel"]
     log(f"resuming {out_dir} at step {s} with data_parallel={now['data_parallel']} on {now['device_count']}"
