@@ -1,0 +1,119 @@
+"""One taxonomy run: ``ExperimentConfig`` -> ``run`` -> the results dict (the same ``run`` for scripts and notebook 04).
+
+Three experiments, each a call of the ``exp_*`` module that holds its logic:
+
+* ``"regression"``: diabetes k-fold, five conditional-likelihood heads beside ridge (``exp_regression.run``).
+* ``"embeddings"``: digits three ways (``exp_embeddings.digits_three_ways``) and a mini search engine over the Zen
+  of Python plus builtin-corpus sentences, and over the Zen alone (``exp_embeddings.search_engine``).
+* ``"functions"``: a CNP against the exact GP posterior (``exp_functions.cnp_vs_gp``) and expression recovery
+  from point sets (``exp_functions.expression_recovery``).
+
+``scripts/taxonomy_{regression,embeddings,functions}.py`` are flags -> ``ExperimentConfig`` -> ``run`` -> a results
+record. Settings left ``None`` take their experiment's default (``DEFAULTS``), the scripts' defaults.
+
+Examples:
+  >>> ExperimentConfig("regression").steps, ExperimentConfig("embeddings").steps, ExperimentConfig("functions").parts
+  (800, 1500, ('cnp', 'expressions'))
+  >>> ExperimentConfig("embeddings", digit_models=["clip"]).digit_models   # JSON lists back to tuples
+  ('clip',)
+  >>> ExperimentConfig("clustering")
+  Traceback (most recent call last):
+  ...
+  ValueError: experiment must be one of 'regression', 'embeddings', 'functions', got 'clustering'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from jaxequiv.lm import corpus
+from jaxequiv.taxonomy import exp_embeddings, exp_functions, exp_regression
+
+# Per-experiment defaults of the settings that several experiments share (None in ExperimentConfig).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "regression": {"steps": 800, "parts": ()},
+    "embeddings": {"steps": 1500, "parts": ("digits", "search")},
+    "functions": {"steps": None, "parts": ("cnp", "expressions")},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+  """Everything one taxonomy run depends on; JSON-able through ``dataclasses.asdict``.
+
+  Attributes:
+    experiment: ``"regression"``, ``"embeddings"`` or ``"functions"``.
+    seed: seeds the data split, the parameters and the sampled tasks.
+    steps: training steps of each model (regression 800, an upper bound under early stopping; embeddings 1500;
+      functions has one per part, below).
+    parts: embeddings: ``"digits"`` and/or ``"search"``; functions: ``"cnp"`` and/or ``"expressions"``
+      (default both).
+    folds, lr: regression: cross-validation folds, AdamW's learning rate.
+    docs: embeddings: Zen lines plus builtin-corpus sentences (6 to 25 words), this many in all.
+    digit_models: embeddings: any of ``"10way"``, ``"clip"``, ``"captioner"``.
+    cnp_steps, cnp_tasks, cnp_test_tasks: functions: CNP steps, GP draws per step, held-out GP draws.
+    expr_steps, max_len: functions: expression-recovery steps, longest expression (symbols).
+  """
+
+  experiment: str = "regression"
+  seed: int = 0
+  steps: int | None = None
+  parts: tuple[str, ...] | None = None
+  folds: int = 5
+  lr: float = 1e-3
+  docs: int = 100
+  digit_models: tuple[str, ...] = ("10way", "clip", "captioner")
+  cnp_steps: int = 10000
+  cnp_tasks: int = 32
+  cnp_test_tasks: int = 256
+  expr_steps: int = 2000
+  max_len: int = 4
+
+  def __post_init__(self):
+    if self.experiment not in DEFAULTS:
+      raise ValueError(f"experiment must be one of {', '.join(map(repr, DEFAULTS))}, got {self.experiment!r}")
+    for name, default in DEFAULTS[self.experiment].items():
+      if getattr(self, name) is None:
+        object.__setattr__(self, name, default)
+    object.__setattr__(self, "parts", tuple(self.parts))
+    object.__setattr__(self, "digit_models", tuple(self.digit_models))
+    allowed = DEFAULTS[self.experiment]["parts"]
+    if any(p not in allowed for p in self.parts):
+      raise ValueError(f"{self.experiment} parts must be among {allowed}, got {self.parts}")
+
+
+def run(config: ExperimentConfig) -> dict[str, Any]:
+  """Runs ``config.experiment``; returns its results (a record's ``data``) and, for plots, ``"arrays"``.
+
+  Returns:
+    regression: ``exp_regression.run``'s per-head ``{"rmse", "nll", ...}`` (mean, std) over folds;
+    embeddings: ``{"digits", "search", "search_zen_only", "arrays"}`` (the parts run), ``arrays["clip"]`` the
+    test image and caption embeddings and test labels when ``"clip"`` was trained;
+    functions: ``{"cnp", "expressions", "arrays"}`` (the parts run), ``arrays`` holding the CNP's
+    ``"cnp_params"`` and held-out ``"cnp_test"`` tasks. ``arrays`` is not JSON: a record leaves it out.
+  """
+  c = config
+  if c.experiment == "regression":
+    return exp_regression.run(folds=c.folds, steps=c.steps, seed=c.seed, lr=c.lr)
+  out: dict[str, Any] = {}
+  arrays: dict[str, Any] = {}
+  if "digits" in c.parts:
+    out["digits"] = exp_embeddings.digits_three_ways(steps=c.steps, seed=c.seed, models=c.digit_models,
+                                                     return_arrays=True)
+    if "clip_arrays" in out["digits"]:
+      arrays["clip"] = out["digits"].pop("clip_arrays")
+  if "search" in c.parts:
+    builtin = [s for s in corpus.load_sentences("builtin") if 6 <= len(s.split()) <= 25]
+    zen = exp_embeddings.zen_lines()
+    docs = zen + builtin[:max(0, c.docs - len(zen))]
+    out["search"] = exp_embeddings.search_engine(docs, steps=c.steps, seed=c.seed)
+    out["search_zen_only"] = exp_embeddings.search_engine(zen, steps=c.steps, seed=c.seed)
+  if "cnp" in c.parts:
+    out["cnp"] = exp_functions.cnp_vs_gp(steps=c.cnp_steps, tasks_per_step=c.cnp_tasks, test_tasks=c.cnp_test_tasks,
+                                         seed=c.seed)
+    arrays["cnp_params"], arrays["cnp_test"] = out["cnp"].pop("params"), out["cnp"].pop("test")
+  if "expressions" in c.parts:
+    out["expressions"] = exp_functions.expression_recovery(max_len=c.max_len, steps=c.expr_steps, seed=c.seed)
+  out["arrays"] = arrays
+  return out
