@@ -7,10 +7,8 @@ Metrics are PacGAN's (``jaxequiv.roles.mixtures.metrics``): modes captured and r
 
 import argparse
 
-import numpy as np
-
 from jaxequiv import provenance
-from jaxequiv.roles import gan, mixtures
+from jaxequiv.roles import experiment
 
 NAMES = {"1": "GAN", "2": "PacGAN2", "4": "PacGAN4"}
 
@@ -30,31 +28,24 @@ def summary_line(name: str, run: dict) -> str:
 
 
 def main():
+  d = experiment.ExperimentConfig("gan")
   p = argparse.ArgumentParser()
-  p.add_argument("--seeds", type=int, default=10)
-  p.add_argument("--steps", type=int, default=3000)
-  p.add_argument("--gen-width", type=int, default=400)
-  p.add_argument("--disc-width", type=int, default=200)
-  p.add_argument("--lr", type=float, default=1e-4)
-  p.add_argument("--batch-size", type=int, default=100)
+  p.add_argument("--seeds", type=int, default=d.seeds)
+  p.add_argument("--steps", type=int, default=d.steps)
+  p.add_argument("--gen-width", type=int, default=d.gen_width)
+  p.add_argument("--disc-width", type=int, default=d.disc_width)
+  p.add_argument("--lr", type=float, default=d.lr)
+  p.add_argument("--batch-size", type=int, default=d.batch_size)
   p.add_argument("--decay", action="store_true", help="cosine learning-rate decay over the run")
-  p.add_argument("--settings", default="ring:1,ring:2,grid:1,grid:4")
+  p.add_argument("--settings", default=",".join(d.settings))
   p.add_argument("--out", default="results/roles_gan")
   a = p.parse_args()
   run = provenance.start()
-  out = {"args": vars(a), "runs": {}}
-  for setting in a.settings.split(","):
-    name, pack = setting.split(":")
-    mix = mixtures.ring() if name == "ring" else mixtures.grid()
-    cfg = gan.GANConfig(gen_hidden=(a.gen_width,) * 4, disc_hidden=(a.disc_width,) * 3, pack=int(pack),
-                        learning_rate=a.lr, batch_size=a.batch_size,
-                        decay_steps=a.steps if a.decay else 0)
-    per_seed, samples = gan.train_seeds(list(range(a.seeds)), cfg, mix, a.steps)
-    summary = {k: (float(np.mean([r[k] for r in per_seed])), float(np.std([r[k] for r in per_seed])))
-               for k in per_seed[0]}
-    out["runs"][f"{name}, pack {pack}"] = {"per_seed": per_seed, "mean_std": summary,
-                                           "samples_seed0": np.asarray(samples[0][:1000]).round(4).tolist()}
-    print(f"{name} pack={pack}: {summary_line(name, out['runs'][f'{name}, pack {pack}'])}", flush=True)
+  config = experiment.ExperimentConfig("gan", seeds=a.seeds, steps=a.steps, gen_width=a.gen_width,
+                                       disc_width=a.disc_width, lr=a.lr, batch_size=a.batch_size, decay=a.decay,
+                                       settings=tuple(a.settings.split(",")))
+  show = lambda key, r: print(f"{key.replace(', pack ', ' pack=')}: {summary_line(key, r)}", flush=True)  # noqa: E731
+  out = {"args": vars(a), **experiment.run(config, progress=show)}
   provenance.write(run, a.out, out, model=model(vars(a)), seeds=list(range(a.seeds)),
                    headline=[(f"{k.split(',')[0]} {NAMES[k[-1]]}, {a.seeds} seeds, {a.steps} steps",
                               summary_line(k, r)) for k, r in out["runs"].items()])

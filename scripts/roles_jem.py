@@ -10,35 +10,37 @@ import inspect
 import numpy as np
 
 from jaxequiv import provenance
-from jaxequiv.roles import jem_train
+from jaxequiv.roles import experiment, jem_train
+
+_NLL, _SGLD = ("test_x", "test_xy", "test_acc"), ("test_acc", "ece", "sec_per_step")
+SHOW = {"exact_jem": ("exact JEM", _NLL), "char_lm": ("char LM", _NLL), "sgld_jem": ("sgld_jem", _SGLD),
+        "sgld_ce": ("sgld_ce", _SGLD)}
+
+
+def show(key: str, runs: list[dict]) -> None:
+  """Prints one part's per-seed numbers as it finishes."""
+  name, fields = SHOW[key]
+  print(name, [tuple(r[f] for f in fields) for r in runs], flush=True)
 
 
 def main():
+  d = experiment.ExperimentConfig("jem")
   p = argparse.ArgumentParser()
-  p.add_argument("--seeds", type=int, default=3)
-  p.add_argument("--exact-steps", type=int, default=400)
-  p.add_argument("--lm-steps", type=int, default=1500)
-  p.add_argument("--sgld-steps", type=int, default=2000)
-  p.add_argument("--parts", default="exact,lm,sgld")
+  p.add_argument("--seeds", type=int, default=d.seeds)
+  p.add_argument("--exact-steps", type=int, default=d.exact_steps)
+  p.add_argument("--lm-steps", type=int, default=d.lm_steps)
+  p.add_argument("--sgld-steps", type=int, default=d.sgld_steps)
+  p.add_argument("--parts", default=",".join(d.parts))
   p.add_argument("--out", default="results/roles_jem")
   p.add_argument("--png", default="results/roles_jem_samples.png")
   a = p.parse_args()
   run = provenance.start()
-  sgld = {n: v.default for n, v in inspect.signature(jem_train.train_sgld).parameters.items()
-          if n not in ("seed", "steps", "use_jem")}
-  out = {"args": vars(a), "sgld_settings": sgld}
+  config = experiment.ExperimentConfig("jem", seeds=a.seeds, exact_steps=a.exact_steps, lm_steps=a.lm_steps,
+                                       sgld_steps=a.sgld_steps, parts=tuple(a.parts.split(",")))
+  out = {"args": vars(a), **experiment.run(config, progress=show)}
+  sgld = out["sgld_settings"]
   seeds = range(a.seeds)
-  if "exact" in a.parts:
-    out["exact_jem"] = [jem_train.train_exact_jem(seed=s, steps=a.exact_steps) for s in seeds]
-    print("exact JEM", [(r["test_x"], r["test_xy"], r["test_acc"]) for r in out["exact_jem"]], flush=True)
-  if "lm" in a.parts:
-    out["char_lm"] = [jem_train.train_char_lm(seed=s, steps=a.lm_steps) for s in seeds]
-    print("char LM", [(r["test_x"], r["test_xy"], r["test_acc"]) for r in out["char_lm"]], flush=True)
-  if "sgld" in a.parts:
-    out["sgld_jem"] = [jem_train.train_sgld(seed=s, steps=a.sgld_steps, use_jem=True) for s in seeds]
-    out["sgld_ce"] = [jem_train.train_sgld(seed=s, steps=a.sgld_steps, use_jem=False) for s in seeds]
-    for k in ("sgld_jem", "sgld_ce"):
-      print(k, [(r["test_acc"], r["ece"], r["sec_per_step"]) for r in out[k]], flush=True)
+  if "sgld_jem" in out:
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel

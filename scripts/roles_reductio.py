@@ -5,31 +5,29 @@
 
 import argparse
 import json
-import time
 
 import numpy as np
 
 from jaxequiv import provenance
-from jaxequiv.roles import reductio
+from jaxequiv.roles import experiment
 
 
 def main():
+  d = experiment.ExperimentConfig("reductio")
   p = argparse.ArgumentParser()
-  p.add_argument("--seeds", type=int, default=5)
-  p.add_argument("--steps", type=int, default=300)
-  p.add_argument("--batch-size", type=int, default=16)
-  p.add_argument("--width", type=int, default=32)
-  p.add_argument("--num-layers", type=int, default=2)
-  p.add_argument("--datasets", default="builtin,digits")
+  p.add_argument("--seeds", type=int, default=d.seeds)
+  p.add_argument("--steps", type=int, default=d.steps)
+  p.add_argument("--batch-size", type=int, default=d.batch_size)
+  p.add_argument("--width", type=int, default=d.width)
+  p.add_argument("--num-layers", type=int, default=d.num_layers)
+  p.add_argument("--datasets", default=",".join(d.datasets))
   p.add_argument("--out", default="results/roles_reductio")
   a = p.parse_args()
   run = provenance.start()
-  out = {"args": vars(a), "grids": {}}
-  for ds in a.datasets.split(","):
-    t = time.time()
-    out["grids"][ds] = reductio.run_grid(ds, list(range(a.seeds)), a.steps, a.batch_size, a.width, a.num_layers)
-    out["grids"][ds]["seconds"] = time.time() - t
-    print(ds, json.dumps({k: v for k, v in out["grids"][ds].items() if k != "cells"}), flush=True)
+  config = experiment.ExperimentConfig("reductio", seeds=a.seeds, steps=a.steps, batch_size=a.batch_size,
+                                       width=a.width, num_layers=a.num_layers, datasets=tuple(a.datasets.split(",")))
+  show = lambda ds, g: print(ds, json.dumps({k: v for k, v in g.items() if k != "cells"}), flush=True)  # noqa: E731
+  out = {"args": vars(a), **experiment.run(config, progress=show)}
   headline = []
   for ds, g in out["grids"].items():
     key = "label_acc" if "label_acc" in g["cells"]["relu/lm"] else "nll"

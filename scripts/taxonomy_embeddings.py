@@ -6,26 +6,22 @@ python scripts/taxonomy_embeddings.py --out results/taxonomy_embeddings
 import argparse
 
 from jaxequiv import provenance
-from jaxequiv.lm import corpus
-from jaxequiv.taxonomy import exp_embeddings
+from jaxequiv.taxonomy import experiment
 from taxonomy_regression import DECODER
 
 
 def main():
+  d = experiment.ExperimentConfig("embeddings")
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--steps", type=int, default=1500)
-  ap.add_argument("--docs", type=int, default=100, help="Zen lines plus builtin-corpus sentences, this many in all")
-  ap.add_argument("--seed", type=int, default=0)
+  ap.add_argument("--steps", type=int, default=d.steps)
+  ap.add_argument("--docs", type=int, default=d.docs, help="Zen lines plus builtin-corpus sentences, this many in all")
+  ap.add_argument("--seed", type=int, default=d.seed)
   ap.add_argument("--out", default="results/taxonomy_embeddings")
   a = ap.parse_args()
   run = provenance.start()
-  res = {"digits": exp_embeddings.digits_three_ways(steps=a.steps, seed=a.seed)}
+  res = experiment.run(experiment.ExperimentConfig("embeddings", steps=a.steps, docs=a.docs, seed=a.seed))
+  res.pop("arrays")
   print(res["digits"])
-  builtin = [s for s in corpus.load_sentences("builtin") if 6 <= len(s.split()) <= 25]
-  zen = exp_embeddings.zen_lines()
-  docs = zen + builtin[:max(0, a.docs - len(zen))]
-  res["search"] = exp_embeddings.search_engine(docs, steps=a.steps, seed=a.seed)
-  res["search_zen_only"] = exp_embeddings.search_engine(zen, steps=a.steps, seed=a.seed)
   print({k: res[k] for k in ("search", "search_zen_only")})
   d, s = res["digits"], res["search"]
   provenance.write(

@@ -6,24 +6,25 @@ python scripts/taxonomy_functions.py --out results/taxonomy_functions
 import argparse
 
 from jaxequiv import provenance
-from jaxequiv.taxonomy import exp_functions
+from jaxequiv.taxonomy import experiment
 from taxonomy_regression import DECODER
 
 
 def main():
+  d = experiment.ExperimentConfig("functions")
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--cnp-steps", type=int, default=10000)
-  ap.add_argument("--cnp-tasks", type=int, default=32, help="GP draws per CNP step")
-  ap.add_argument("--expr-steps", type=int, default=2000)
-  ap.add_argument("--max-len", type=int, default=4)
-  ap.add_argument("--seed", type=int, default=0)
+  ap.add_argument("--cnp-steps", type=int, default=d.cnp_steps)
+  ap.add_argument("--cnp-tasks", type=int, default=d.cnp_tasks, help="GP draws per CNP step")
+  ap.add_argument("--expr-steps", type=int, default=d.expr_steps)
+  ap.add_argument("--max-len", type=int, default=d.max_len)
+  ap.add_argument("--seed", type=int, default=d.seed)
   ap.add_argument("--out", default="results/taxonomy_functions")
   a = ap.parse_args()
   run = provenance.start()
-  c = exp_functions.cnp_vs_gp(steps=a.cnp_steps, tasks_per_step=a.cnp_tasks, seed=a.seed)
-  c.pop("params"), c.pop("test")
-  e = exp_functions.expression_recovery(max_len=a.max_len, steps=a.expr_steps, seed=a.seed)
-  res = {"cnp": c, "expressions": e}
+  res = experiment.run(experiment.ExperimentConfig("functions", cnp_steps=a.cnp_steps, cnp_tasks=a.cnp_tasks,
+                                                  expr_steps=a.expr_steps, max_len=a.max_len, seed=a.seed))
+  res.pop("arrays")
+  c, e = res["cnp"], res["expressions"]
   print(res)
   provenance.write(
       run, a.out, res, seeds=[a.seed],

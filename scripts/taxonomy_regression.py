@@ -6,22 +6,23 @@ python scripts/taxonomy_regression.py --out results/taxonomy_regression
 import argparse
 
 from jaxequiv import provenance
-from jaxequiv.taxonomy import exp_regression
+from jaxequiv.taxonomy import experiment
 
 DECODER = ("every character decoder is an MLP over the conditioning features plus summed (position, character)"
            " embeddings of the prefix, not a transformer")
 
 
 def main():
+  d = experiment.ExperimentConfig("regression")
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--folds", type=int, default=5)
-  ap.add_argument("--steps", type=int, default=800)
-  ap.add_argument("--lr", type=float, default=1e-3)
-  ap.add_argument("--seed", type=int, default=0)
+  ap.add_argument("--folds", type=int, default=d.folds)
+  ap.add_argument("--steps", type=int, default=d.steps)
+  ap.add_argument("--lr", type=float, default=d.lr)
+  ap.add_argument("--seed", type=int, default=d.seed)
   ap.add_argument("--out", default="results/taxonomy_regression")
   a = ap.parse_args()
   run = provenance.start()
-  res = exp_regression.run(folds=a.folds, steps=a.steps, seed=a.seed, lr=a.lr)
+  res = experiment.run(experiment.ExperimentConfig("regression", folds=a.folds, steps=a.steps, seed=a.seed, lr=a.lr))
   for head, v in res.items():
     print(f"{head:8s} RMSE {v['rmse'][0]:6.2f} +- {v['rmse'][1]:5.2f}   NLL {v['nll'][0]:6.3f} +- {v['nll'][1]:5.3f}")
   best = min(res, key=lambda h: res[h]["rmse"][0])
