@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from collections.abc import Mapping
 
@@ -193,17 +194,34 @@ DISK_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EROFS: "the fi
                errno.EDQUOT: "the disk quota is exceeded", errno.EFBIG: "the file is too large for the file system"}
 
 
-def disk_error_message(e: OSError) -> str | None:
-  """One line for an ``OSError`` of a full or read-only disk, naming the path; None for any other error.
+# TensorStore (under orbax) reports a failed write as ValueError('RESOURCE_EXHAUSTED: Error writing local file "PATH":
+# ... No space left on device [os_error_code='28']'): its errno and path, read from the message.
+_TENSORSTORE_OS_ERROR = re.compile(r"""(?:file )?"(?P<path>[^"]+)".*\[os_error_code='(?P<code>\d+)'\]""", re.S)
+
+
+def disk_error_message(e: BaseException) -> str | None:
+  """One line for a write that failed on a full or read-only disk, naming the path; None for any other error.
+
+  ``e`` is an ``OSError`` with one of ``DISK_ERRNOS``, or TensorStore's
+  ``ValueError`` that carries such an ``os_error_code`` (orbax writes through it).
 
   Examples:
     >>> disk_error_message(OSError(errno.ENOSPC, "No space left on device", "runs/lm/metrics.jsonl"))
     "cannot write 'runs/lm/metrics.jsonl': no space left on the device (ENOSPC)"
+    >>> disk_error_message(ValueError('RESOURCE_EXHAUSTED: Error writing local file "ckpt/x": Failed to write 41'
+    ...                               " bytes to file 16: No space left on device [os_error_code='28']"))
+    "cannot write 'ckpt/x': no space left on the device (ENOSPC)"
     >>> disk_error_message(OSError(errno.EINVAL, "Invalid argument")) is None
     True
   """
-  what = DISK_ERRNOS.get(e.errno)
+  if isinstance(e, OSError):
+    code, path = e.errno, e.filename
+  elif isinstance(e, ValueError) and (m := _TENSORSTORE_OS_ERROR.search(str(e))):
+    code, path = int(m["code"]), m["path"]
+  else:
+    return None
+  what = DISK_ERRNOS.get(code)
   if what is None:
     return None
-  where = f" {e.filename!r}" if e.filename is not None else ""
-  return f"cannot write{where}: {what} ({errno.errorcode[e.errno]})"
+  where = f" {path!r}" if path is not None else ""
+  return f"cannot write{where}: {what} ({errno.errorcode[code]})"

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import math
 import os
 import signal
@@ -218,7 +219,7 @@ def disk_error_line(e: BaseException, module, args: argparse.Namespace) -> str |
   message, seen = None, set()
   while e is not None and message is None and id(e) not in seen:  # the error or one it was raised from (orbax wraps)
     seen.add(id(e))
-    message = limits.disk_error_message(e) if isinstance(e, OSError) else None
+    message = limits.disk_error_message(e)
     e = e.__cause__ or e.__context__
   if message is None:
     return None
@@ -229,6 +230,16 @@ def state_note(module, args: argparse.Namespace) -> str:
   """``"; " + module.state_note(args)`` (e.g. train's last good checkpoint) if the command has one, else ``""``."""
   note = getattr(module, "state_note", None)
   return "" if note is None else f"; {note(args)}"
+
+
+class _NoDiskErrorTracebacks(logging.Filter):
+  """Drops log records carrying a full- or read-only-disk error (``limits.disk_error_message``): orbax's writer
+  threads log their tracebacks through absl before the error reaches ``main``, which says it in one line."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    from jaxequiv import limits  # pylint: disable=import-outside-toplevel
+    return not (record.exc_info and record.exc_info[1] is not None
+                and limits.disk_error_message(record.exc_info[1]) is not None)
 
 
 class Terminated(BaseException):
@@ -267,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
       raise
     return int(e.code) if isinstance(e.code, int) else 2
   module = importlib.import_module(COMMANDS[args.command][0])
+  quiet = _NoDiskErrorTracebacks()
+  logging.getLogger("absl").addFilter(quiet)
   try:
     with sigterm_raises():
       return int(module.run(args) or 0)
@@ -287,3 +300,5 @@ def main(argv: list[str] | None = None) -> int:
       raise
     print(f"jaxequiv {args.command}: error: {one_line(e)}", file=sys.stderr)
     return 2
+  finally:
+    logging.getLogger("absl").removeFilter(quiet)
