@@ -1,4 +1,4 @@
-"""taxonomy.experiment: configs with the scripts' defaults, one-line errors, tiny runs of each experiment through run."""
+"""taxonomy.experiment: the scripts' defaults, one-line errors, a tiny run of each experiment through run."""
 
 import dataclasses
 import json
