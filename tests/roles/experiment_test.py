@@ -48,7 +48,6 @@ def test_gan_run_is_train_seeds_per_setting():
   assert got["mean_std"]["high_quality"] == (float(np.mean(hq)), float(np.std(hq)))
 
 
-@pytest.mark.slow
 def test_jem_exact_part_only():
   r = experiment.run(ExperimentConfig("jem", seeds=1, parts=("exact",), exact_steps=2))
   assert list(r) == ["sgld_settings", "exact_jem"] and len(r["exact_jem"]) == 1

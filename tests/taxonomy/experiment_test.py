@@ -27,7 +27,6 @@ def test_bad_config_is_one_line_naming_it(kw, culprit):
   assert "\n" not in str(e.value)
 
 
-@pytest.mark.slow
 def test_functions_cnp_is_cnp_vs_gp():
   r = experiment.run(ExperimentConfig("functions", parts=("cnp",), cnp_steps=3, cnp_tasks=2, cnp_test_tasks=4, seed=1))
   direct = exp_functions.cnp_vs_gp(steps=3, tasks_per_step=2, test_tasks=4, seed=1)
@@ -36,7 +35,6 @@ def test_functions_cnp_is_cnp_vs_gp():
     assert np.float64(r["cnp"][k]).view(np.uint64) == np.float64(direct[k]).view(np.uint64), k
 
 
-@pytest.mark.slow
 def test_embeddings_clip_digits_with_arrays():
   r = experiment.run(ExperimentConfig("embeddings", steps=2, parts=("digits",), digit_models=("clip",)))
   u, v, y = r["arrays"]["clip"]
