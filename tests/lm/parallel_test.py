@@ -85,22 +85,26 @@ def eight_devices():
   return out
 
 
+@pytest.mark.slow  # an 8-device subprocess; CI runs the 2-process drill (multiprocess_test)
 def test_eight_device_mesh_splits_rows(eight_devices):
   assert eight_devices["devices"] == 8 and eight_devices["mesh"] == {"data": 8}
   assert eight_devices["tokens_shards"] == [[2, 24]]  # 16 rows / 8 devices
 
 
+@pytest.mark.slow  # an 8-device subprocess; CI runs the 2-process drill (multiprocess_test)
 def test_sharded_gradients_match_single_device_within_rounding(eight_devices):
   err = eight_devices["max_rel_err_sharded_vs_single"]
   print(f"max relative error sharded vs single-device gradients: {err:.3g}; tolerance {GRAD_RTOL}")
   assert err <= GRAD_RTOL
 
 
+@pytest.mark.slow  # an 8-device subprocess; CI runs the 2-process drill (multiprocess_test)
 def test_lm_and_classification_gradients_bitwise_equal_on_mesh(eight_devices):
   assert eight_devices["lm_vs_cl_single"] == 0
   assert eight_devices["lm_vs_cl_sharded"] == 0
 
 
+@pytest.mark.slow  # an 8-device subprocess; CI runs the 2-process drill (multiprocess_test)
 def test_train_loop_on_mesh(eight_devices):
   assert eight_devices["train_lm_vs_cl_mesh"] == 0
   assert eight_devices["train_params_sharding"] in ("P()", "PartitionSpec()")  # replicated

@@ -19,7 +19,9 @@ def _batches(shuffle_seed):
   return checks.grid_batches(shuffle_seed=shuffle_seed)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+# bfloat16 compute for every activation is slow (pytest -m slow); in CI, tests/losses_test.py checks it with relu and
+# `jaxequiv verify` with gelu.
+@pytest.mark.parametrize("dtype", ["float32", pytest.param("bfloat16", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("activation", sorted(model.ACTIVATIONS))
 def test_lm_and_packed_classifier_gradients_bitwise_equal(activation, dtype):
   params, lm_fn, clf_fn = _setup(activation, dtype)
