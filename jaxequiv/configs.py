@@ -162,3 +162,33 @@ class VerifyConfig:
       raise ValueError(f"VerifyConfig.num_heads={self.num_heads} must divide width={self.width}")
     if self.seq_len < 2:
       raise ValueError(f"VerifyConfig.seq_len must be >= 2 (a sentence and its '.'), got {self.seq_len}")
+
+
+def fill_experiment_defaults(config: Any, defaults: dict[str, dict[str, Any]], tuples: tuple[str, ...] = ()) -> None:
+  """``__post_init__`` of a wing's frozen ``ExperimentConfig`` whose ``experiment`` picks per-experiment defaults.
+
+  Checks ``config.experiment`` is a key of ``defaults`` (one-line ``ValueError`` otherwise), fills each field that
+  is None with that experiment's default, and turns the ``tuples`` fields (lists after a JSON round trip) into tuples.
+
+  Examples:
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Config:
+    ...   experiment: str = "a"
+    ...   steps: int | None = None
+    ...   parts: tuple = ()
+    ...   def __post_init__(self):
+    ...     fill_experiment_defaults(self, {"a": {"steps": 3}, "b": {"steps": 5}}, tuples=("parts",))
+    >>> Config("b", parts=["x"])
+    Config(experiment='b', steps=5, parts=('x',))
+    >>> Config("c")
+    Traceback (most recent call last):
+    ...
+    ValueError: experiment must be one of 'a', 'b', got 'c'
+  """
+  if config.experiment not in defaults:
+    raise ValueError(f"experiment must be one of {', '.join(map(repr, defaults))}, got {config.experiment!r}")
+  for name, default in defaults[config.experiment].items():
+    if getattr(config, name) is None:
+      object.__setattr__(config, name, default)
+  for name in tuples:
+    object.__setattr__(config, name, tuple(getattr(config, name)))

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxequiv import configs
 from jaxequiv.roles import gan, jem_train, mixtures, reductio
 
 # Per-experiment defaults of the settings that several experiments share (None in ExperimentConfig).
@@ -83,13 +84,7 @@ class ExperimentConfig:
   datasets: tuple[str, ...] = ("builtin", "digits")
 
   def __post_init__(self):
-    if self.experiment not in DEFAULTS:
-      raise ValueError(f"experiment must be one of {', '.join(map(repr, DEFAULTS))}, got {self.experiment!r}")
-    for name, default in DEFAULTS[self.experiment].items():
-      if getattr(self, name) is None:
-        object.__setattr__(self, name, default)
-    for name in ("parts", "settings", "datasets"):
-      object.__setattr__(self, name, tuple(getattr(self, name)))
+    configs.fill_experiment_defaults(self, DEFAULTS, tuples=("parts", "settings", "datasets"))
     allowed = DEFAULTS[self.experiment]["parts"]
     if any(p not in allowed for p in self.parts):
       raise ValueError(f"{self.experiment} parts must be among {allowed}, got {self.parts}")

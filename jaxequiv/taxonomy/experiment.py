@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from jaxequiv import configs
 from jaxequiv.lm import corpus
 from jaxequiv.taxonomy import exp_embeddings, exp_functions, exp_regression
 
@@ -71,13 +72,7 @@ class ExperimentConfig:
   max_len: int = 4
 
   def __post_init__(self):
-    if self.experiment not in DEFAULTS:
-      raise ValueError(f"experiment must be one of {', '.join(map(repr, DEFAULTS))}, got {self.experiment!r}")
-    for name, default in DEFAULTS[self.experiment].items():
-      if getattr(self, name) is None:
-        object.__setattr__(self, name, default)
-    object.__setattr__(self, "parts", tuple(self.parts))
-    object.__setattr__(self, "digit_models", tuple(self.digit_models))
+    configs.fill_experiment_defaults(self, DEFAULTS, tuples=("parts", "digit_models"))
     allowed = DEFAULTS[self.experiment]["parts"]
     if any(p not in allowed for p in self.parts):
       raise ValueError(f"{self.experiment} parts must be among {allowed}, got {self.parts}")
