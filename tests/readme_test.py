@@ -37,3 +37,15 @@ def test_ci_runs_the_readme_test_command():
   test_cmd = next(c for c in commands if "pytest" in c).strip().split("&& ")[-1]
   ci = (ROOT / ".ci" / "run").read_text()
   assert test_cmd == 'pytest -m "not slow"' and test_cmd in ci
+
+
+def test_the_timed_commands_are_the_readme_s_commands():
+  """results/readme_commands.json (the README's times) ran exactly the README's current commands, in order."""
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  import json  # pylint: disable=import-outside-toplevel
+  spec = importlib.util.spec_from_file_location("readme_commands", ROOT / "scripts" / "readme_commands.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  recorded = json.loads((ROOT / "results" / "readme_commands.json").read_text())["data"]["commands"]
+  assert [r["command"] for r in recorded] == module.commands(README)
+  assert module.commands(README)  # the README has commands to time
