@@ -116,8 +116,11 @@ def render(rec: dict) -> str:
   if any("mfu_vs_h100_bf16_peak" in r for r in d["results"]):
     lines += ["", f"MFU (vs {H100_BF16_PEAK / 1e12:.0f} TFLOP/s bf16 dense): " +
               ", ".join(f"{r['objective']}: {100 * r['mfu_vs_h100_bf16_peak']:.1f}%" for r in d["results"])]
-  if d.get("note"):
-    lines += ["", d["note"]]
+  if rec["provenance"]["backend"] == "cpu":
+    h = PRESETS["h100"]
+    lines += ["", f"No accelerator in this run (backend cpu). On a GPU: `python scripts/bench_train.py --preset h100"
+              f" --out results/bench_train_h100` ({h['num_layers']} layers, width {h['width']}, context {h['seq_len']},"
+              f" batch {h['batch_size']}, {h['dtype']}; MFU against {H100_BF16_PEAK / 1e12:.0f} TFLOP/s)."]
   return "\n".join(lines)
 
 
@@ -128,7 +131,6 @@ def main(argv=None) -> int:
   p.add_argument("--warmup", type=int, default=3, help="untimed steps after the compiling one")
   p.add_argument("--out", default="results/bench_train", help="writes OUT.md and OUT.json")
   p.add_argument("--attention", default="auto", choices=jaxequiv.model.ATTENTION, help="attention implementation")
-  p.add_argument("--note", default="", help="appended to the markdown (e.g. 'GPU: not lent to this task')")
   args = p.parse_args(argv)
   preset = dict(PRESETS[args.preset], attention=args.attention)
   started = provenance.start([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
@@ -141,7 +143,7 @@ def main(argv=None) -> int:
     print(json.dumps(row), flush=True)
   c = preset
   rec = provenance.write(
-      started, args.out, {"preset": args.preset, "config": preset, "results": rows, "note": args.note}, seeds=[0],
+      started, args.out, {"preset": args.preset, "config": preset, "results": rows}, seeds=[0],
       render=render,
       model=f"jaxequiv.model transformer, {c['num_layers']} layers, width {c['width']}, {c['num_heads']} heads,"
             f" T={c['seq_len']}, {c['batch_size']} rows, {c['dtype']}; {args.warmup} warm-up + {args.steps} timed AdamW"
