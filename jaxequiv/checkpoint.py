@@ -28,7 +28,6 @@ Examples:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import time
@@ -226,13 +225,12 @@ def verify(run_dir: str, step: int) -> str | None:
   """
   d = os.path.join(checkpoint_dir(run_dir), str(int(step)))
   path = os.path.join(d, MANIFEST_FILE)
-  if not os.path.isfile(path):
+  if not os.path.lexists(path):
     return "no manifest (incomplete, or not written by jaxequiv.checkpoint)"
   try:
-    with open(path, encoding="utf-8") as f:
-      manifest = json.load(f)
-  except (ValueError, UnicodeDecodeError, RecursionError):
-    return "unreadable manifest"
+    manifest = read_json(path)  # a regular file within its limit, not a link
+  except RunDirError as e:
+    return f"unreadable manifest: {str(e).replace(path, MANIFEST_FILE)}"
   problem = _manifest_problem(manifest)
   if problem is not None:
     return problem

@@ -6,8 +6,9 @@ Pure Python (no JAX), so the CLI checks its flags with it before JAX starts.
   parameters, optimizer state and the activations of one step, float32) that
   every command uses; ``check_fits`` refuses an estimate above the machine's
   memory (``machine_memory_bytes``) in one line that names the flags to blame.
-* ``read_limited`` reads a file only if it is a regular file no larger than a
-  limit (never a FIFO, which would block, nor ``/dev/zero``, which never ends).
+* ``read_limited`` (and ``open_checked``) reads a file only if it is a regular
+  file no larger than a limit (never a FIFO, which would block, nor
+  ``/dev/zero``, which never ends), optionally refusing a symbolic link.
 
 The estimate is a lower bound (XLA's temporaries and Python's copies of the
 data come on top), so refusing only above the machine's memory never refuses a
@@ -109,7 +110,7 @@ def human_bytes(num_bytes: int) -> str:
 
 
 class TooLargeError(ValueError):
-  """A size that cannot fit (memory) or a file too large to read; the message is one line naming the culprit."""
+  """A size that cannot fit (memory), or a file too large (or not regular) to read; one line naming the culprit."""
 
 
 def check_fits(estimate: Mapping[str, int], culprits: Mapping[str, str], memory: int | None = None) -> None:
@@ -159,16 +160,45 @@ def check_file(path: str | os.PathLike, max_bytes: int) -> None:
   _check_stat(os.fspath(path), os.stat(path), max_bytes)
 
 
-def read_limited(path: str | os.PathLike, max_bytes: int) -> bytes:
-  """The bytes of ``path`` if it is a regular file of at most ``max_bytes``; checked before reading.
+def open_checked(path: str | os.PathLike, max_bytes: int, *, follow_links: bool = True) -> int:
+  """A read-only descriptor of ``path``, opened only if it is a regular file of at most ``max_bytes``.
 
   The file is opened without blocking (a FIFO would wait for a writer) and
-  checked with ``fstat`` on the open descriptor, then read up to
-  ``max_bytes + 1`` bytes (a file that grows meanwhile is refused too).
+  checked with ``fstat`` on the open descriptor; ``follow_links=False`` refuses
+  a symbolic link at ``path`` (``O_NOFOLLOW``: a run directory's files never
+  lead out of it). The caller closes the descriptor.
 
   Raises:
     FileNotFoundError, PermissionError: as ``open`` does.
-    TooLargeError: naming the path, if it is not a regular file or is larger than ``max_bytes``.
+    TooLargeError: naming the path, if it is a symbolic link (``follow_links=False``), not a regular file, or
+      larger than ``max_bytes``.
+  """
+  name = os.fspath(path)
+  flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | (0 if follow_links else getattr(os, "O_NOFOLLOW", 0))
+  try:
+    fd = os.open(name, flags)
+  except OSError as e:
+    if e.errno == errno.ELOOP and not follow_links:
+      raise TooLargeError(f"{name!r} is a symbolic link, not followed here") from None
+    raise
+  try:
+    _check_stat(name, os.fstat(fd), max_bytes)
+  except BaseException:
+    os.close(fd)
+    raise
+  return fd
+
+
+def read_limited(path: str | os.PathLike, max_bytes: int, *, follow_links: bool = True) -> bytes:
+  """The bytes of ``path`` if it is a regular file of at most ``max_bytes``; checked before reading.
+
+  Opened and checked by ``open_checked``, then read up to ``max_bytes + 1``
+  bytes (a file that grows meanwhile is refused too).
+
+  Raises:
+    FileNotFoundError, PermissionError: as ``open`` does.
+    TooLargeError: naming the path, if it is not a regular file or is larger than ``max_bytes`` (or a symbolic
+      link, with ``follow_links=False``).
 
   Examples:
     >>> read_limited("/dev/zero", 1024)
@@ -177,13 +207,8 @@ def read_limited(path: str | os.PathLike, max_bytes: int) -> bytes:
     jaxequiv.limits.TooLargeError: '/dev/zero' is a character device, not a regular file
   """
   name = os.fspath(path)
-  fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-  try:
-    _check_stat(name, os.fstat(fd), max_bytes)
-    with os.fdopen(fd, "rb", closefd=False) as f:
-      raw = f.read(max_bytes + 1)
-  finally:
-    os.close(fd)
+  with os.fdopen(open_checked(name, max_bytes, follow_links=follow_links), "rb") as f:
+    raw = f.read(max_bytes + 1)
   if len(raw) > max_bytes:
     raise TooLargeError(f"{name!r} grew past the {human_bytes(max_bytes)} this reads while being read")
   return raw

@@ -34,10 +34,14 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from jaxequiv import limits
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 LOCK_FILE = ".lock"
 TMP_PREFIX = ".tmp-"  # what a writer names its half-written files (here and in checkpoints/)
+MAX_JSON_BYTES = 64 * 2**20  # config.json, meta.json, manifest.json: a few KiB each
+MAX_METRICS_BYTES = 2**30  # metrics.jsonl: about 200 bytes a record
 
 Log = Callable[[str], None]
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -92,15 +96,22 @@ def write_json(path: str, obj: Any) -> None:
   write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
-def read_json(path: str) -> Any:
-  """``json.load`` of ``path``; ``RunDirError`` naming the file if it is missing or not JSON."""
+def read_json(path: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
+  """``json.loads`` of ``path``; ``RunDirError`` naming the file unless it is a regular file (a symbolic link is
+  not followed), at most ``max_bytes`` long, and JSON.
+
+  A FIFO or a device in a run directory is refused at once (``limits.open_checked``), never read.
+  """
   try:
-    with open(path) as f:
-      return json.load(f)
+    raw = limits.read_limited(path, max_bytes, follow_links=False)
   except FileNotFoundError:
     raise RunDirError(f"{path} not found") from None
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise RunDirError(f"{path} is not valid JSON ({e})") from None
+  except limits.TooLargeError as e:
+    raise RunDirError(str(e)) from None
+  try:
+    return json.loads(raw)
+  except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    raise RunDirError(f"{path} is not valid JSON ({str(e)[:200] or type(e).__name__})") from None
 
 
 def write_config(run_dir: str, config: Mapping[str, Any]) -> None:
@@ -116,7 +127,7 @@ def read_config(run_dir: str) -> dict:
     RunDirError: naming the file, if it is missing (not a run directory) or not JSON.
   """
   path = os.path.join(run_dir, CONFIG_FILE)
-  if not os.path.exists(path):
+  if not os.path.lexists(path):
     raise RunDirError(f"{path} not found: is {run_dir!r} a training run directory?")
   cfg = read_json(path)
   if not isinstance(cfg, dict):
@@ -129,12 +140,19 @@ def read_metrics(run_dir: str, up_to_step: int | None = None, *, log: Log | None
 
   Lines that are not a JSON object with an integer ``"step"`` (a torn last line
   after a kill, or garbage) are skipped, with one line to ``log``.
+
+  Raises:
+    RunDirError: naming the file, if it is a symbolic link, not a regular file, or over ``MAX_METRICS_BYTES``.
   """
   path = os.path.join(run_dir, METRICS_FILE)
-  if not os.path.exists(path):
+  if not os.path.lexists(path):
     return []
   out, bad = [], []
-  with open(path, "rb") as f:
+  try:
+    fd = limits.open_checked(path, MAX_METRICS_BYTES, follow_links=False)
+  except limits.TooLargeError as e:
+    raise RunDirError(str(e)) from None
+  with os.fdopen(fd, "rb") as f:
     for i, raw in enumerate(f, 1):
       if not raw.strip():
         continue

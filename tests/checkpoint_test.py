@@ -76,9 +76,24 @@ def _remove_manifest(step_dir):
   os.remove(os.path.join(step_dir, checkpoint.MANIFEST_FILE))
 
 
+def _fifo_manifest(step_dir):
+  os.remove(os.path.join(step_dir, checkpoint.MANIFEST_FILE))
+  os.mkfifo(os.path.join(step_dir, checkpoint.MANIFEST_FILE))
+
+
+def _linked_manifest(step_dir):
+  """The manifest moved out of the checkpoint and linked back: intact, but a link is not followed."""
+  path = os.path.join(step_dir, checkpoint.MANIFEST_FILE)
+  outside = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(step_dir))), "manifest-outside.json")
+  shutil.move(path, outside)
+  os.symlink(outside, path)
+
+
 DAMAGE = {"flipped byte": (_flip_params, "checksum"), "truncated file": (_truncate_params, "bytes"),
           "emptied metadata": (_empty_metadata, "_METADATA"), "emptied meta.json": (_empty_meta_json, "meta.json"),
-          "removed state": (_remove_state, "missing"), "removed manifest": (_remove_manifest, "no manifest")}
+          "removed state": (_remove_state, "missing"), "removed manifest": (_remove_manifest, "no manifest"),
+          "manifest a FIFO": (_fifo_manifest, "unreadable manifest: 'manifest.json' is a FIFO (named pipe)"),
+          "manifest a link": (_linked_manifest, "unreadable manifest: 'manifest.json' is a symbolic link")}
 
 
 @pytest.mark.parametrize("name", sorted(DAMAGE))

@@ -108,3 +108,55 @@ def test_remove_partial_writes_does_not_follow_links(tmp_path):
   os.symlink(outside, run / "elsewhere")  # a link to a directory: not searched
   removed = rundir.remove_partial_writes(str(run))
   assert removed == [str(run / ".tmp-1")] and (outside / ".tmp-keep").is_dir() and not os.path.lexists(run / ".tmp-1")
+
+
+def _fifo_guard(fn, *args):
+  """Runs ``fn(*args)`` in a thread; fails the test (instead of hanging it) if it blocks on a FIFO."""
+  import threading  # pylint: disable=import-outside-toplevel
+  result = []
+
+  def call():
+    try:
+      result.append(("ok", fn(*args)))
+    except Exception as e:  # pylint: disable=broad-except
+      result.append(("error", e))
+
+  t = threading.Thread(target=call, daemon=True)
+  t.start()
+  t.join(10)
+  if t.is_alive():
+    pytest.fail(f"{fn.__name__} blocked on a FIFO")
+  return result[0]
+
+
+@pytest.mark.parametrize("name, read", [(rundir.CONFIG_FILE, rundir.read_config), (rundir.METRICS_FILE, rundir.read_metrics)])
+def test_run_directory_files_must_be_regular_files_and_are_never_followed(tmp_path, name, read):
+  """A FIFO, a device behind a link, or a link to a real file in place of config.json / metrics.jsonl: one line
+  naming the file, at once (a FIFO used to block ``sample``; ``/dev/zero`` would read forever)."""
+  d = tmp_path / "run"
+  d.mkdir()
+  os.mkfifo(d / name)
+  kind, e = _fifo_guard(read, str(d))
+  assert kind == "error" and isinstance(e, rundir.RunDirError), e
+  print(e)
+  assert str(e) == f"{str(d / name)!r} is a FIFO (named pipe), not a regular file"
+  os.remove(d / name)
+  outside = tmp_path / "outside.json"
+  outside.write_text('{"step": 1}\n')
+  for target in ("/dev/zero", outside):
+    os.symlink(target, d / name)
+    with pytest.raises(rundir.RunDirError, match=f"{name}' is a symbolic link, not followed here$") as e:
+      read(str(d))
+    assert "\n" not in str(e.value)
+    os.remove(d / name)
+
+
+def test_read_json_refuses_a_file_over_its_limit_unread(tmp_path):
+  path = tmp_path / "meta.json"
+  path.write_text('{"pad": "' + "x" * 200 + '"}')
+  with pytest.raises(rundir.RunDirError, match=r"meta.json' has 211 bytes, more than the 100 \(100 bytes\) this reads"):
+    rundir.read_json(str(path), max_bytes=100)
+  assert rundir.read_json(str(path))["pad"] == "x" * 200
+  path.write_text("[" * 100_000 + "]" * 100_000)  # nesting past Python's recursion limit: one line, not a traceback
+  with pytest.raises(rundir.RunDirError, match="meta.json is not valid JSON"):
+    rundir.read_json(str(path))

@@ -143,3 +143,23 @@ def test_prompt_and_max_len_are_checked_before_jax_starts_and_the_checkpoint_loa
   assert _main(monkeypatch, ["--checkpoint", str(tmp_path), *argv]) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and __import__("re").search(message, err[0]), err
+
+
+@pytest.mark.parametrize("plant", ["fifo", "link to /dev/zero", "link to a run's config"])
+def test_a_config_json_that_is_not_a_regular_file_is_one_line_at_once(run, tmp_path, monkeypatch, capsys, plant):
+  """A FIFO named config.json used to block ``sample`` forever; a link is not followed (even to a good config)."""
+  path = tmp_path / rundir.CONFIG_FILE
+  if plant == "fifo":
+    os.mkfifo(path)
+  else:
+    os.symlink("/dev/zero" if plant.endswith("zero") else os.path.join(run[0], rundir.CONFIG_FILE), path)
+  result = []
+  thread = __import__("threading").Thread(target=lambda: result.append(_main(monkeypatch, ["--checkpoint", str(tmp_path)])),
+                                          daemon=True)
+  thread.start()
+  thread.join(30)
+  assert not thread.is_alive(), "sample blocked on config.json"
+  err = capsys.readouterr().err.strip().splitlines()
+  print(err)
+  want = "a FIFO (named pipe), not a regular file" if plant == "fifo" else "a symbolic link, not followed here"
+  assert result == [2] and len(err) == 1 and err[0] == f"jaxequiv sample: error: {str(path)!r} is {want}"
