@@ -1,9 +1,11 @@
+import os
+import re
 import sys
 import types
 
 import pytest
 
-from jaxequiv import cli
+from jaxequiv import cli, limits
 from jaxequiv import losses, verify
 from jaxequiv.cli import verify as cli_verify
 
@@ -128,3 +130,50 @@ def test_verify_model_bad_input_is_one_line(spec, message, model_file, capsys):
   err = capsys.readouterr().err
   print(err)
   assert err.count("\n") == 1 and err.startswith("jaxequiv verify: error: argument --model: ") and message in err
+
+
+WIDE_MODEL = '''
+import jax, jax.numpy as jnp
+
+def make():  # a wide hidden layer per position: XLA's temporaries dwarf the logits
+  k1, k2 = jax.random.split(jax.random.key(0))
+  params = {"embed": jax.random.normal(k1, (66, 2048)), "out": jax.random.normal(k2, (2048, 64))}
+  return (lambda p, tokens: jnp.tanh(p["embed"][tokens]) @ p["out"]), params
+'''
+
+
+def _refuse_to_run(monkeypatch):
+  from jaxequiv import model_check  # pylint: disable=import-outside-toplevel
+
+  def reached(*args, **kwargs):
+    raise AssertionError("check_model ran")
+
+  monkeypatch.setattr(model_check, "check_model", reached)
+
+
+@pytest.mark.parametrize("argv, memory, message", [
+    (["--seq-len", "100000", "--sentences", "100000"], None,
+     r"--sentences 100000 x --seq-len 100000 \(the logits of the LM batch and their gradient\) needs about [\d,]+ GiB"),
+    (["--seq-len", "32", "--sentences", "40"], 64 * 2**20,
+     r"--sentences 40 x --seq-len 32 \([\d,]+ rows of the unpacked classifier batch\), XLA's memory analysis of its"
+     r" value_and_grad needs about \d+ MiB for activations .* this machine has 64 MiB"),
+])
+def test_verify_model_sizes_are_bounded_before_the_checks_run(tmp_path, monkeypatch, capsys, argv, memory, message):
+  """Refused in one line giving the estimate: first from the flags alone, then from XLA's analysis of the model."""
+  path = tmp_path / "wide.py"
+  path.write_text(WIDE_MODEL)
+  _refuse_to_run(monkeypatch)
+  if memory is not None:
+    monkeypatch.setattr(limits, "machine_memory_bytes", lambda: memory)
+  assert cli.main(["verify", "--model", f"{path}:make", *argv, "--no-determinism-flags"]) == 2
+  err = capsys.readouterr().err
+  print(err)
+  assert err.count("\n") == 1 and re.search(message, err), err
+
+
+def test_verify_model_file_must_be_a_regular_file(tmp_path, capsys):
+  fifo = tmp_path / "pipe.py"
+  os.mkfifo(fifo)
+  assert cli.main(["verify", "--model", f"{fifo}:make", *MODEL_ARGS]) == 2
+  assert capsys.readouterr().err == (f"jaxequiv verify: error: argument --model: {str(fifo)!r} is a FIFO (named pipe),"
+                                     " not a regular file\n")

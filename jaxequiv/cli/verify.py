@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import pathlib
 from typing import Any
 
@@ -18,6 +19,7 @@ from jaxequiv.alphabet import NUM_CLASSES
 
 # Wings whose ``checks.run_checks() -> [(passed, line)]`` verify also runs (skipped if the wing is absent).
 WING_CHECKS = wings.checks_modules()
+MAX_MODEL_FILE_BYTES = 16 * 2**20  # a --model source file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,8 +51,12 @@ def load_model(spec: str) -> tuple[Any, Any, int | None]:
   path, sep, name = spec.rpartition(":")
   if not sep or not path or not name.isidentifier():
     raise cli.UsageError(f"argument --model: expected FILE.py:FACTORY (e.g. my_model.py:make), got {spec!r}")
-  if not pathlib.Path(path).is_file():
+  if not os.path.lexists(path):
     raise cli.UsageError(f"argument --model: no file {path!r}")
+  try:
+    limits.check_file(path, MAX_MODEL_FILE_BYTES)
+  except limits.TooLargeError as e:
+    raise cli.UsageError(f"argument --model: {e}") from None
   module_spec = importlib.util.spec_from_file_location(f"_jaxequiv_model_{pathlib.Path(path).stem}", path)
   if module_spec is None or module_spec.loader is None:
     raise cli.UsageError(f"argument --model: {path!r} is not a Python file")
@@ -91,13 +97,49 @@ def run_model(args: argparse.Namespace) -> int:
   from jaxequiv import determinism, model_check  # pylint: disable=import-outside-toplevel
   determinism.warn_if_unset(jax.default_backend())
   seq_len = seq_len or args.seq_len
+  sentences = check_model_memory(apply_fn, params, seq_len, args)
   print(f"jaxequiv verify --model {args.model}: backend {jax.default_backend()}, jax {jax.__version__}, T={seq_len}")
   report = model_check.check_model(apply_fn, params, seq_len=seq_len, packed=args.packed, seed=args.seed,
-                                   sentences=model_check.default_sentences(args.sentences, seq_len, args.seed))
+                                   sentences=sentences)
   for line in [c.line for c in report.checks] + [f"note: {n}" for n in report.notes]:
     print(line)
   print(report.summary)
   return 0 if report.ok else 1
+
+
+def check_model_memory(apply_fn: Any, params: Any, seq_len: int, args: argparse.Namespace) -> list[str]:
+  """Refuses ``--model`` sizes whose largest check cannot fit here; returns the check's sentences.
+
+  The largest step of ``check_model`` is ``value_and_grad`` over the unpacked
+  classifier batch: one row of T tokens per predicted character (C rows for
+  sentences of C characters in all). Checked in two stages, before anything of
+  that size is allocated: its logits and their gradient (``2 * 4 * C * T * 64``
+  bytes, from the flags alone), then XLA's own memory analysis of that step
+  for this model, compiled but not run (arguments, outputs and temporaries).
+  Both are lower bounds of what the whole check needs.
+  """
+  import jax  # pylint: disable=import-outside-toplevel
+  from jaxequiv import model_check  # pylint: disable=import-outside-toplevel
+  flags = f"--sentences {args.sentences} x --seq-len {seq_len}"
+  # C >= one character per sentence: the LM batch of N rows alone bounds N before the sentences are made.
+  limits.check_fits({"activations": 2 * limits.BYTES_PER_VALUE * args.sentences * seq_len * NUM_CLASSES},
+                    {"activations": f"{flags} (the logits of the LM batch and their gradient)"})
+  sentences = model_check.default_sentences(args.sentences, seq_len, args.seed)
+  rows = sum(map(len, sentences))
+  flags = f"{flags} ({rows:,} rows of the unpacked classifier batch)"
+  limits.check_fits({"activations": 2 * limits.BYTES_PER_VALUE * rows * seq_len * NUM_CLASSES},
+                    {"activations": f"{flags}, its logits and their gradient"})
+  step = jax.jit(jax.value_and_grad(lambda p, x: jax.nn.log_softmax(apply_fn(p, x)).sum()))
+  try:
+    analysis = step.lower(params, jax.ShapeDtypeStruct((rows, seq_len), "int32")).compile().memory_analysis()
+  except Exception:  # pylint: disable=broad-except  # the user's model: check_model reports what is wrong with it
+    analysis = None
+  if analysis is not None:
+    limits.check_fits({"parameters": analysis.argument_size_in_bytes + analysis.output_size_in_bytes,
+                       "activations": analysis.temp_size_in_bytes},
+                      {"activations": f"{flags}, XLA's memory analysis of its value_and_grad",
+                       "parameters": "the model's parameters and their gradient"})
+  return sentences
 
 
 def check_memory(args: argparse.Namespace) -> None:
