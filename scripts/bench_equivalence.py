@@ -20,6 +20,7 @@ import argparse
 import functools
 import os
 import statistics
+import sys
 import time
 import tracemalloc
 
@@ -126,7 +127,7 @@ def density(seq_lens=(64, 256), batch: int = 12) -> list[tuple[int, float, float
   return out
 
 
-def main() -> None:
+def main(argv=None) -> None:
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--corpus", default=os.path.join(os.path.dirname(__file__), "../../shared/data/tinyshakespeare.txt"))
   ap.add_argument("--seq-len", type=int, default=128)
@@ -137,8 +138,8 @@ def main() -> None:
   ap.add_argument("--density-seq-lens", type=int, nargs="+", default=[64, 256])
   ap.add_argument("--packing-budget", type=float, default=2e6, help="examples packed per bag size and kind")
   ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "../results/bench_equivalence"))
-  args = ap.parse_args()
-  run = provenance.start()
+  args = ap.parse_args(argv)
+  run = provenance.start([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
   name, sentences = load_corpus(args.corpus)
   t = args.seq_len
   st = step_times(sentences, t, args.batch, args.repeats, args.layers, args.width)

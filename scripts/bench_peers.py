@@ -57,12 +57,12 @@ LR, WD, BETAS, CLIP = 1e-3, 0.1, (0.9, 0.99), 1.0
 
 def load_nanogpt(path: str):
   """nanoGPT's model module, or None with the reason (torch or the file missing)."""
+  if not os.path.exists(path):
+    return None, f"missing nanoGPT's model.py: {path} does not exist (the peer this benchmark compares against)"
   try:
     import torch  # pylint: disable=import-outside-toplevel,unused-import
   except ImportError:
     return None, "missing torch, which the nanoGPT side needs (pip install 'jaxequiv[bench]')"
-  if not os.path.exists(path):
-    return None, f"missing nanoGPT's model.py: {path} does not exist (the peer this benchmark compares against)"
   spec = importlib.util.spec_from_file_location("nanogpt_model", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

@@ -259,7 +259,8 @@ def main(argv=None) -> int:
   p.add_argument("--num-train", type=int, default=100_000)
   p.add_argument("--num-val", type=int, default=2000)
   p.add_argument("--target-ratio", type=float, default=1.01)
-  p.add_argument("--text", default="../shared/data/tinyshakespeare.txt")
+  p.add_argument("--text", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
+                                                "tinyshakespeare.txt"))
   p.add_argument("--val-fraction", type=float, default=0.1)
   p.add_argument("--progress", action="store_true")
   args = p.parse_args(argv)

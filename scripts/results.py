@@ -2,11 +2,17 @@
 
   python scripts/results.py --stale          # results whose sources changed; exit 1 if README.md or docs/ cite one
   python scripts/results.py --rerun NAME     # rerun one at its recorded command (results/NAME.json)
+  python scripts/results.py --plan           # what --all would run, in its order, with each estimated time
   python scripts/results.py --all            # rerun everything (prints the estimated total time first)
   python scripts/results.py --render         # rebuild results/*.md from the JSON and the README's marked blocks
 
 Every results file is ``results/<name>.json`` written by ``jaxequiv.provenance.write`` (its markdown is rendered from
-it). A file written before provenance existed (a ``.md`` alone, or a JSON without ``provenance``) is stale.
+it). A file written before provenance existed (a ``.md`` alone, or a JSON without ``provenance``) is stale; the
+command that reruns it, and its estimated wall time, are in ``LEGACY`` below until it has been rerun.
+
+``--all`` reruns a result after every result whose JSON its record hashes (``profile_step`` reads
+``results/bench_peers.json``), and the reports (``REPORTS``: ``taxonomy``, ``roles``, rendered from every
+``results/<report>_*.json``) after their inputs, last.
 
 Marked blocks in README.md and docs/ are rendered from the records, wherever they sit:
 
@@ -22,6 +28,7 @@ import importlib.util
 import json
 import pathlib
 import re
+import shlex
 import subprocess
 import sys
 
@@ -30,8 +37,37 @@ from jaxequiv import provenance
 ROOT = provenance.ROOT
 BLOCK = re.compile(r"<!-- results:(?P<spec>[^>]*?) -->(?P<body>.*?)<!-- /results -->", re.S)
 CITE = re.compile(r"results/([A-Za-z0-9_]+\*?)\.(?:md|json|png)")
-LEGACY_COMMAND = re.compile(r"[Cc]ommand: `(python [^`]+)`")
-REPORTS = ("taxonomy", "roles")  # rendered from other records: rerun last
+REPORTS = ("taxonomy", "roles")  # rendered from every results/<report>_*.json: rerun after them
+
+# Results written before the pipeline (no provenance): the command that reruns each at the settings of its legacy
+# file, and the wall time to expect on 2 quiet cores (seconds) with where that number comes from. A result's own
+# record (its ``provenance.argv`` and ``wall_s``) takes over once it has been rerun.
+LEGACY: dict[str, tuple[str, float, str]] = {
+    "bench_equivalence": ("scripts/bench_equivalence.py --repeats 30 --out results/bench_equivalence", 180,
+                          "guess: the legacy run's load readings span 2 min"),
+    "bench_peers": ("scripts/bench_peers.py --out results/bench_peers", 300, "guess: 2 presets x 2 systems x 12 windows"),
+    "bench_peers_1core": ("scripts/bench_peers.py --torch-threads 1 --out results/bench_peers_1core", 300,
+                          "guess: as bench_peers"),
+    "bench_train": ("scripts/bench_train.py --out results/bench_train", 20,
+                    "legacy: 2 x 53 steps of 72 ms plus 2 compiles of 3.5 s"),
+    "iid_vs_lm": ("scripts/quality.py iid_vs_lm", 760, "legacy wall times 57 + 49 + 653 s, at load 9.7"),
+    "quality_shakespeare": ("scripts/quality.py shakespeare", 290, "legacy wall time 288 s, at load 8.3"),
+    "quality_synthetic": ("scripts/quality.py synthetic", 490, "legacy wall time 485 s, at load 5.7"),
+    "roles_jem": ("scripts/roles_jem.py --seeds 3 --exact-steps 400 --lm-steps 1500 --sgld-steps 2000"
+                  " --parts exact,lm,sgld --out results/roles_jem --png results/roles_jem_samples.png", 420,
+                  "legacy: its parts' seconds sum to 422"),
+    "roles_reductio": ("scripts/roles_reductio.py --seeds 5 --steps 300 --batch-size 16 --width 32 --num-layers 2"
+                       " --datasets builtin,digits --out results/roles_reductio", 325,
+                       "legacy: its grids' seconds sum to 324"),
+    "roles_reductio_digits1000": ("scripts/roles_reductio.py --seeds 5 --steps 1000 --batch-size 16 --width 32"
+                                  " --num-layers 2 --datasets digits --out results/roles_reductio_digits1000", 290,
+                                  "legacy: its grid's seconds sum to 290"),
+    "sample_agreement": ("scripts/sample_agreement.py --out results/sample_agreement", 150,
+                         "guess: 300 training steps, then 4 x 3 x 512 samples"),
+    "zero_shot": ("scripts/zero_shot.py --out results/zero_shot", 600,
+                  "estimate: 3 seeds x (1500 steps ~175 s + evaluation ~20 s), scaled from the legacy"
+                  " 600-step CLI run (70 s) and a 150-step run (52 s + 48 s at load 12)"),
+}
 
 
 def load(results: pathlib.Path) -> dict[str, dict | None]:
@@ -74,62 +110,77 @@ def stale(records: dict[str, dict | None]) -> dict[str, list[str]]:
   return out
 
 
-def _wall_s(rec: dict | None) -> float | None:
-  return rec["provenance"]["wall_s"] if rec and "provenance" in rec else None
+def _has_provenance(rec: dict | None) -> bool:
+  return bool(rec) and "provenance" in rec
 
 
 def command(name: str, results: pathlib.Path) -> list[str]:
-  """The argv that reruns a result: recorded in its JSON, or (legacy) quoted in its markdown."""
+  """The argv that reruns a result: recorded in its JSON, or (a legacy file) the ``LEGACY`` table's."""
   records = load(results)
   if name not in records:
     raise SystemExit(f"--rerun: no result named {name!r} in {results} (known: {', '.join(records)})")
   rec = records[name]
-  if rec and "provenance" in rec:
-    return rec["provenance"]["argv"]
-  md = results / f"{name}.md"
-  m = LEGACY_COMMAND.search(md.read_text()) if md.exists() else None
-  argv = m[1].split()[1:] if m else _legacy_args_argv(name, rec or {})
-  if not argv or not argv[0].endswith(".py"):
-    quoted = f"its markdown quotes `{m[1]}`, which does not write results" if m else f"none quoted in {md.name}"
-    raise SystemExit(f"--rerun: {name} has no script that writes it (no provenance; {quoted})")
-  print(f"{name}: no provenance; rerunning the command its legacy file records: python {' '.join(argv)}")
-  return argv
+  if _has_provenance(rec):
+    return list(rec["provenance"]["argv"])
+  if name not in LEGACY:
+    raise SystemExit(f"--rerun: {name} has no provenance and no command in scripts/results.py's LEGACY table")
+  return shlex.split(LEGACY[name][0])
 
 
-def _legacy_args_argv(name: str, rec: dict) -> list[str]:
-  """A legacy JSON that stored its argparse namespace (``args`` or ``_config``): the script named by the longest
-  script stem that prefixes ``name``, with those flags, writing to results/NAME."""
-  args = rec.get("args") or rec.get("_config")
-  scripts = [p for p in (ROOT / "scripts").glob("*.py") if name.startswith(p.stem)]
-  if not isinstance(args, dict) or not scripts:
-    return []
-  script = max(scripts, key=lambda p: len(p.stem))
-  argv = [f"scripts/{script.name}"]
-  for k, v in args.items():
-    if k == "seconds" or v is False or v is None:
-      continue
-    argv += [f"--{k.replace('_', '-')}"] + ([] if v is True else [f"results/{name}" if k == "out" else str(v)])
-  return argv
+def estimate(name: str, rec: dict | None) -> tuple[float | None, str]:
+  """Expected wall seconds of a rerun and where the number comes from."""
+  if _has_provenance(rec):
+    return rec["provenance"]["wall_s"], "recorded"
+  if name in LEGACY:
+    return LEGACY[name][1], LEGACY[name][2]
+  return None, "unknown"
+
+
+def order(records: dict[str, dict | None]) -> list[str]:
+  """The rerun order: each result after those whose JSON its record hashes, each report after its inputs."""
+  deps = {}
+  for name, rec in records.items():
+    sources = rec["provenance"].get("sources", {}) if _has_provenance(rec) else {}
+    deps[name] = {m for m in records if m != name and f"results/{m}.json" in sources}
+    if name in REPORTS:
+      deps[name] |= {m for m in records if m.startswith(f"{name}_")}
+  done: list[str] = []
+  while len(done) < len(deps):
+    ready = sorted(n for n in deps if n not in done and deps[n] <= set(done))
+    if not ready:
+      raise SystemExit(f"--all: the results' dependencies form a cycle among {sorted(set(deps) - set(done))}")
+    done.append(min(ready, key=lambda n: (n in REPORTS, n)))
+  return done
 
 
 def rerun(name: str, results: pathlib.Path) -> int:
   argv = command(name, results)
-  print(f"rerun {name}: python {' '.join(argv)}", flush=True)
+  print(f"rerun {name}: python {shlex.join(argv)}", flush=True)
   return subprocess.run([sys.executable, *argv], cwd=ROOT, check=False).returncode
 
 
-def rerun_all(results: pathlib.Path) -> int:
+def plan(results: pathlib.Path) -> tuple[list[str], str]:
+  """The rerun order and the line that states the estimated total."""
   records = load(results)
-  names = sorted(records, key=lambda n: (n in REPORTS, n))
-  known = [w for w in map(_wall_s, records.values()) if w is not None]
-  unknown = [n for n in names if _wall_s(records[n]) is None]
-  print(f"estimated total: {sum(known) / 60:.1f} min from the recorded wall times of {len(known)} results"
-        + (f"; {len(unknown)} without a recorded wall time ({', '.join(unknown)})" if unknown else ""), flush=True)
+  names = order(records)
+  walls = {n: estimate(n, records[n])[0] for n in names}
+  known = [w for w in walls.values() if w is not None]
+  unknown = [n for n in names if walls[n] is None]
+  n_legacy = sum(1 for n in names if not _has_provenance(records[n]) and n in LEGACY)
+  line = (f"estimated total: {sum(known) / 60:.1f} min for {len(names)} results ({len(known) - n_legacy} from their"
+          f" recorded wall times, {n_legacy} from the LEGACY table's estimates)"
+          + (f"; {len(unknown)} without an estimate ({', '.join(unknown)})" if unknown else ""))
+  return names, line
+
+
+def rerun_all(results: pathlib.Path) -> int:
+  names, line = plan(results)
+  print(line, flush=True)
   failed = []
   for n in names:
     try:
       rc = rerun(n, results)
-    except SystemExit as e:  # a legacy file no script writes
+    except SystemExit as e:  # a legacy file without a command
       print(e)
       rc = 1
     if rc != 0:
@@ -228,6 +279,7 @@ def main(argv=None) -> int:
   g = p.add_mutually_exclusive_group(required=True)
   g.add_argument("--stale", action="store_true", help="list stale results; exit 1 if README.md or docs/ cite one")
   g.add_argument("--rerun", metavar="NAME", help="rerun one result at its recorded command")
+  g.add_argument("--plan", action="store_true", help="print what --all would run, in order, with estimated times")
   g.add_argument("--all", action="store_true", help="rerun every result (prints the estimated total time first)")
   g.add_argument("--render", action="store_true", help="rebuild results/*.md and the marked blocks from the JSON")
   a = p.parse_args(argv)
@@ -236,6 +288,15 @@ def main(argv=None) -> int:
     return rerun(a.rerun, results)
   if a.all:
     return rerun_all(results)
+  if a.plan:
+    names, line = plan(results)
+    records = load(results)
+    for n in names:
+      wall, where = estimate(n, records[n])
+      when = "?" if wall is None else f"{wall:.0f} s"
+      print(f"{n}: python {shlex.join(command(n, results))}  [{when}, {where}]")
+    print(line)
+    return 0
   if a.render:
     for f in render_all(ROOT):
       print(f"rendered {f}")

@@ -71,7 +71,8 @@ def test_stale_exits_nonzero_only_when_the_readme_cites_a_stale_result(tmp_path,
   assert results_cli.main(["--stale"]) == 0
   (tmp_path / "README.md").write_text("<!-- results:table exp old --><!-- /results -->\n")
   assert results_cli.main(["--stale"]) == 1
-  assert results_cli.command("old", tmp_path / "results") == ["scripts/old.py", "--n", "1"]
+  monkeypatch.setitem(results_cli.LEGACY, "old", ("scripts/old.py --n 1 --note 'a b'", 5, "a guess"))
+  assert results_cli.command("old", tmp_path / "results") == ["scripts/old.py", "--n", "1", "--note", "a b"]
   script.write_text("changed\n")
   (tmp_path / "README.md").write_text("see `results/ex*.md`\n")
   assert results_cli.main(["--stale"]) == 1
@@ -107,30 +108,75 @@ def test_the_readme_measured_table_is_rendered_from_the_results():
   assert all(len(spec.split()) > 1 for spec in tables)
 
 
-def test_a_legacy_json_with_its_arguments_reruns_with_them_and_a_hand_made_file_does_not(tmp_path, monkeypatch):
-  (tmp_path / "scripts").mkdir()
-  (tmp_path / "scripts" / "roles_gan.py").write_text("")
+def test_a_legacy_file_reruns_with_its_table_command_and_one_without_is_refused_in_one_line(tmp_path, monkeypatch):
   (tmp_path / "results").mkdir()
-  legacy = {"args": {"seeds": 5, "decay": True, "quiet": False, "out": "/tmp/x.json"}, "runs": {}}
-  (tmp_path / "results" / "roles_gan_ring9.json").write_text(json.dumps(legacy))
-  (tmp_path / "results" / "verify_cpu.md").write_text("- command: `python -m jaxequiv verify`\n")
-  monkeypatch.setattr(results_cli, "ROOT", tmp_path)
+  (tmp_path / "results" / "roles_gan_ring9.json").write_text(json.dumps({"args": {"seeds": 5}, "runs": {}}))
+  (tmp_path / "results" / "hand_made.md").write_text("- command: `python -m jaxequiv verify`\n")
+  monkeypatch.setitem(results_cli.LEGACY, "roles_gan_ring9", ("scripts/roles_gan.py --seeds 5 --out x", 60, "a guess"))
   assert results_cli.command("roles_gan_ring9", tmp_path / "results") == [
-      "scripts/roles_gan.py", "--seeds", "5", "--decay", "--out", "results/roles_gan_ring9"]
-  with pytest.raises(SystemExit, match="no script that writes it"):
-    results_cli.command("verify_cpu", tmp_path / "results")
+      "scripts/roles_gan.py", "--seeds", "5", "--out", "x"]
+  with pytest.raises(SystemExit, match="hand_made has no provenance and no command") as e:
+    results_cli.command("hand_made", tmp_path / "results")
+  assert "\n" not in str(e.value)
 
 
-def test_all_prints_the_estimated_total_before_rerunning_reports_last(tmp_path, monkeypatch, capsys):
+def test_all_orders_dependencies_and_prints_the_estimated_total_before_rerunning(tmp_path, monkeypatch, capsys):
   _, rec = _record(tmp_path)
-  for name in ("roles", "zeta"):
-    (tmp_path / "results" / f"{name}.json").write_text(json.dumps(dict(rec, name=name)))
+  reader = json.loads(json.dumps(rec))
+  reader["provenance"]["sources"]["results/zeta.json"] = "0" * 64  # like profile_step, which hashes bench_peers.json
+  for name, r in (("alpha", reader), ("zeta", rec), ("roles", rec), ("roles_gan_x", rec)):
+    (tmp_path / "results" / f"{name}.json").write_text(json.dumps(dict(r, name=name)))
+  (tmp_path / "results" / "legacy.md").write_text("# legacy\n")
+  monkeypatch.setitem(results_cli.LEGACY, "legacy", ("scripts/legacy.py", 120, "a guess"))
   order = []
   monkeypatch.setattr(results_cli, "rerun", lambda name, results: order.append((name, capsys.readouterr().out)) or 0)
   assert results_cli.rerun_all(tmp_path / "results") == 0
-  assert [n for n, _ in order] == ["exp", "zeta", "roles"]
-  wall_min = 3 * rec["provenance"]["wall_s"] / 60
-  assert order[0][1].startswith(f"estimated total: {wall_min:.1f} min from the recorded wall times of 3 results")
+  assert [n for n, _ in order] == ["exp", "legacy", "roles_gan_x", "zeta", "alpha", "roles"]
+  wall_min = (5 * rec["provenance"]["wall_s"] + 120) / 60
+  assert order[0][1].startswith(f"estimated total: {wall_min:.1f} min for 6 results (5 from their recorded wall"
+                                " times, 1 from the LEGACY table's estimates)")
+
+
+def test_every_result_has_a_rerun_command_that_its_script_accepts_in_the_order_its_inputs_need():
+  results = ROOT / "results"
+  records = results_cli.load(results)
+  for name in records:
+    argv = results_cli.command(name, results)  # raises SystemExit for a result no command reruns
+    script = ROOT / argv[0]
+    assert script.is_file(), f"{name}: its command runs {argv[0]}, which does not exist"
+    text = script.read_text()
+    flags = [a.split("=")[0] for a in argv[1:] if a.startswith("--")]
+    unknown = [f for f in flags if f'"{f}"' not in text]
+    assert not unknown, f"{name}: {argv[0]} does not take {unknown}"
+    if "--out" in argv:
+      out = argv[argv.index("--out") + 1]
+      assert out in (f"results/{name}", f"results/{name}.json"), f"{name}: its command writes {out}"
+  assert set(results_cli.LEGACY) <= set(records), "a LEGACY entry names no result: remove it"
+  names = results_cli.order(records)
+  assert sorted(names) == sorted(records) and names[-len(results_cli.REPORTS):] == sorted(
+      results_cli.REPORTS, key=names.index)
+  if {"bench_peers", "profile_step"} <= set(records):
+    assert names.index("bench_peers") < names.index("profile_step")
+
+
+@pytest.mark.parametrize("script,argv,missing", [
+    ("bench_peers", ["--preset", "tiny", "--nanogpt", "{tmp}/peers/nanoGPT/model.py", "--out", "{tmp}/r"],
+     "nanoGPT's model.py"),
+    ("quality", ["shakespeare", "--text", "{tmp}/data/tinyshakespeare.txt"], "Tiny Shakespeare"),
+    ("bench_equivalence", ["--corpus", "{tmp}/data/tinyshakespeare.txt", "--out", "{tmp}/r"], "benchmark corpus"),
+])
+def test_a_benchmark_without_its_peer_or_data_refuses_in_one_line_naming_it(script, argv, missing, tmp_path,
+                                                                             monkeypatch):
+  spec = importlib.util.spec_from_file_location(f"_refuse_{script}", ROOT / "scripts" / f"{script}.py")
+  module = importlib.util.module_from_spec(spec)
+  monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+  spec.loader.exec_module(module)
+  monkeypatch.setattr("sys.argv", [f"scripts/{script}.py"])
+  with pytest.raises(SystemExit) as e:
+    module.main([a.format(tmp=tmp_path) for a in argv])
+  msg = str(e.value)
+  assert msg.startswith("missing ") and missing in msg and str(tmp_path) in msg and "\n" not in msg, msg
+  assert not list(tmp_path.rglob("*.json")), "it wrote a result before refusing"
 
 
 def test_every_results_markdown_is_rendered_from_its_record():
