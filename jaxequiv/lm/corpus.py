@@ -303,7 +303,7 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
       raise ValueError(
           f"corpus spec {spec!r} names no dataset, e.g. 'tfds:tiny_shakespeare'. Valid forms: {', '.join(SPECS)}.")
     return "tfds", name, split or "train"
-  if os.path.isfile(spec):
+  if os.path.exists(spec) and not os.path.isdir(spec):  # a FIFO or device too: the file checks name what it is
     return "file", spec, None
   raise ValueError(
       f"unknown corpus spec {spec!r}: it is not 'builtin', 'synthetic' or 'tfds:<name>[:<split>]',"

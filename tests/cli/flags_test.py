@@ -218,6 +218,8 @@ def data_cases(tmp_path):
        "holds no class names"),
       ("labels class-names FIFO", ["labels", "--no-determinism-flags", "--class-names", str(fifo)],
        "is a FIFO (named pipe), not a regular file"),
+      ("train data FIFO", ["train", "--data", str(fifo), *base], "is a FIFO (named pipe), not a regular file"),
+      ("train data /dev/zero", ["train", "--data", "/dev/zero", *base], "'/dev/zero' is a character device"),
       ("train data over 1 GiB", ["train", "--data", str(big), *base],
        "has 1,073,741,825 bytes, more than the 1,073,741,824 (1 GiB) this reads"),
       ("sample num-samples huge", ["sample", "--no-determinism-flags", "--checkpoint", str(tmp_path / "cfgrun"),
