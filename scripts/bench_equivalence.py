@@ -84,7 +84,7 @@ def step_times(sentences: list[str], t: int, batch: int, repeats: int, layers: i
   return out
 
 
-def packing(sentences: list[str], t: int, budget: float = 2e6) -> list[tuple[str, int, float]]:
+def packing_rates(sentences: list[str], t: int, budget: float = 2e6) -> list[tuple[str, int, float]]:
   """Examples/s for shuffled bags of whole chains (fast path) and random halves of them (general trie path)."""
   fits = [s for s in sentences if len(s) <= t]
   rng = np.random.default_rng(0)
@@ -145,7 +145,7 @@ def main(argv=None) -> None:
   st = step_times(sentences, t, args.batch, args.repeats, args.layers, args.width)
   if hasattr(os, "sched_setaffinity"):
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # packing on one core
-  pk = packing(sentences, t, args.packing_budget)
+  pk = packing_rates(sentences, t, args.packing_budget)
   mem = memory(sentences)
   dens = density(args.density_seq_lens)
   ratio = st["packed"] / st["lm"]

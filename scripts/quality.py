@@ -16,6 +16,8 @@ Usage:
   python scripts/quality.py synthetic
   python scripts/quality.py shakespeare --text ../shared/data/tinyshakespeare.txt
   python scripts/quality.py iid_vs_lm
+  python scripts/quality.py synthetic --steps 2 --num-train 64 --num-val 16 --layers 1 --width 16 \
+      --results /tmp/quality   # smoke
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from jaxequiv.lm import grammar
 from jaxequiv.lm import runs
 from jaxequiv.lm import train as tr
 
-RESULTS = "results"
 
 
 def model_text(a: dict) -> str:
@@ -45,7 +46,7 @@ def model_text(a: dict) -> str:
 
 
 def write(name: str, started: provenance.Run, args, data: dict, render, headline, inputs=()) -> None:
-  rec = provenance.write(started, os.path.join(RESULTS, name), {"args": vars(args), **data}, model=model_text(vars(args)),
+  rec = provenance.write(started, os.path.join(args.results, name), {"args": vars(args), **data}, model=model_text(vars(args)),
                          seeds=[args.seed], headline=headline, inputs=inputs, render=render)
   print(render(rec))
 
@@ -203,8 +204,8 @@ def run_iid_vs_lm(args, started: provenance.Run) -> None:
   ax.legend(fontsize=8)
   ax.set_title("LM vs classifier on the toy grammar", fontsize=9)
   fig.tight_layout()
-  os.makedirs(RESULTS, exist_ok=True)
-  fig.savefig(os.path.join(RESULTS, "iid_vs_lm.png"))
+  os.makedirs(args.results, exist_ok=True)
+  fig.savefig(os.path.join(args.results, "iid_vs_lm.png"))
 
   final = {k: r["curve"][-1]["val_nats_per_char"] for k, r in runs.items()}
   write("iid_vs_lm", started, args, {"entropy_rate": h, "paired_bitwise_equal": paired_equal, "runs": runs,
@@ -263,6 +264,7 @@ def main(argv=None) -> int:
                                                 "tinyshakespeare.txt"))
   p.add_argument("--val-fraction", type=float, default=0.1)
   p.add_argument("--progress", action="store_true")
+  p.add_argument("--results", default="results", help="the folder that receives NAME.json and NAME.md (and the plot)")
   args = p.parse_args(argv)
   defaults = {"synthetic": dict(seq_len=48, steps=3000, batch_size=32, eval_every=100),
               "shakespeare": dict(seq_len=64, steps=1500, batch_size=32, eval_every=250),
