@@ -1,5 +1,7 @@
 """Tests for jaxequiv.configs and jaxequiv.lm.configs: JAX-free, one definition each, the names match the registries."""
 
+import dataclasses
+import json
 import subprocess
 import sys
 
@@ -36,8 +38,30 @@ def test_names_match_the_model_registries():
     (lambda: configs.VerifyConfig(seq_len=1), "VerifyConfig.seq_len must be >= 2"),
     (lambda: lm_configs.TrainConfig(eval_every=-1), "eval_every must be >= 0, got -1"),
     (lambda: lm_configs.TrainConfig(learning_rate=float("nan")), "learning_rate must be a finite number"),
+    (lambda: lm_configs.TrainConfig(schedule_steps=0),
+     r"schedule_steps must be None \(steps\) or an int >= 1, got 0"),
+    (lambda: lm_configs.TrainConfig(schedule_steps=True), "schedule_steps must be None .* got True"),
+    (lambda: lm_configs.TrainConfig(schedule_steps=2.5), "schedule_steps must be None .* got 2.5"),
 ])
 def test_bad_settings_raise_one_line_naming_the_field(make, match):
   with pytest.raises(ValueError, match=match) as e:
     make()
   assert "\n" not in str(e.value)
+
+
+def test_schedule_steps_json_round_trip_and_old_records_without_it():
+  """``schedule_steps`` survives config.json; a record without it (older runs) means ``steps``, as None does."""
+  longer = lm_configs.TrainConfig(steps=900, schedule_steps=600)
+  assert lm_configs.TrainConfig(**json.loads(json.dumps(dataclasses.asdict(longer)))) == longer
+  assert longer.optimizer_config() == configs.OptimizerConfig.of(dataclasses.replace(longer, steps=600))
+  assert longer.optimizer_config().steps == longer.schedule_length == 600 and longer.steps == 900
+  old = {k: v for k, v in dataclasses.asdict(lm_configs.TrainConfig(steps=600)).items() if k != "schedule_steps"}
+  assert lm_configs.TrainConfig(**old).schedule_steps is None
+  assert lm_configs.TrainConfig(**old).optimizer_config() == configs.OptimizerConfig(steps=600)
+  assert lm_configs.TrainConfig(**old).resolved() == lm_configs.TrainConfig(steps=600, schedule_steps=600)
+  assert dataclasses.replace(longer.resolved(), steps=1200).schedule_length == 600  # what an extension keeps
+  # As a resume compares records: an old one equals a new one of the same run; steps alone may differ.
+  new = dataclasses.asdict(lm_configs.TrainConfig(steps=900, schedule_steps=600))
+  assert lm_configs.trajectory_settings({"train": old}) == lm_configs.trajectory_settings({"train": new})
+  assert lm_configs.trajectory_settings({"train": old}) != lm_configs.trajectory_settings(
+      {"train": dataclasses.asdict(lm_configs.TrainConfig(steps=900))})

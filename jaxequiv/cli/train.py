@@ -87,7 +87,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
        help="compute dtype; bfloat16 = mixed precision (params, optimizer and loss stay float32)")
 
   g = parser.add_argument_group("optimisation")
-  flag(g, "--steps", "train.steps", type=cli.positive_int, help="optimizer steps (the cosine schedule's length)")
+  flag(g, "--steps", "train.steps", type=cli.positive_int,
+       help="optimizer steps to train. With --resume, a value larger than the recorded one extends the run: the"
+            " learning-rate schedule keeps its recorded length and holds its final value after it (bitwise the"
+            " same as one run with --schedule-steps at that length); a value below the step reached is refused")
+  flag(g, "--schedule-steps", "train.schedule_steps", type=cli.positive_int,
+       help="length of the learning-rate schedule (warm-up + cosine; default: --steps); after it the learning rate"
+            " stays at its final value. --steps 30 --schedule-steps 20 trains what 20 steps extended to 30 by"
+            " --resume --steps 30 train, bit for bit")
   flag(g, "--batch-size", "train.batch_size", type=cli.positive_int,
        help="rows of --seq-len tokens per step (packed: several sentences per row); the classifier"
             " trains on as many predictions per step (paired: the same rows)")
@@ -109,8 +116,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   g.add_argument("--resume", action="store_true",
                  help="continue the run in --out from its latest checkpoint, with the settings saved in its"
                       " config.json; bitwise the same result as an uninterrupted run. A model/optimisation/data"
-                      " flag passed with another value than the recorded one is refused, naming it. --steps"
-                      " cannot grow on resume (it is the cosine schedule's length): train longer in a new --out")
+                      " flag passed with another value than the recorded one is refused, naming it, except --steps:"
+                      " a larger --steps extends the run (said in one line; see --steps)")
   flag(g, "--eval-every", "train.eval_every", type=cli.nonnegative_int,
        help="validate (and print the validation NLL) every N steps (0: only at the end); the best validation's"
             " checkpoint is kept")
@@ -141,7 +148,9 @@ def config_from_args(args: argparse.Namespace):
   from jaxequiv.lm import experiment  # pylint: disable=import-outside-toplevel
   fields = {k: v for k, v in vars(args).items() if "." in k}
   fields["train.clip_norm"] = fields["train.clip_norm"] or None  # 0: off
+  given = "train.steps" in getattr(args, "given", {})
   return experiment.from_fields(fields, out_dir=out_dir(args), resume=args.resume,
+                                resume_steps=fields["train.steps"] if args.resume and given else None,
                                 max_steps_this_run=args.max_steps_this_run, num_samples=args.num_samples,
                                 progress=not args.no_progress,
                                 data_parallel=args.data_parallel, distributed=True if args.distributed else None)

@@ -17,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 
 from jaxequiv.configs import OptimizerConfig
@@ -41,6 +42,12 @@ class TrainConfig(OptimizerConfig):
     seed: seeds the parameter init and the data order.
     objective: ``"lm"`` or ``"classification"``.
     mode: ``"paired"`` or ``"iid"`` (classification only; the LM ignores it).
+    schedule_steps: the learning-rate schedule's length (warm-up + cosine);
+      None: ``steps``. ``steps`` is then only how many steps to train: after
+      the schedule ends the learning rate stays at its final value (optax's
+      schedule holds it), so ``steps=30, schedule_steps=20`` is a 20-step run
+      extended to 30 by a resume, bit for bit. The optimizer is built from
+      ``optimizer_config()``, never from this config itself.
   """
 
   batch_size: int = 32
@@ -52,6 +59,7 @@ class TrainConfig(OptimizerConfig):
   seed: int = 0
   objective: str = "lm"
   mode: str = "paired"
+  schedule_steps: int | None = None
 
   def __post_init__(self):
     if self.objective not in OBJECTIVES:
@@ -64,8 +72,48 @@ class TrainConfig(OptimizerConfig):
     for name in ("eval_every", "checkpoint_every"):
       if getattr(self, name) < 0:
         raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+    s = self.schedule_steps
+    if s is not None and (isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1):
+      raise ValueError(f"schedule_steps must be None (steps) or an int >= 1, got {s!r}")
     super().__post_init__()
 
+  @property
+  def schedule_length(self) -> int:
+    """``schedule_steps``, or ``steps`` when it is None."""
+    return self.steps if self.schedule_steps is None else self.schedule_steps
+
+  def resolved(self) -> TrainConfig:
+    """This config with ``schedule_steps`` filled in, as a run records it (then changing ``steps`` keeps it).
+
+    >>> TrainConfig(steps=600).resolved().schedule_steps
+    600
+    """
+    return dataclasses.replace(self, schedule_steps=self.schedule_length)
+
+  def optimizer_config(self) -> OptimizerConfig:
+    """What ``jaxequiv.training.make_optimizer`` and ``make_schedule`` take: ``steps`` is the schedule's length.
+
+    >>> TrainConfig(steps=900, schedule_steps=600).optimizer_config().steps
+    600
+    """
+    return dataclasses.replace(OptimizerConfig.of(self), steps=self.schedule_length)
+
+
+def trajectory_settings(settings: dict) -> dict:
+  """A run's recorded settings as a resume compares them: ``train.steps`` (only where the run stops) left out,
+  ``train.schedule_steps`` resolved (absent, as in runs recorded before it, or None: ``steps``).
+
+  >>> trajectory_settings({"train": {"steps": 600, "seed": 0}, "data": {}})
+  {'train': {'seed': 0, 'schedule_steps': 600}, 'data': {}}
+  """
+  train = settings.get("train")
+  if not isinstance(train, dict):
+    return settings
+  train = dict(train)
+  steps = train.pop("steps", None)
+  if train.get("schedule_steps") is None:
+    train["schedule_steps"] = steps
+  return {**settings, "train": train}
 
 
 @dataclasses.dataclass(frozen=True)

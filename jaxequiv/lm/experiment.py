@@ -55,6 +55,11 @@ class ExperimentConfig:
       everything in memory.
     resume: if ``out_dir`` already holds a run, continue it with its recorded
       ``model``, ``train`` and ``data`` (those given here are ignored).
+    resume_steps: when resuming, the run's new ``train.steps`` (None: the
+      recorded ones), e.g. more to extend it: the learning-rate schedule keeps
+      its recorded length and holds its final value after it, so the result
+      is bitwise that of one run with ``steps=resume_steps`` and
+      ``schedule_steps`` the recorded length. Not below the step reached.
     max_steps_this_run: stop after this many steps of this call without a
       final checkpoint (as if killed); None runs to ``train.steps``.
     num_samples: sentences sampled from the trained model (temperature 0.8).
@@ -70,6 +75,7 @@ class ExperimentConfig:
   data: DataConfig = DataConfig()
   out_dir: str | None = None
   resume: bool = False
+  resume_steps: int | None = None
   max_steps_this_run: int | None = None
   num_samples: int = 5
   progress: bool = True
@@ -105,7 +111,8 @@ def check_out_dir(config: ExperimentConfig, given: Mapping[str, str] = types.Map
 
   Without ``resume`` it must hold no checkpoint. Resuming keeps the recorded
   settings, so a setting the caller gave explicitly with another value is
-  refused rather than ignored.
+  refused rather than ignored; ``train.steps`` is ``resume_steps`` instead,
+  which may not be below the step the run reached.
 
   Args:
     config: the run.
@@ -115,7 +122,8 @@ def check_out_dir(config: ExperimentConfig, given: Mapping[str, str] = types.Map
   Raises:
     jaxequiv.rundir.RunDirError: checkpoints exist and ``resume`` is False.
     jaxequiv.rundir.ConfigMismatchError: one line naming the first differing
-      setting given, its value and the recorded one.
+      setting given, its value and the recorded one, or ``resume_steps`` (by
+      its name in ``given``, if there) below the step reached.
   """
   out = config.out_dir
   if out is None:
@@ -125,9 +133,14 @@ def check_out_dir(config: ExperimentConfig, given: Mapping[str, str] = types.Map
                              " directory (--out)")
   if not resuming(config):
     return
+  reached = runs.latest_step(out)
+  if config.resume_steps is not None and reached is not None and config.resume_steps < reached:
+    raise rundir.ConfigMismatchError(
+        f"{given.get('train.steps', 'resume_steps')}: {config.resume_steps} is below step {reached} that {out} already"
+        " reached; resuming can extend a run (a larger value), not undo steps")
   saved, asked = fields(recorded(config)), fields(config)
   for field, name in sorted(given.items(), key=lambda kv: kv[1]):
-    if asked.get(field) != saved.get(field):
+    if field != "train.steps" and asked.get(field) != saved.get(field):
       raise rundir.ConfigMismatchError(
           f"{name}: {asked.get(field)} differs from the run's {field} = {saved.get(field)!r}; resuming continues"
           f" {out} with its recorded settings: drop it or choose another directory")
@@ -135,6 +148,9 @@ def check_out_dir(config: ExperimentConfig, given: Mapping[str, str] = types.Map
 
 def recorded(config: ExperimentConfig) -> ExperimentConfig:
   """``config`` with the ``model``, ``train`` and ``data`` recorded in ``config.out_dir/config.json``.
+
+  ``train.schedule_steps`` is filled in (``TrainConfig.resolved``; runs recorded before it have none: their
+  ``steps``), and ``train.steps`` is ``config.resume_steps`` if given.
 
   Raises:
     jaxequiv.rundir.RunDirError: one line naming the file, if it is missing or does not parse.
@@ -145,6 +161,9 @@ def recorded(config: ExperimentConfig) -> ExperimentConfig:
   except (KeyError, TypeError) as e:
     raise rundir.RunDirError(f"{os.path.join(config.out_dir, rundir.CONFIG_FILE)} holds no valid data settings:"
                              f" {e}") from None
+  tcfg = tcfg.resolved()
+  if config.resume_steps is not None:
+    tcfg = dataclasses.replace(tcfg, steps=config.resume_steps)
   return dataclasses.replace(config, model=mcfg, train=tcfg, data=data)
 
 

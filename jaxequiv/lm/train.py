@@ -3,25 +3,21 @@
 The loop trains either objective on the same model:
 
 * ``objective="lm"``: ``lm_nll`` on ``LMBatch`` rows of sentences;
-* ``objective="classification"``: ``classification_xent`` on
-  ``ClassificationBatch`` es of (context, next character) examples, either
-  ``mode="paired"`` (every prefix of the same sentences, packed into rows:
-  the LM's arithmetic, bit for bit) or ``mode="iid"`` (examples drawn
-  independently, one row each).
+* ``objective="classification"``: ``classification_xent`` on ``ClassificationBatch`` es of (context, next
+  character) examples, either ``mode="paired"`` (every prefix of the same sentences, packed into rows: the LM's
+  arithmetic, bit for bit) or ``mode="iid"`` (examples drawn independently, one row each).
 
-A step is the pure ``train_step(state, batch) -> (state, metrics)`` of
-``jaxequiv.training`` (the same one the image heads use); ``train`` jits it with
-the state donated and adds a progress bar, periodic validation NLL, a JSONL
-metrics log and checkpoints through ``jaxequiv.rundir`` and
-``jaxequiv.checkpoint`` (checksummed, one writer at a time). Runs are resumable bit for bit: a checkpoint holds the
-params, the optimizer state, the step, the number of predictions seen, the
-unlogged part of the current metrics window and the settings the run was
-started with; the data iterator is a deterministic function of (seed, step).
-A non-finite loss or gradient norm stops the run with
-``jaxequiv.training.NonFiniteLossError`` naming the step; no checkpoint is
-written after it. What a run directory holds is read back by ``jaxequiv.lm.runs``;
-a whole run (data, split, mesh, this loop, evaluation, samples) is one call of
-``jaxequiv.lm.experiment.run``.
+A step is the pure ``train_step(state, batch) -> (state, metrics)`` of ``jaxequiv.training`` (the same one the image
+heads use); ``train`` jits it with the state donated and adds a progress bar, periodic validation NLL, a JSONL metrics
+log and checkpoints through ``jaxequiv.rundir`` and ``jaxequiv.checkpoint`` (checksummed, one writer at a time). Runs
+are resumable bit for bit: a checkpoint holds the params, the optimizer state, the step, the number of predictions
+seen, the unlogged part of the current metrics window and the settings the run was started with; the data iterator is
+a deterministic function of (seed, step). A resume may change ``steps`` only: the learning-rate schedule keeps its
+recorded length (``TrainConfig.schedule_steps``), so a run extended from 20 to 30 steps equals, bit for bit, a
+30-step run with ``schedule_steps=20``. A non-finite loss or gradient norm stops the run with
+``jaxequiv.training.NonFiniteLossError`` naming the step; no checkpoint is written after it. What a run directory
+holds is read back by ``jaxequiv.lm.runs``; a whole run (data, split, mesh, this loop, evaluation, samples) is one
+call of ``jaxequiv.lm.experiment.run``.
 """
 
 from __future__ import annotations
@@ -43,7 +39,7 @@ from jaxequiv import training
 from jaxequiv.batches import ClassificationBatch, LMBatch
 from jaxequiv.training import NonFiniteLossError, TrainState, make_schedule, make_train_step
 from jaxequiv.lm import parallel
-from jaxequiv.lm.configs import MODES, OBJECTIVES, TrainConfig  # defined there, importable without JAX
+from jaxequiv.lm.configs import MODES, OBJECTIVES, TrainConfig, trajectory_settings  # JAX-free
 from jaxequiv.lm.evaluate import evaluate_batches, make_eval_batches
 
 Batch = LMBatch | ClassificationBatch
@@ -63,10 +59,9 @@ class TrainResult(NamedTuple):
 def init_state(key: jax.Array, model_config: model_lib.ModelConfig, train_config: TrainConfig) -> TrainState:
   """Fresh parameters (``jaxequiv.init`` under ``jax.jit``) and optimizer state at step 0.
 
-  Jitted because eager Flax init dispatches op by op (seconds on a busy CPU).
-  XLA fuses the initialisers' scaling differently from eager execution, so the
-  embeddings can differ from eager ``jaxequiv.init(key, cfg)`` in the last bit
-  (~1e-7 relative); every ``train`` run uses this function, so runs agree.
+  Jitted because eager Flax init dispatches op by op (seconds on a busy CPU). XLA fuses the initialisers' scaling
+  differently from eager execution, so the embeddings can differ from eager ``jaxequiv.init(key, cfg)`` in the last
+  bit (~1e-7 relative); every ``train`` run uses this function, so runs agree.
   """
   # The optimizer state's initial values depend only on whether gradients are clipped.
   return _init_state(key, model_config, TrainConfig(clip_norm=train_config.clip_norm))
@@ -101,16 +96,13 @@ def sentence_batches(sentences: Sequence[str], model_config: model_lib.ModelConf
                      train_config: TrainConfig) -> Callable[[int], Iterator[Batch]]:
   """``batches(start_step)``: the run's training batches from step ``start_step`` on.
 
-  Uses ``jaxequiv.lm.data.lm_batches`` / ``classification_batches`` seeded by
-  ``train_config.seed``; with the same seed the LM and paired classification
-  streams hold the same sentences in the same (canonical) row order. Resuming
-  starts the stream at ``start_step`` in O(1): a batch is a pure function of
-  (seed, step).
+  Uses ``jaxequiv.lm.data.lm_batches`` / ``classification_batches`` seeded by ``train_config.seed``; with the
+  same seed the LM and paired classification streams hold the same sentences in the same (canonical) row order.
+  Resuming starts the stream at ``start_step`` in O(1): a batch is a pure function of (seed, step), not of ``steps``.
   """
   from jaxequiv.lm import data  # pylint: disable=import-outside-toplevel
 
   sentences = list(sentences)
-
   rows = parallel.process_rows(train_config.batch_size) if jax.process_count() > 1 else None  # this process's rows
 
   def batches(start_step: int) -> Iterator[Batch]:
@@ -138,26 +130,23 @@ def cached_apply_fn(model_config: model_lib.ModelConfig) -> model_lib.ApplyFn:
   return model_lib.make_apply(model_config)
 
 
-@functools.lru_cache(maxsize=32)
 def _jitted_train_step(model_config: model_lib.ModelConfig, train_config: TrainConfig):
-  # Keyed by the fields that define the step, so runs differing only in bookkeeping share a compile.
-  free = (*_RESUME_FREE_FIELDS, "seed", "mode")
-  key_cfg = dataclasses.replace(train_config, **{k: getattr(TrainConfig, k) for k in free})
-  return _jit_step(model_config, key_cfg)
+  # Keyed by what defines the step, so runs differing only in bookkeeping (or in steps alone) share a compile.
+  return _jit_step(model_config, train_config.objective, train_config.optimizer_config())
 
 
 @functools.lru_cache(maxsize=32)
-def _jit_step(model_config, train_config):
+def _jit_step(model_config, objective, optimizer_config):
   return training.jit_train_step(
-      make_train_step(make_loss_fn(train_config.objective, model_config), training.make_optimizer(train_config)))
+      make_train_step(make_loss_fn(objective, model_config), training.make_optimizer(optimizer_config)))
 
 
 def step_seconds(model_config: model_lib.ModelConfig, train_config: TrainConfig, sentences: Sequence[str], *,
                  steps: int = 2) -> tuple[float, int]:
   """``(seconds, rows)`` of a step of ``train_config``'s objective and mode, on one device, from a fresh state.
 
-  The mean wall time (batch building included) of ``steps`` steps after a first
-  that compiles (cached: ``train`` reuses it), and a batch's rows.
+  The mean wall time (batch building included) of ``steps`` steps after a first that compiles (cached: ``train``
+  reuses it), and a batch's rows.
   """
   state = init_state(jax.random.key(train_config.seed), model_config, train_config)
   step, it = _jitted_train_step(model_config, train_config), sentence_batches(sentences, model_config, train_config)(0)
@@ -205,46 +194,44 @@ def train(
   Args:
     model_config: the transformer (``dtype="bfloat16"`` for bf16 compute, f32 params).
     train_config: optimisation settings; ``objective`` picks the loss.
-    batches: ``batches(start_step)`` yields the batches for steps ``start_step,
-      start_step + 1, ...``; must be deterministic (see ``sentence_batches``).
-    val_sentences: validation sentences; NLL in nats and bits per character is
-      recorded (and logged) every ``eval_every`` steps and at the end. The
-      lowest after step 0 is the run's ``best``: with ``out_dir`` a checkpoint
-      of its step is saved and never pruned by ``max_to_keep``, and every
-      checkpoint's meta names it (``jaxequiv.lm.runs.best``).
-    out_dir: run directory (``jaxequiv.checkpoint`` layout: ``config.json``,
-      ``metrics.jsonl``, ``checkpoints/``), locked against a second writer for
-      the whole call; None keeps everything in memory.
-    resume: if ``out_dir`` holds a checkpoint, continue from the newest good one
-      (damaged ones are reported and skipped); the settings recorded in it must
-      match (bookkeeping fields excepted). If False and one exists, raise.
-    max_steps_this_run: stop after this many steps of this call without a final
-      checkpoint (simulates being killed); None runs to ``train_config.steps``.
-    callbacks: ``cb(step, state, record)`` after every step, its validation and
-      checkpoint (record: step, predictions_seen, loss, grad_norm, and
-      val_nats_per_char / val_bits_per_char on validation steps). ``state`` is
-      donated to the next step: copy what you keep. Raising ``StopTraining``
-      (or anything) stops the run at once, like a kill.
+    batches: ``batches(start_step)`` yields the batches for steps ``start_step, start_step + 1, ...``; must be
+      deterministic (see ``sentence_batches``).
+    val_sentences: validation sentences; NLL in nats and bits per character is recorded (and logged) every
+      ``eval_every`` steps and at the end. The lowest after step 0 is the run's ``best``: with ``out_dir`` a
+      checkpoint of its step is saved and never pruned by ``max_to_keep``, and every checkpoint's meta names it
+      (``jaxequiv.lm.runs.best``).
+    out_dir: run directory (``jaxequiv.checkpoint`` layout: ``config.json``, ``metrics.jsonl``, ``checkpoints/``),
+      locked against a second writer for the whole call; None keeps everything in memory.
+    resume: if ``out_dir`` holds a checkpoint, continue from the newest good one (damaged ones are reported and
+      skipped); the settings recorded in it must match (bookkeeping fields excepted), but ``steps`` may differ
+      (not below the step reached): the schedule's length is ``schedule_steps`` (``log`` says the steps changed).
+      If False and one exists, raise.
+    max_steps_this_run: stop after this many steps of this call without a final checkpoint (simulates being
+      killed); None runs to ``train_config.steps``.
+    callbacks: ``cb(step, state, record)`` after every step, its validation and checkpoint (record: step,
+      predictions_seen, loss, grad_norm, and val_nats_per_char / val_bits_per_char on validation steps).
+      ``state`` is donated to the next step: copy what you keep. Raising ``StopTraining`` (or anything) stops the
+      run at once, like a kill.
     progress: show a tqdm progress bar.
-    mesh: a ``jaxequiv.lm.parallel.make_mesh()`` mesh for data parallelism, or
-      None. The flag and the device count are recorded; resuming with others
-      works but is not bitwise equal to an uninterrupted run (``log`` says so).
-    extra_config: more JSON for ``config.json`` and the checkpoints' recorded
-      settings (e.g. the data spec; compared on resume too).
-    log: one-line notices (each validation, damaged checkpoints skipped, topology changes).
-    stop: polled after every step (its validation done); when True the run
-      saves a checkpoint of that step (with ``out_dir``) and returns early: how
-      ``jaxequiv.lm.experiment.run`` ends a run on SIGINT or SIGTERM.
+    mesh: a ``jaxequiv.lm.parallel.make_mesh()`` mesh for data parallelism, or None. The flag and the device
+      count are recorded; resuming with others works but is not bitwise equal to an uninterrupted run (``log``
+      says so).
+    extra_config: more JSON for ``config.json`` and the checkpoints' recorded settings (e.g. the data spec;
+      compared on resume too).
+    log: one-line notices (each validation, damaged checkpoints skipped, topology changes, steps changed).
+    stop: polled after every step (its validation done); when True the run saves a checkpoint of that step (with
+      ``out_dir``) and returns early: how ``jaxequiv.lm.experiment.run`` ends a run on SIGINT or SIGTERM.
 
   Returns:
     ``TrainResult(state, history, predictions_seen, completed, best)``.
 
   Raises:
     jaxequiv.rundir.LockedError: another writer holds ``out_dir``.
-    jaxequiv.rundir.ConfigMismatchError: resuming with other settings (names the fields).
+    jaxequiv.rundir.ConfigMismatchError: resuming with other settings (names the fields), or ``steps`` below the
+      step reached.
     jaxequiv.rundir.RunDirError: checkpoints exist and ``resume`` is False, or none is good.
-    jaxequiv.training.NonFiniteLossError: the loss or gradient norm became
-      non-finite (names the step and the last good checkpoint).
+    jaxequiv.training.NonFiniteLossError: the loss or gradient norm became non-finite (names the step and the
+      last good checkpoint).
   """
   # With several processes (jaxequiv.lm.parallel), process 0 holds the lock and writes; the others wait for it.
   lock = rundir.RunLock(out_dir) if out_dir is not None and jax.process_index() == 0 else None
@@ -258,14 +245,22 @@ def train(
 
 
 def _resume(out_dir, state, current, log, writer=True):
-  """(state, predictions_seen, history, window, step, best) restored from the newest good checkpoint."""
+  """(state, predictions_seen, history, window, step, best) restored from the newest good checkpoint.
+
+  The recorded settings must match but ``train.steps`` (not below the step reached; ``log`` says it changed).
+  """
+  steps = current["train"]["steps"]
+
   def like(meta):  # the recorded settings are compared before any array is read (an edited config.json)
     recorded = dict(meta.get("config", {}))
-    diffs = rundir.config_differences({k: v for k, v in recorded.items() if k != "parallel"},
-                                      {k: v for k, v in current.items() if k != "parallel"}, ignore=_RESUME_FREE_FIELDS)
+    diffs = rundir.config_differences(*(trajectory_settings({k: v for k, v in c.items() if k != "parallel"})
+                                        for c in (recorded, current)), ignore=_RESUME_FREE_FIELDS)
     if diffs:
       raise rundir.ConfigMismatchError(f"cannot resume {out_dir!r}: settings differ from those recorded in its"
                                        f" checkpoint at step {meta.get('step')}: " + "; ".join(diffs))
+    if meta.get("step", 0) > steps:
+      raise rundir.ConfigMismatchError(f"cannot resume {out_dir!r}: train.steps {steps} is below step"
+                                       f" {meta.get('step')} that it already reached")
     return {"params": state.params, "opt_state": state.opt_state}
 
   restored = checkpoint.restore(out_dir, like, log=log, quarantine=writer)
@@ -275,6 +270,11 @@ def _resume(out_dir, state, current, log, writer=True):
     log(f"resuming {out_dir} at step {s} with data_parallel={now['data_parallel']} on {now['device_count']}"
         f" device(s); it was trained with data_parallel={was['data_parallel']} on {was['device_count']}:"
         " the result will not be bitwise equal to an uninterrupted run")
+  was = recorded.get("train", {}).get("steps")
+  if was != steps and log is not None:
+    length = current["train"]["schedule_steps"]
+    log(f"{'extending' if steps > was else 'shortening'} {out_dir} from {was} to {steps} steps; the learning-rate"
+        f" schedule keeps its length {length}" + (" and holds its final value after it" if steps > length else ""))
   step_arr = jax.device_put(np.int32(s), state.step.sharding)
   state = TrainState(step_arr, restored.items["params"], restored.items["opt_state"])
   window = [{"loss": np.float32(a), "grad_norm": np.float32(b)} for a, b in meta.get("window", [])]
@@ -289,7 +289,7 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
   tcfg = train_config
   state = init_state(jax.random.key(tcfg.seed), model_config, tcfg)
   predictions_seen, history, window, last_saved, best = 0, [], [], None, None
-  current = {**config_dict(model_config, tcfg, **(extra_config or {})), "parallel": _parallel_record(mesh)}
+  current = {**config_dict(model_config, tcfg.resolved(), **(extra_config or {})), "parallel": _parallel_record(mesh)}
   if mesh is not None:
     state = parallel.replicate(state, mesh)
 
@@ -310,14 +310,14 @@ def _train(model_config, train_config, batches, *, val_sentences, out_dir, resum
   step0 = int(state.step)
   end = tcfg.steps if max_steps_this_run is None else min(tcfg.steps, step0 + max_steps_this_run)
   if mesh is not None:
-    rep = parallel.replicated(mesh)
-    train_step = training.jit_train_step(make_train_step(make_loss_fn(tcfg.objective, model_config),
-                                                         training.make_optimizer(tcfg)), out_shardings=(rep, rep))
+    rep, optimizer = parallel.replicated(mesh), training.make_optimizer(tcfg.optimizer_config())
+    train_step = training.jit_train_step(make_train_step(make_loss_fn(tcfg.objective, model_config), optimizer),
+                                         out_shardings=(rep, rep))
     put = functools.partial(parallel.shard_batch, mesh=mesh)
   else:
     train_step = _jitted_train_step(model_config, tcfg)
     put = lambda b: b
-  schedule = make_schedule(tcfg)
+  schedule = make_schedule(tcfg.optimizer_config())
   apply_fn = cached_apply_fn(model_config)
   eval_batches = make_eval_batches(val_sentences, model_config.seq_len, tcfg.eval_batch_size) if val_sentences else None
 

@@ -7,6 +7,8 @@ import os
 import re
 import signal
 
+import jax
+import numpy as np
 import pytest
 
 from jaxequiv import checkpoint, cli, rundir
@@ -89,8 +91,8 @@ def test_cli_resume_refuses_a_flag_that_differs_from_the_recorded_run_naming_it(
   assert cli.main(base + ["--max-steps-this-run", "2"]) == 0
   resume = ["train", "--resume", "--out", out, "--no-progress", "--no-determinism-flags", "--num-samples", "0"]
   for extra, needle in [(["--lr", "0.5"], "argument --lr: 0.5 differs from the run's train.learning_rate = 0.003"),
-                        (["--steps", "600"], "argument --steps: 600 differs from the run's train.steps = 8"),
-                        (["--steps", "9"], "argument --steps: 9 differs"),
+                        (["--schedule-steps", "5"],
+                         "argument --schedule-steps: 5 differs from the run's train.schedule_steps = 8"),
                         (["--width", "32"], "argument --width: 32 differs from the run's model.width = 16"),
                         (["--data", "builtin"], "argument --data: builtin differs from the run's data.spec")]:
     capsys.readouterr()
@@ -99,7 +101,36 @@ def test_cli_resume_refuses_a_flag_that_differs_from_the_recorded_run_naming_it(
     print(err)
     assert len(err) == 1 and needle in err[0] and "with its recorded settings" in err[0]
   # The recorded values themselves, and flags that do not change the run, are accepted.
-  assert cli.main(resume + ["--width", "16", "--steps", "8", "--max-steps-this-run", "2"]) == 0
+  assert cli.main(resume + ["--width", "16", "--steps", "8", "--schedule-steps", "8", "--max-steps-this-run", "2"]) == 0
+
+
+def test_cli_resume_with_a_larger_steps_extends_the_run_bitwise(tmp_path, capsys):
+  """8 steps, then --resume --steps 12 (said in one line) equals a fresh --steps 12 --schedule-steps 8 run, bitwise."""
+  base = ["train", "--data", "synthetic", "--num-synthetic", "60", "--seq-len", "24", "--layers", "1", "--width",
+          "16", "--heads", "2", "--batch-size", "4", "--no-progress", "--no-determinism-flags", "--num-samples", "0"]
+  out, straight = str(tmp_path / "run"), str(tmp_path / "straight")
+  assert cli.main(base + ["--steps", "8", "--out", out]) == 0
+  resume = ["train", "--resume", "--out", out, "--no-progress", "--no-determinism-flags", "--num-samples", "0"]
+  capsys.readouterr()
+  assert cli.main(resume + ["--steps", "5"]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  print(err)
+  assert err == [f"jaxequiv train: error: argument --steps: 5 is below step 8 that {out} already reached; resuming can"
+                 " extend a run (a larger value), not undo steps"]
+  assert cli.main(resume + ["--steps", "12"]) == 0
+  captured = capsys.readouterr()
+  print(captured.err)
+  assert (f"jaxequiv: extending {out} from 8 to 12 steps; the learning-rate schedule keeps its length 8 and holds its"
+          " final value after it\n") in captured.err
+  assert "step 12:" in captured.out
+  recorded = rundir.read_config(out)["train"]
+  assert (recorded["steps"], recorded["schedule_steps"]) == (12, 8)
+  assert cli.main(base + ["--steps", "12", "--schedule-steps", "8", "--out", straight]) == 0
+  (got, _), (want, _) = runs.load_params(out), runs.load_params(straight)
+  got, want = jax.tree.leaves(got), jax.tree.leaves(want)
+  assert len(got) == len(want) > 0
+  for a, b in zip(got, want):
+    assert np.array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32))
 
 
 def test_an_iid_run_prints_its_measured_step_time_and_eta_against_the_lm_first():

@@ -297,14 +297,89 @@ def test_resume_compares_with_the_checkpoint_not_an_edited_config_json(tmp_path)
   out = str(tmp_path / "run")
   _run(out, tcfg, max_steps_this_run=2)
   saved = rundir.read_config(out)
-  saved["train"]["seed"], saved["train"]["steps"] = 5, 99
+  saved["train"]["seed"], saved["train"]["schedule_steps"] = 5, 99
   rundir.write_config(out, saved)
   mcfg, edited, _ = runs.read_config(out)
   with pytest.raises(rundir.ConfigMismatchError) as e:
     tr.train(mcfg, edited, inline_batches(SENTENCES, mcfg, edited), out_dir=out, progress=False)
   print(e.value)
-  assert "train.seed: recorded 0, now 5" in str(e.value) and "train.steps: recorded 16, now 99" in str(e.value)
+  assert "train.seed: recorded 0, now 5" in str(e.value)
+  assert "train.schedule_steps: recorded 16, now 99" in str(e.value)
   assert runs.recorded_config(out)["train"]["seed"] == 0
+
+
+def _param_bits(state):
+  return [np.asarray(x).view(np.uint32) for x in jax.tree.leaves(state.params)]
+
+
+def test_a_run_extended_by_resume_equals_one_run_with_the_shorter_schedule_bitwise(tmp_path, capsys):
+  """16 steps, then resumed to 24 keeping the 16-step schedule == one 24-step run with schedule_steps=16, bitwise."""
+  longer = _tcfg(steps=STEPS + 8, schedule_steps=STEPS, checkpoint_every=4)
+  straight = tr.train(MCFG, longer, inline_batches(SENTENCES, MCFG, longer), progress=False)
+  out = str(tmp_path / "run")
+  assert _run(out, _tcfg(checkpoint_every=4)).completed
+  assert rundir.read_config(out)["train"]["schedule_steps"] == STEPS  # recorded resolved
+  capsys.readouterr()
+  extended = _run(out, longer)
+  err = capsys.readouterr().err
+  print(err)
+  assert extended.completed and int(extended.state.step) == STEPS + 8
+  assert (f"extending {out} from {STEPS} to {STEPS + 8} steps; the learning-rate schedule keeps its length {STEPS}"
+          " and holds its final value after it") in err
+  got, want = _param_bits(extended.state), _param_bits(straight.state)
+  assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
+  assert_bitwise_equal(straight.state, extended.state)  # the optimizer state too
+  assert rundir.read_config(out)["train"]["steps"] == STEPS + 8
+  lr = {r["step"]: r["lr"] for r in _records(os.path.join(out, rundir.METRICS_FILE)) if "lr" in r}
+  end = longer.learning_rate * longer.end_lr_fraction
+  print(lr)
+  assert all(math.isclose(lr[k], end, rel_tol=1e-6) for k in (18, 20, 22, 24))  # held after the schedule
+  assert lr[16] > lr[18]  # step 16 logs the lr of the schedule's last update (schedule(15))
+
+
+def test_resume_refuses_a_new_schedule_length_and_steps_below_the_step_reached(tmp_path):
+  """Only ``steps`` may change on resume, and not below the step reached."""
+  out = str(tmp_path / "run")
+  _run(out, _tcfg(checkpoint_every=4), max_steps_this_run=8)
+  with pytest.raises(rundir.ConfigMismatchError, match=r"train.schedule_steps: recorded 16, now 24") as e:
+    _run(out, _tcfg(steps=STEPS + 8))  # schedule_steps None is steps: the schedule would change
+  assert "\n" not in str(e.value)
+  with pytest.raises(rundir.ConfigMismatchError, match=r"train.steps 6 is below step 8 that it already reached") as e:
+    _run(out, _tcfg(steps=6, schedule_steps=STEPS))
+  assert "\n" not in str(e.value)
+  # Down to the step reached, a run may also stop earlier; the schedule keeps its length.
+  lines = []
+  short = _run(out, _tcfg(steps=12, schedule_steps=STEPS, checkpoint_every=4), log=lines.append)
+  assert short.completed and int(short.state.step) == 12
+  assert f"shortening {out} from {STEPS} to 12 steps; the learning-rate schedule keeps its length {STEPS}" in lines
+  with pytest.raises(ValueError, match="schedule_steps must be None \\(steps\\) or an int >= 1, got 0"):
+    _tcfg(schedule_steps=0)
+
+
+def test_runs_recorded_before_schedule_steps_resume_and_extend_the_same(tmp_path, monkeypatch, capsys):
+  """config.json and checkpoints without ``schedule_steps`` (older runs) mean schedule_steps = steps."""
+  real = tr.config_dict
+
+  def old_config_dict(model_config, train_config, **extra):
+    d = real(model_config, train_config, **extra)
+    del d["train"]["schedule_steps"]
+    return d
+
+  monkeypatch.setattr(tr, "config_dict", old_config_dict)
+  out = str(tmp_path / "run")
+  _run(out, _tcfg(checkpoint_every=4), max_steps_this_run=8)
+  assert "schedule_steps" not in rundir.read_config(out)["train"]
+  assert "schedule_steps" not in runs.recorded_config(out)["train"]
+  monkeypatch.undo()
+  mcfg, old, _ = runs.read_config(out)
+  assert old.schedule_steps is None and old.schedule_length == STEPS
+  assert old.optimizer_config() == _tcfg().optimizer_config()
+  capsys.readouterr()
+  longer = _tcfg(steps=STEPS + 8, schedule_steps=STEPS)
+  extended = _run(out, longer)
+  assert "extending" in capsys.readouterr().err
+  straight = tr.train(MCFG, longer, inline_batches(SENTENCES, MCFG, longer), progress=False)
+  assert_bitwise_equal(straight.state, extended.state)
 
 
 def test_a_second_writer_is_refused(tmp_path):
