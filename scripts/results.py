@@ -24,6 +24,7 @@ Marked blocks in README.md and docs/ are rendered from the records, wherever the
 from __future__ import annotations
 
 import argparse
+import decimal
 import importlib.util
 import json
 import pathlib
@@ -107,6 +108,38 @@ def stale(records: dict[str, dict | None]) -> dict[str, list[str]]:
     reasons = provenance.stale_reasons(rec or {})
     if reasons:
       out[name] = reasons
+  return out
+
+
+QUOTED = re.compile(r"(?<![\w.\-])(\d+\.\d+(?:e-?\d+)?)")  # a decimal quoted in prose: 0.950, 1.2e-6
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def _rounds_to(quoted: str, values: list[float]) -> bool:
+  """Whether some value (or 100 x it, a percentage) rounds to ``quoted`` at the precision it is quoted with."""
+  q = decimal.Decimal(quoted)
+  half = decimal.Decimal(1).scaleb(q.as_tuple().exponent) / 2
+  return any(abs(decimal.Decimal(repr(abs(s))) - q) <= half for v in values for s in (v, 100 * v))
+
+
+def quoted_mismatches(root: pathlib.Path) -> list[str]:
+  """Decimals in README.md and docs/ that no number in the results they cite rounds to.
+
+  A paragraph that cites ``results/NAME.md`` (or .json, .png) quotes its numbers from those files: every decimal in
+  it, outside marked blocks (which are rendered) and code blocks, must be some number of NAME.json or NAME.md at the
+  quoted precision (a percentage may quote a fraction). Returns ``"DOC: NUMBER (cites NAME, ...): ...context"`` lines.
+  """
+  out = []
+  for doc in documents(root):
+    text = re.sub(r"```.*?```", "", BLOCK.sub("", doc.read_text()), flags=re.S)
+    for para in re.split(r"\n\s*\n", text):
+      names = sorted({n for n in CITE.findall(para) if not n.endswith("*")})
+      files = [root / "results" / f"{n}.{ext}" for n in names for ext in ("json", "md")]
+      values = [float(x) for f in files if f.exists() for x in NUMBER.findall(f.read_text())]
+      for m in QUOTED.finditer(para) if names else ():
+        if not _rounds_to(m[1], values):
+          where = " ".join(para[max(0, m.start() - 50):m.end() + 10].split())
+          out.append(f"{doc.relative_to(root).as_posix()}: {m[1]} (cites {', '.join(names)}): ...{where}...")
   return out
 
 

@@ -101,6 +101,20 @@ def test_every_marked_block_in_the_readme_and_docs_matches_its_results_file(doc)
 
 
 
+def test_a_number_quoted_beside_a_citation_must_be_in_the_cited_file(tmp_path):
+  (tmp_path / "results").mkdir()
+  (tmp_path / "results" / "exp.json").write_text(json.dumps({"data": {"ratio": 1.23456, "acc": 0.9504}}))
+  (tmp_path / "README.md").write_text("The ratio is 1.23 and accuracy 95.0% (`results/exp.md`).\n\nUncited: 7.77.\n")
+  assert results_cli.quoted_mismatches(tmp_path) == []
+  (tmp_path / "README.md").write_text("The ratio is 1.24 and accuracy 95.0% (`results/exp.md`).\n")
+  assert [m.split(" (")[0] for m in results_cli.quoted_mismatches(tmp_path)] == ["README.md: 1.24"]
+
+
+def test_every_number_quoted_beside_a_citation_in_the_readme_and_docs_is_in_its_results_file():
+  bad = results_cli.quoted_mismatches(ROOT)
+  assert not bad, "numbers that differ from the results files they cite:\n" + "\n".join(bad)
+
+
 def test_the_readme_measured_table_is_rendered_from_the_results():
   text = (ROOT / "README.md").read_text()
   tables = [m["spec"] for m in results_cli.BLOCK.finditer(text) if m["spec"].startswith("table ")]
