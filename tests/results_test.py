@@ -134,6 +134,18 @@ def test_a_legacy_file_reruns_with_its_table_command_and_one_without_is_refused_
   assert "\n" not in str(e.value)
 
 
+def test_rerun_runs_the_recorded_command_from_the_checkout(tmp_path, monkeypatch, capsys):
+  (tmp_path / "scripts").mkdir()
+  (tmp_path / "scripts" / "echo.py").write_text("import pathlib, sys\npathlib.Path('ran.txt').write_text(sys.argv[1])\n")
+  (tmp_path / "results").mkdir()
+  rec = {"name": "echo", "provenance": {"argv": ["scripts/echo.py", "a b"], "wall_s": 1.0, "sources": {}}}
+  (tmp_path / "results" / "echo.json").write_text(json.dumps(rec))
+  monkeypatch.setattr(results_cli, "ROOT", tmp_path)
+  assert results_cli.rerun("echo", tmp_path / "results") == 0
+  assert (tmp_path / "ran.txt").read_text() == "a b"
+  assert "rerun echo: python scripts/echo.py 'a b'" in capsys.readouterr().out
+
+
 def test_all_orders_dependencies_and_prints_the_estimated_total_before_rerunning(tmp_path, monkeypatch, capsys):
   _, rec = _record(tmp_path)
   reader = json.loads(json.dumps(rec))
