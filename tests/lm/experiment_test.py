@@ -105,7 +105,8 @@ def test_cli_resume_refuses_a_flag_that_differs_from_the_recorded_run_naming_it(
 
 
 def test_cli_resume_with_a_larger_steps_extends_the_run_bitwise(tmp_path, capsys):
-  """8 steps, then --resume --steps 12 (said in one line) equals a fresh --steps 12 --schedule-steps 8 run, bitwise."""
+  """8 steps, then --resume --steps 12 (said in one line), then 13 (config.json edited) equals a fresh
+  --steps 13 --schedule-steps 8 run, bitwise; config.json without schedule_steps (older runs) means its steps."""
   base = ["train", "--data", "synthetic", "--num-synthetic", "60", "--seq-len", "24", "--layers", "1", "--width",
           "16", "--heads", "2", "--batch-size", "4", "--no-progress", "--no-determinism-flags", "--num-samples", "0"]
   out, straight = str(tmp_path / "run"), str(tmp_path / "straight")
@@ -117,6 +118,9 @@ def test_cli_resume_with_a_larger_steps_extends_the_run_bitwise(tmp_path, capsys
   print(err)
   assert err == [f"jaxequiv train: error: argument --steps: 5 is below step 8 that {out} already reached; resuming can"
                  " extend a run (a larger value), not undo steps"]
+  saved = rundir.read_config(out)
+  del saved["train"]["schedule_steps"]  # as runs recorded before it: the schedule's length is their steps
+  rundir.write_config(out, saved)
   assert cli.main(resume + ["--steps", "12"]) == 0
   captured = capsys.readouterr()
   print(captured.err)
@@ -125,7 +129,13 @@ def test_cli_resume_with_a_larger_steps_extends_the_run_bitwise(tmp_path, capsys
   assert "step 12:" in captured.out
   recorded = rundir.read_config(out)["train"]
   assert (recorded["steps"], recorded["schedule_steps"]) == (12, 8)
-  assert cli.main(base + ["--steps", "12", "--schedule-steps", "8", "--out", straight]) == 0
+  rundir.write_config(out, {**rundir.read_config(out), "train": {**recorded, "steps": 13}})  # an edited steps
+  assert cli.main(resume) == 0
+  assert (f"jaxequiv: extending {out} from 12 to 13 steps; the learning-rate schedule keeps its length 8 and holds its"
+          " final value after it\n") in capsys.readouterr().err
+  assert cli.main(resume + ["--steps", "12"]) == 2  # below the step 13 reached
+  assert "argument --steps: 12 is below step 13" in capsys.readouterr().err
+  assert cli.main(base + ["--steps", "13", "--schedule-steps", "8", "--out", straight]) == 0
   (got, _), (want, _) = runs.load_params(out), runs.load_params(straight)
   got, want = jax.tree.leaves(got), jax.tree.leaves(want)
   assert len(got) == len(want) > 0
