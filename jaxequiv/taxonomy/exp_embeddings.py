@@ -3,14 +3,18 @@
 Digits (captions ``"zero."`` .. ``"nine."``), one image-encoder architecture and
 initialisation shared by: a 10-way classifier; a CLIP-style dual encoder with a
 character text encoder (in-batch InfoNCE, batch 64, so classes repeat); a
-captioner (character decoder) scored by rank classification. The InfoNCE bound
+captioner (a string head: the core causal transformer reading the image
+features as a prefix embedding, ``taxonomy.decoder``) scored by rank classification. The InfoNCE bound
 :math:`\\log N - \\mathcal L` is measured with N = 10 (one image per class), where
 the true mutual information between an image and its caption is at most log 10.
 
 Search: documents are the Zen of Python's lines (``this``) plus sentences of the
 builtin corpus; queries are word spans of a document; held-out spans are never
 trained on. One query encoder (hashed character trigrams -> MLP) feeds an
-atomic-id classifier, an id decoder over the ids' trie (DSI) and a dual encoder.
+atomic-id classifier, an id decoder over the ids' trie (DSI; the same transformer
+string head) and a dual encoder. Each model's test NLL (nats per example) is the
+negative log-probability of the true class or document under its softmax (the
+decoders: trie-constrained, normalised over the K strings).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 import optax
 
 from jaxequiv import alphabet, labels
-from jaxequiv.taxonomy import embeddings, nets, retrieval
+from jaxequiv.taxonomy import decoder, embeddings, nets, retrieval
 
 CAPTIONS = ["zero.", "one.", "two.", "three.", "four.", "five.", "six.", "seven.", "eight.", "nine."]
 
@@ -46,8 +50,8 @@ def _encoder(key, d_in, d_out, width=128):
 
 
 def digits_three_ways(steps: int = 1500, batch: int = 64, dim: int = 32, seed: int = 0,
-                      models: tuple[str, ...] = ("10way", "clip", "captioner"), return_arrays: bool = False
-                      ) -> dict[str, Any]:
+                      models: tuple[str, ...] = ("10way", "clip", "captioner"), return_arrays: bool = False,
+                      decoder_width: int = 32, decoder_layers: int = 2) -> dict[str, Any]:
   """Trains the digit models named in ``models``; returns test accuracies, the InfoNCE bound, the captioner's leakage.
 
   With ``return_arrays``, also ``"clip_arrays"``: test image and caption embeddings and test labels.
@@ -59,7 +63,7 @@ def digits_three_ways(steps: int = 1500, batch: int = 64, dim: int = 32, seed: i
   xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
   ytr, yte = ytr.astype(np.int32), yte.astype(np.int32)
   trie = labels.label_trie(CAPTIONS)
-  chars, mask = nets.prefix_features(trie)
+  head = decoder.string_head(trie, width=decoder_width, num_layers=decoder_layers)
   text_feats = jnp.asarray(char_bag(CAPTIONS, trie.max_len))
   key_img, key_head, key_txt = jax.random.split(jax.random.key(seed), 3)
   img0 = _encoder(key_img, 64, dim)   # the same image encoder init for all three models
@@ -79,24 +83,23 @@ def digits_three_ways(steps: int = 1500, batch: int = 64, dim: int = 32, seed: i
     u, v, scale = clip_embed(p, b[0], text_feats[b[1]])
     return embeddings.clip_loss(u, v, scale)
 
-  def cap_path_nll(p, x_img, y):
-    h = jax.nn.relu(nets.mlp_apply(p["img"], x_img))
-    nodes = jnp.asarray(trie.label_nodes)[y][:, :-1]
-    lp = jax.nn.log_softmax(nets.decoder_node_logits(p["dec"], h, chars, mask, nodes), -1)
-    tok = jnp.take_along_axis(lp, jnp.asarray(trie.label_chars)[y][..., None], -1)[..., 0]
-    return -jnp.sum(jnp.where(jnp.asarray(trie.label_mask)[y], tok, 0.0), -1)
+  def cap_nll(p, x_img, y):
+    return decoder.nll(p["dec"], jax.nn.relu(nets.mlp_apply(p["img"], x_img)), y, head)
 
-  out: dict[str, Any] = {"test_images": int(len(yte)), "log10": float(np.log(10))}
+  out: dict[str, Any] = {"test_images": int(len(yte)), "train_images": int(len(ytr)), "log10": float(np.log(10)),
+                         "steps": steps, "batch": batch, "image_encoder": [64, 128, dim], "decoder": head.describe()}
   if "10way" in models:
     clf, _ = nets.fit(clf_loss, {"img": img0, "head": nets.mlp_init(key_head, [dim, 10])}, batches, steps)
-    out["accuracy_10way"] = float(np.mean(np.argmax(np.asarray(jax.jit(lambda p: nets.mlp_apply(
-        p["head"], jax.nn.relu(nets.mlp_apply(p["img"], xte))))(clf)), 1) == yte))
+    clf_scores = jax.jit(lambda p: nets.mlp_apply(p["head"], jax.nn.relu(nets.mlp_apply(p["img"], xte))))(clf)
+    out["accuracy_10way"] = float(np.mean(np.argmax(np.asarray(clf_scores), 1) == yte))
+    out["nll_10way"] = nets.class_nll(clf_scores, yte)
   if "clip" in models:
     clip, _ = nets.fit(clip_loss, {"img": img0, "txt": _encoder(key_txt, text_feats.shape[1], dim),
                                    "log_scale": jnp.log(10.0)}, batches, steps)
     u, v, scale = clip_embed(clip, xte, text_feats)
     zs_logits = scale * (u @ v.T)   # zero-shot classifier: class weights are the caption embeddings
     out["accuracy_clip_zero_shot"] = float(np.mean(np.argmax(np.asarray(zs_logits), 1) == yte))
+    out["nll_clip_zero_shot"] = nets.class_nll(zs_logits, yte)
     # InfoNCE with N = 10: one test image per class, the 10 captions as the batch.
     idx = np.stack([[rng.choice(np.flatnonzero(yte == c)) for c in range(10)] for _ in range(200)])
     xent = jax.vmap(lambda i: embeddings.clip_loss(u[i], v, scale, symmetric=False))(jnp.asarray(idx))
@@ -105,12 +108,12 @@ def digits_three_ways(steps: int = 1500, batch: int = 64, dim: int = 32, seed: i
     if return_arrays:
       out["clip_arrays"] = (np.asarray(u), np.asarray(v), yte)
   if "captioner" in models:
-    cap, _ = nets.fit(lambda p, b: jnp.mean(cap_path_nll(p, *b)),
-                      {"img": img0, "dec": nets.decoder_init(key_head, dim, trie.max_len)}, batches, steps)
-    h = jax.nn.relu(nets.mlp_apply(cap["img"], xte))
-    node = nets.decoder_node_logits(cap["dec"], h, chars, mask)
+    cap, _ = nets.fit(lambda p, b: cap_nll(p, *b), {"img": img0, "dec": decoder.init(key_head, dim, head)},
+                      batches, steps)
+    node = jax.jit(lambda p: decoder.node_logits(p["dec"], jax.nn.relu(nets.mlp_apply(p["img"], xte)), head))(cap)
     rank = labels.label_logprobs(trie, retrieval.path_logits(trie, node))   # rank classification, unconstrained
     out["accuracy_captioner_rank"] = float(np.mean(np.argmax(np.asarray(rank), 1) == yte))
+    out["nll_captioner"] = nets.class_nll(retrieval.decoder_to_atomic(trie, node), yte)   # constrained: sums to 1 over captions
     out["captioner_leakage_mean"] = float(jnp.mean(labels.leakage(rank)))
   return out
 
@@ -148,8 +151,8 @@ def spans(doc: str, rng: np.random.Generator, num: int, min_words: int = 3, max_
 
 
 def search_engine(docs: list[str], steps: int = 1500, dim: int = 64, seed: int = 0, train_spans: int = 6,
-                  test_spans: int = 3) -> dict[str, Any]:
-  """Indexes ``docs`` three ways; returns Hits@1/Hits@10 on held-out spans for each."""
+                  test_spans: int = 3, decoder_width: int = 32, decoder_layers: int = 2) -> dict[str, Any]:
+  """Indexes ``docs`` three ways; returns Hits@1/Hits@10 (and the trained models' NLL) on held-out spans."""
   rng = np.random.default_rng(seed)
   q_train, d_train, q_test, d_test = [], [], [], []
   for k, doc in enumerate(docs):
@@ -162,7 +165,7 @@ def search_engine(docs: list[str], steps: int = 1500, dim: int = 64, seed: int =
   ftr, fte, fdoc = trigram_features(q_train), trigram_features(q_test), trigram_features([d.rstrip(".") for d in docs])
   ytr, yte = np.array(d_train, np.int32), np.array(d_test, np.int32)
   trie = labels.label_trie(retrieval.doc_id_labels(len(docs)))
-  chars, mask = nets.prefix_features(trie)
+  head = decoder.string_head(trie, width=decoder_width, num_layers=decoder_layers)
   k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
   enc0 = _encoder(k1, ftr.shape[1], dim, 256)
   batches = nets.minibatches(rng, len(ftr), 64, ftr, ytr)
@@ -171,11 +174,7 @@ def search_engine(docs: list[str], steps: int = 1500, dim: int = 64, seed: int =
     return nets.mlp_apply(p["head"], jax.nn.relu(nets.mlp_apply(p["enc"], f)))
 
   def dec_nll(p, f, y):
-    h = jax.nn.relu(nets.mlp_apply(p["enc"], f))
-    nodes = jnp.asarray(trie.label_nodes)[y][:, :-1]
-    lp = jax.nn.log_softmax(nets.decoder_node_logits(p["dec"], h, chars, mask, nodes), -1)
-    tok = jnp.take_along_axis(lp, jnp.asarray(trie.label_chars)[y][..., None], -1)[..., 0]
-    return -jnp.sum(jnp.where(jnp.asarray(trie.label_mask)[y], tok, 0.0), -1)
+    return decoder.nll(p["dec"], jax.nn.relu(nets.mlp_apply(p["enc"], f)), y, head)
 
   def dual(p, f_q, f_d):
     return (embeddings.l2_normalize(nets.mlp_apply(p["enc"], f_q)),
@@ -183,19 +182,21 @@ def search_engine(docs: list[str], steps: int = 1500, dim: int = 64, seed: int =
 
   atomic, _ = nets.fit(lambda p, b: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(atomic_logits(p, b[0]), b[1])),
                        {"enc": enc0, "head": nets.mlp_init(k2, [dim, len(docs)])}, batches, steps)
-  dec, _ = nets.fit(lambda p, b: jnp.mean(dec_nll(p, *b)),
-                    {"enc": enc0, "dec": nets.decoder_init(k2, dim, trie.max_len)}, batches, steps)
+  dec, _ = nets.fit(lambda p, b: dec_nll(p, *b), {"enc": enc0, "dec": decoder.init(k2, dim, head)}, batches, steps)
   fdoc_j = jnp.asarray(fdoc)
   duo, _ = nets.fit(lambda p, b: embeddings.clip_loss(*dual(p, b[0], fdoc_j[b[1]])),
                     {"enc": enc0, "doc": _encoder(k3, fdoc.shape[1], dim, 256), "log_scale": jnp.log(10.0)},
                     batches, steps)
   h = jax.nn.relu(nets.mlp_apply(dec["enc"], fte))
   scores = {"atomic_classifier": atomic_logits(atomic, fte),
-            "id_decoder": retrieval.decoder_to_atomic(trie, nets.decoder_node_logits(dec["dec"], h, chars, mask))}
+            "id_decoder": retrieval.decoder_to_atomic(trie, jax.jit(lambda p: decoder.node_logits(p, h, head))(dec["dec"]))}
   u, v, s = dual(duo, fte, fdoc_j)
   scores["dual_encoder"] = s * (u @ v.T)
   scores["trigram_cosine_no_training"] = jnp.asarray(fte @ fdoc.T)
   out = {name: {"hits@1": float(retrieval.hits_at_k(sc, jnp.asarray(yte), 1)),
                 "hits@10": float(retrieval.hits_at_k(sc, jnp.asarray(yte), 10))} for name, sc in scores.items()}
-  out["_data"] = {"docs": len(docs), "train_queries": len(q_train), "test_queries": len(q_test)}
+  for name in ("atomic_classifier", "id_decoder", "dual_encoder"):   # the trigram cosine is not a trained softmax
+    out[name]["nll"] = nets.class_nll(scores[name], yte)
+  out["_data"] = {"docs": len(docs), "train_queries": len(q_train), "test_queries": len(q_test), "steps": steps,
+                  "query_encoder": [ftr.shape[1], 256, dim], "decoder": head.describe()}
   return out

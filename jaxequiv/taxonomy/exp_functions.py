@@ -7,9 +7,12 @@ predictive NLL (the floor) and the GP prior NLL (a context-blind model).
 Expressions: the grammar's strings up to ``max_len`` symbols, deduplicated by
 their values on a grid, are K labels. A DeepSets encoder (permutation-invariant:
 mean of per-point features) reads a point set ``{(x_i, f(x_i))}`` with fresh x
-each time; two heads, a K-way classifier and a character decoder over the
-expressions' trie (the same trie converts each into the other). Exact recovery:
-the decoded expression equals the target's on the grid.
+each time; two heads, a K-way classifier and a string head over the
+expressions' trie (the core causal transformer reading the encoder's features
+as a prefix embedding, ``taxonomy.decoder``, trained with ``lm_nll``; the same
+trie converts each head into the other). Exact recovery: the decoded expression
+equals the target's on the grid. NLL: nats per test set of the true expression
+(the decoder's trie-constrained probability, normalised over the K strings).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 import optax
 
 from jaxequiv import labels
-from jaxequiv.taxonomy import cnp, expressions, nets, retrieval
+from jaxequiv.taxonomy import cnp, decoder, expressions, nets, retrieval
 
 
 def cnp_vs_gp(steps: int = 3000, tasks_per_step: int = 16, num_ctx: int = 10, num_tgt: int = 20,
@@ -47,13 +50,14 @@ def _point_features(x_BxP: jax.Array, y_BxP: jax.Array) -> jax.Array:
 
 
 def expression_recovery(max_len: int = 4, points: int = 16, steps: int = 2000, batch: int = 128, width: int = 128,
-                        test_sets: int = 2000, seed: int = 0) -> dict[str, Any]:
+                        test_sets: int = 2000, seed: int = 0, decoder_width: int = 64,
+                        decoder_layers: int = 2) -> dict[str, Any]:
   """Trains the K-way and decoder heads; returns exact-recovery rates on fresh point sets."""
   grid = np.linspace(-2, 2, 33)
   exprs = expressions.unique_by_value(sorted(expressions.grammar_strings(max_len), key=len), grid)
   k = len(exprs)
   trie = labels.label_trie(exprs)
-  chars, mask = nets.prefix_features(trie)
+  head = decoder.string_head(trie, width=decoder_width, num_layers=decoder_layers)
   rng = np.random.default_rng(seed)
 
   def sample(n):
@@ -74,19 +78,15 @@ def expression_recovery(max_len: int = 4, points: int = 16, steps: int = 2000, b
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(encode(p, b[0], b[1]) @ p["w"] + p["b"], b[2]))
 
   def dec_loss(p, b):
-    h = encode(p, b[0], b[1])
-    nodes = jnp.asarray(trie.label_nodes)[b[2]][:, :-1]
-    lp = jax.nn.log_softmax(nets.decoder_node_logits(p["dec"], h, chars, mask, nodes), -1)
-    tok = jnp.take_along_axis(lp, jnp.asarray(trie.label_chars)[b[2]][..., None], -1)[..., 0]
-    return jnp.mean(-jnp.sum(jnp.where(jnp.asarray(trie.label_mask)[b[2]], tok, 0.0), -1))
+    return decoder.nll(p["dec"], encode(p, b[0], b[1]), b[2], head)
 
   batches = lambda i: pool[i % len(pool)]  # noqa: E731
   clf, _ = nets.fit(clf_loss, {"enc": enc0, "w": jnp.zeros((width, k)), "b": jnp.zeros((k,))}, batches, steps)
-  dec, _ = nets.fit(dec_loss, {"enc": enc0, "dec": nets.decoder_init(k3, width, trie.max_len, 64)}, batches, steps)
+  dec, _ = nets.fit(dec_loss, {"enc": enc0, "dec": decoder.init(k3, width, head)}, batches, steps)
   rng = np.random.default_rng(seed + 1)
   x, y, cls = sample(test_sets)
   clf_scores = jax.jit(lambda p: encode(p, x, y) @ p["w"] + p["b"])(clf)
-  node = jax.jit(lambda p: nets.decoder_node_logits(p["dec"], encode(p, x, y), chars, mask))(dec)
+  node = jax.jit(lambda p: decoder.node_logits(p["dec"], encode(p, x, y), head))(dec)
   dec_scores = retrieval.decoder_to_atomic(trie, node)   # = exact beam search over the trie (beam >= K)
 
   def greedy(node_logits):
@@ -97,7 +97,9 @@ def expression_recovery(max_len: int = 4, points: int = 16, steps: int = 2000, b
           "recovery_kway": float(np.mean(np.argmax(np.asarray(clf_scores), 1) == cls)),
           "recovery_decoder_exact_argmax": float(np.mean(np.argmax(np.asarray(dec_scores), 1) == cls)),
           "recovery_decoder_greedy": float(np.mean(greedy(node) == cls)),
-          "chance": 1.0 / k, "examples": exprs[:12]}
+          "nll_kway": nets.class_nll(clf_scores, cls), "nll_decoder": nets.class_nll(dec_scores, cls),
+          "chance": 1.0 / k, "examples": exprs[:12], "steps": steps, "batch": batch, "encoder_width": width,
+          "decoder": head.describe()}
 
 
 def _node_logits_at(trie: labels.LabelTrie, node_logits_BxNx64: jax.Array, tokens: jax.Array, t: jax.Array) -> jax.Array:

@@ -4,9 +4,11 @@ Heads (all conditional likelihoods of y given x):
 ``se`` squared error (NLL evaluated with the training residual variance),
 ``gauss`` Gaussian NLL with a learned variance, ``hlgauss`` and ``twohot``
 cross-entropy over K bins (density = bin probability / bin width), and
-``digits``: a character decoder over the bin's digit string (B = 10, L
-digits), trained by teacher forcing and read out with trie-constrained
-probabilities: E[y] by recursion over the trie, NLL of the histogram density.
+``digits``: a string head over the bin's digit string (B = 10, L digits), the
+core causal transformer reading the trunk's features as a prefix embedding
+(``taxonomy.decoder``), trained with ``lm_nll`` by teacher forcing and read out
+with trie-constrained probabilities: E[y] by recursion over the trie, NLL of the
+histogram density.
 Targets are standardised per fold; RMSE and NLL are reported in the original
 units (NLL in nats per example).
 """
@@ -14,6 +16,7 @@ units (NLL in nats per example).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -21,15 +24,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxequiv.taxonomy import nets, regression, retrieval
+from jaxequiv.taxonomy import decoder, nets, regression, retrieval
 
 HEADS = ("se", "gauss", "hlgauss", "twohot", "digits")
 
 
 class Setup:
-  """Fold-independent constants: bins in standardised units, the digit trie."""
+  """Fold-independent constants: bins in standardised units, the digit trie and its string head."""
 
-  def __init__(self, num_bins: int = 100, lo: float = -3.0, hi: float = 4.0, num_digits: int = 2):
+  def __init__(self, num_bins: int = 100, lo: float = -3.0, hi: float = 4.0, num_digits: int = 2,
+               decoder_width: int = 32, decoder_layers: int = 2):
     self.k, self.lo, self.hi = num_bins, lo, hi
     self.edges = np.linspace(lo, hi, num_bins + 1).astype(np.float32)
     self.centres = regression.bin_centers(lo, hi, num_bins)
@@ -39,14 +43,14 @@ class Setup:
     self.trie = regression.digit_trie(10, num_digits)
     self.dk = 10**num_digits
     self.dcentres = regression.bin_centers(lo, hi, self.dk)
-    self.chars, self.mask = nets.prefix_features(self.trie)
+    self.decoder = decoder.string_head(self.trie, width=decoder_width, num_layers=decoder_layers)
 
 
 def init(key: jax.Array, head: str, s: Setup, width: int = 32) -> dict[str, Any]:
   k1, k2 = jax.random.split(key)
   trunk = nets.mlp_init(k1, [10, width, width])   # same key: the same trunk init for every head
   out = {"se": 1, "gauss": 2, "hlgauss": s.k, "twohot": s.k}.get(head)
-  head_p = nets.mlp_init(k2, [width, out])[0] if out else nets.decoder_init(k2, width, s.trie.max_len)
+  head_p = nets.mlp_init(k2, [width, out])[0] if out else decoder.init(k2, width, s.decoder)
   return {"trunk": trunk, "head": head_p}
 
 
@@ -54,20 +58,12 @@ def _features(p, x):
   return nets.mlp_apply(p["trunk"], x, final_act=True)
 
 
-def _digit_path_nll(p, h, bins_B, s: Setup) -> jax.Array:
-  """Teacher-forced NLL of each target's digit string (unconstrained, as an LM): ``[B]``."""
-  nodes = jnp.asarray(s.trie.label_nodes)[bins_B][:, :-1]
-  lp = jax.nn.log_softmax(nets.decoder_node_logits(p["head"], h, s.chars, s.mask, nodes), axis=-1)
-  chars = jnp.asarray(s.trie.label_chars)[bins_B]
-  return -jnp.sum(jnp.take_along_axis(lp, chars[..., None], -1)[..., 0], -1)   # digit labels all have length L+1
-
-
 def loss(p, batch, head: str, s: Setup) -> jax.Array:
   """Training loss of one head on standardised targets."""
   x, y = batch
   h = _features(p, x)
-  if head == "digits":   # teacher forcing: sum of per-digit cross-entropies (unconstrained, as an LM)
-    return jnp.mean(_digit_path_nll(p, h, regression.value_to_bin(y, s.lo, s.hi, s.dk), s))
+  if head == "digits":   # teacher forcing: lm_nll of the digit strings (unconstrained, as an LM)
+    return decoder.nll(p["head"], h, regression.value_to_bin(y, s.lo, s.hi, s.dk), s.decoder)
   out = h @ p["head"]["w"] + p["head"]["b"]
   if head == "se":
     return regression.squared_error(out[:, 0], y)
@@ -81,7 +77,7 @@ def predict(p, x, head: str, s: Setup, train_var: float) -> tuple[jax.Array, jax
   """``(E[y] [B], aux)`` in standardised units; aux is the log-variance ``[B]`` (Gaussian heads) or K-way log-probs ``[B, K]``."""
   h = _features(p, x)
   if head == "digits":
-    node = nets.decoder_node_logits(p["head"], h, s.chars, s.mask)
+    node = decoder.node_logits(p["head"], h, s.decoder)
     allowed = jnp.asarray(s.trie.child) >= 0
     node_lp = jax.nn.log_softmax(jnp.where(allowed[None], node, -jnp.inf), axis=-1)
     return regression.expected_value_trie(s.trie, node_lp, s.dcentres), retrieval.decoder_to_atomic(s.trie, node)
@@ -109,32 +105,54 @@ def ridge(x_tr, y_tr, x_te, alpha: float = 1.0) -> tuple[np.ndarray, np.ndarray]
   return (x_tr - xm) @ w + ym, (x_te - xm) @ w + ym
 
 
-def run(folds: int = 5, steps: int = 1000, seed: int = 0, lr: float = 1e-3, wd: float = 1e-4) -> dict[str, Any]:
-  """k-fold cross-validation of every head and ridge; returns per-head mean/std RMSE and NLL over folds."""
+def run(folds: int = 5, steps: int = 1000, seeds: Sequence[int] = (0,), lr: float = 1e-3, wd: float = 1e-4,
+        decoder_width: int = 32, decoder_layers: int = 2) -> dict[str, Any]:
+  """k-fold cross-validation of every head and ridge, once per seed (the seed draws the folds and the inits).
+
+  Returns:
+    ``{"heads": {head: {"rmse", "nll", "best_step": (mean, std) over seeds of the fold means,
+    "rmse_per_seed", "nll_per_seed", "rmse_fold_std"}}, "setup": {...}}``: RMSE and NLL (nats per
+    example) in the original units; ``setup`` names the data, bins, trunk and string head.
+  """
   from sklearn.datasets import load_diabetes  # pylint: disable=import-outside-toplevel
   from sklearn.model_selection import KFold  # pylint: disable=import-outside-toplevel
   x_all, y_all = load_diabetes(return_X_y=True)
-  s = Setup()
-  res: dict[str, dict[str, list[float]]] = {h: {"rmse": [], "nll": []} for h in (*HEADS, "ridge")}
-  for fold, (tr, te) in enumerate(KFold(folds, shuffle=True, random_state=seed).split(x_all)):
-    xm, xs = x_all[tr].mean(0), x_all[tr].std(0)
-    ym, ys = y_all[tr].mean(), y_all[tr].std()
-    f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
-    xtr, xte = f32((x_all[tr] - xm) / xs), f32((x_all[te] - xm) / xs)
-    ztr, zte = f32((y_all[tr] - ym) / ys), f32((y_all[te] - ym) / ys)
-    ptr, pte = ridge(xtr.astype(np.float64), ztr.astype(np.float64), xte.astype(np.float64))
-    var = float(np.mean(np.square(ptr - ztr)))
-    res["ridge"]["rmse"].append(float(np.sqrt(np.mean(np.square(pte - zte)))) * ys)
-    res["ridge"]["nll"].append(float(np.mean(0.5 * (np.log(2 * np.pi * var) + np.square(pte - zte) / var))) + math.log(ys))
-    n_fit = int(0.8 * len(tr))   # inner split for early stopping on each head's own loss
-    for head in HEADS:
-      p0 = init(jax.random.key(seed + fold), head, s)
-      p, best_step, _ = nets.fit_early_stopping(lambda p, b, head=head: loss(p, b, head, s), p0,
-                                                (xtr[:n_fit], ztr[:n_fit]), (xtr[n_fit:], ztr[n_fit:]), steps,
-                                                learning_rate=lr, weight_decay=wd)
-      res[head].setdefault("best_step", []).append(best_step)
-      train_var = float(np.mean(np.square(np.asarray(predict(p, xtr, "se", s, 1.0)[0]) - ztr))) if head == "se" else 1.0
-      mean, aux = predict(p, xte, head, s, train_var)
-      res[head]["rmse"].append(float(np.sqrt(np.mean(np.square(np.asarray(mean) - zte)))) * ys)
-      res[head]["nll"].append(float(np.mean(nll_z(head, s, np.asarray(mean), aux, zte))) + math.log(ys))
-  return {h: {m: (float(np.mean(v)), float(np.std(v))) for m, v in d.items()} for h, d in res.items()}
+  s = Setup(decoder_width=decoder_width, decoder_layers=decoder_layers)
+  per_seed: dict[str, dict[str, list[float]]] = {h: {"rmse": [], "nll": [], "best_step": [], "rmse_fold_std": []}
+                                                 for h in (*HEADS, "ridge")}
+  for seed in seeds:
+    res: dict[str, dict[str, list[float]]] = {h: {"rmse": [], "nll": [], "best_step": []} for h in (*HEADS, "ridge")}
+    for fold, (tr, te) in enumerate(KFold(folds, shuffle=True, random_state=seed).split(x_all)):
+      xm, xs = x_all[tr].mean(0), x_all[tr].std(0)
+      ym, ys = y_all[tr].mean(), y_all[tr].std()
+      f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+      xtr, xte = f32((x_all[tr] - xm) / xs), f32((x_all[te] - xm) / xs)
+      ztr, zte = f32((y_all[tr] - ym) / ys), f32((y_all[te] - ym) / ys)
+      ptr, pte = ridge(xtr.astype(np.float64), ztr.astype(np.float64), xte.astype(np.float64))
+      var = float(np.mean(np.square(ptr - ztr)))
+      res["ridge"]["rmse"].append(float(np.sqrt(np.mean(np.square(pte - zte)))) * ys)
+      res["ridge"]["nll"].append(float(np.mean(0.5 * (np.log(2 * np.pi * var) + np.square(pte - zte) / var)))
+                                 + math.log(ys))
+      res["ridge"]["best_step"].append(0)
+      n_fit = int(0.8 * len(tr))   # inner split for early stopping on each head's own loss
+      for head in HEADS:
+        p0 = init(jax.random.key(1000 * seed + fold), head, s)
+        p, best_step, _ = nets.fit_early_stopping(lambda p, b, head=head: loss(p, b, head, s), p0,
+                                                  (xtr[:n_fit], ztr[:n_fit]), (xtr[n_fit:], ztr[n_fit:]), steps,
+                                                  learning_rate=lr, weight_decay=wd)
+        res[head]["best_step"].append(best_step)
+        train_var = float(np.mean(np.square(np.asarray(predict(p, xtr, "se", s, 1.0)[0]) - ztr))) if head == "se" else 1.0
+        mean, aux = predict(p, xte, head, s, train_var)
+        res[head]["rmse"].append(float(np.sqrt(np.mean(np.square(np.asarray(mean) - zte)))) * ys)
+        res[head]["nll"].append(float(np.mean(nll_z(head, s, np.asarray(mean), aux, zte))) + math.log(ys))
+    for h, d in res.items():
+      for m, v in d.items():
+        per_seed[h][m].append(float(np.mean(v)))
+      per_seed[h]["rmse_fold_std"].append(float(np.std(d["rmse"])))
+  heads = {h: {**{m: (float(np.mean(v)), float(np.std(v))) for m, v in d.items()},
+               "rmse_per_seed": d["rmse"], "nll_per_seed": d["nll"]} for h, d in per_seed.items()}
+  setup = {"rows": int(len(y_all)), "features": int(x_all.shape[1]), "folds": folds, "seeds": list(seeds),
+           "steps": steps, "lr": lr, "weight_decay": wd, "bins": s.k, "lo_std": s.lo, "hi_std": s.hi,
+           "digit_base": 10, "num_digits": s.num_digits, "digit_bins": s.dk, "trunk": [x_all.shape[1], 32, 32],
+           "decoder": s.decoder.describe(), "ridge_alpha": 1.0, "early_stopping_split": 0.2}
+  return {"heads": heads, "setup": setup}

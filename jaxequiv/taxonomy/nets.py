@@ -1,7 +1,8 @@
 """Small pure networks and the taxonomy experiments' training loops (on ``jaxequiv.training``'s driver).
 
 Parameters are plain pytrees (lists of ``{"w", "b"}`` dicts); every function is
-pure and jit-able. Nothing here is specific to one task.
+pure and jit-able. Nothing here is specific to one task. The string heads (character
+decoders) are the core transformer, in ``taxonomy.decoder``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxequiv import alphabet, labels, training
+from jaxequiv import training
 
 Params = Any
 
@@ -94,35 +95,13 @@ def fit_early_stopping(loss_fn: Callable[[Params, Any], jax.Array], params: Para
   return best
 
 
-# --- a small character decoder conditioned on features, evaluated at trie nodes ------------------------------
+def class_nll(scores_BxK: jax.Array, y_B: np.ndarray) -> float:
+  """Mean test NLL ``-log_softmax(scores)[y]`` in nats per example (log-probs that already sum to 1 pass unchanged).
 
-
-def prefix_features(trie: labels.LabelTrie) -> tuple[np.ndarray, np.ndarray]:
-  """``[N, Lmax]`` char ids of each node's prefix and a mask (for a bag-of-positioned-characters decoder)."""
-  prefixes = labels.node_prefixes(trie)
-  chars = np.zeros((len(prefixes), trie.max_len), np.int32)
-  mask = np.zeros((len(prefixes), trie.max_len), bool)
-  for n, p in enumerate(prefixes):
-    chars[n, :len(p)] = alphabet.encode(p) if p else []
-    mask[n, :len(p)] = True
-  return chars, mask
-
-
-def decoder_init(key: jax.Array, feat: int, max_len: int, width: int = 32) -> dict[str, Any]:
-  """A character decoder conditioned on features: logits(c | prefix, h) = MLP(h W + sum_t E[t, c_t]).
-
-  The prefix enters as a bag of (position, character) embeddings: an autoregressive
-  model p(c_t | c_<t, h), evaluated at the trie's nodes (``decoder_node_logits``).
+  Examples:
+    >>> import numpy as np
+    >>> round(class_nll(np.log([[0.5, 0.5], [0.25, 0.75]]), np.array([0, 1])), 4)   # -(log .5 + log .75) / 2
+    0.4904
   """
-  k1, k2, k3 = jax.random.split(key, 3)
-  return {"in": mlp_init(k1, [feat, width])[0], "pos": 0.1 * jax.random.normal(k2, (max_len, 64, width)),
-          "out": mlp_init(k3, [width, width, 64])}
-
-
-def decoder_node_logits(p: dict[str, Any], h_BxF: jax.Array, chars_NxL: np.ndarray, mask_NxL: np.ndarray,
-                        nodes_BxT: jax.Array | None = None) -> jax.Array:
-  """Next-character logits after trie nodes' prefixes: every node ``[B, N, 64]``, or ``nodes_BxT`` ``[B, T, 64]``."""
-  prefix_NxW = jnp.sum(jnp.where(mask_NxL[..., None], p["pos"][jnp.arange(chars_NxL.shape[1]), chars_NxL], 0.0), 1)
-  pre = prefix_NxW[None] if nodes_BxT is None else prefix_NxW[nodes_BxT]
-  z = (h_BxF @ p["in"]["w"] + p["in"]["b"])[:, None, :] + pre
-  return mlp_apply(p["out"], jax.nn.relu(z))
+  lp = jax.nn.log_softmax(jnp.asarray(scores_BxK, jnp.float32), axis=-1)
+  return float(-jnp.mean(jnp.take_along_axis(lp, jnp.asarray(y_B)[:, None], 1)))
