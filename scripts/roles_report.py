@@ -3,20 +3,33 @@
   python scripts/roles_report.py
 """
 
-import inspect
+import dataclasses
 import json
 
 import numpy as np
 
 from jaxequiv import provenance
-from jaxequiv.roles import jem_train
-from roles_gan import NAMES, model as gan_model
+from jaxequiv.roles import experiment, jem_sgld
+from roles_jem import describe
+from roles_gan import NAMES, UNMATCHED, model as gan_model, setting
 
 R = provenance.ROOT / "results"
-# PacGAN (Lin et al., 2018), Table 1, and its setup (its code's config.py: 400 epochs of 100,000 samples, batch 100).
-PACGAN = {"ring, pack 1": ("6.3 ± 0.5", "98.2%", "0.45"), "ring, pack 2": ("7.9 ± 0.1", "95.6%", "0.07"),
-          "grid, pack 1": ("17.3 ± 0.8", "94.8%", "0.70"), "grid, pack 4": ("24.8 ± 0.2", "93.6%", "0.04")}
-PACGAN_SETUP = {"gen_width": 400, "disc_width": 200, "lr": 1e-4, "steps": 400_000}
+# PacGAN (Lin et al., 2018), Table 1 (mean ± standard error over 10 trials), and its setup as its official code has it
+# (synthetic_data_experiments/2D*_GAN&PacGAN/config.py: 400 epochs of 100,000 samples at batch 100).
+PACGAN = {"ring, pack 1": ("6.3 ± 0.5", "98.2 ± 0.2%", "0.45 ± 0.09"),
+          "ring, pack 2": ("7.9 ± 0.1", "95.6 ± 2.0%", "0.07 ± 0.03"),
+          "ring, pack 3": ("7.8 ± 0.1", "97.7 ± 0.3%", "0.10 ± 0.02"),
+          "ring, pack 4": ("7.8 ± 0.1", "95.9 ± 1.4%", "0.07 ± 0.02"),
+          "grid, pack 1": ("17.3 ± 0.8", "94.8 ± 0.7%", "0.70 ± 0.07"),
+          "grid, pack 2": ("23.8 ± 0.7", "91.3 ± 0.8%", "0.13 ± 0.04"),
+          "grid, pack 3": ("24.6 ± 0.4", "94.2 ± 0.4%", "0.06 ± 0.02"),
+          "grid, pack 4": ("24.8 ± 0.2", "93.6 ± 0.6%", "0.04 ± 0.01")}
+PACGAN_SETUP = {"steps": 400_000, "gen_width": 400, "disc_width": 200, "lr": 1e-4, "decay": False, "b1": 0.8,
+                "disc_pieces": 5, "batch_size": 100}
+# One table column per setting that may differ from PacGAN's: (header, the record's settings it shows).
+DIFF_COLUMNS = (("iterations", ("steps",)), ("widths G / D", ("gen_width", "disc_width")),
+                ("Adam lr, decay, β1", ("lr", "decay", "b1")), ("D maxout pieces", ("disc_pieces",)),
+                ("batch", ("batch_size",)))
 
 
 def _load(name):
@@ -45,9 +58,16 @@ def _source(rec: dict, fname: str) -> str:
   return f"`{fname}`: commit {p['commit'][:7]}, {p['wall_s']:.0f} s"  # staleness: results.py --stale
 
 
-def _differs(args: dict) -> str:
-  diffs = [f"{k.replace('_', ' ')} {args[k]:g} (PacGAN {v:g})" for k, v in PACGAN_SETUP.items() if args[k] != v]
-  return "; ".join(diffs + ["ReLU discriminator (PacGAN: maxout, 5 pieces)"])
+def _difference_cells(args: dict) -> list[str]:
+  """One cell per ``DIFF_COLUMNS`` entry: the record's settings, and PacGAN's where they differ."""
+  cells = []
+  for _, names in DIFF_COLUMNS:
+    ours = [setting(args, n) for n in names]
+    theirs = [PACGAN_SETUP[n] for n in names]
+    show = lambda vs: " / ".join(f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+                                  else ("cosine" if v else "none") for v in vs)
+    cells.append(show(ours) if ours == theirs else f"**{show(ours)}** (PacGAN {show(theirs)})")
+  return cells
 
 
 def gan_runs():
@@ -62,8 +82,9 @@ def gan_runs():
 
 def _reading(runs) -> list[str]:
   """One sentence per (mixture, budget) pair with and without packing, read from the data."""
-  by = {(k.split(",")[0], json.dumps({x: run["args"].get(x) for x in ("steps", "decay", "gen_width", "disc_width")}),
-         k.split()[-1]): (run, rec) for k, run, rec, _ in runs}
+  names = [n for _, ns in DIFF_COLUMNS for n in ns]
+  by = {(k.split(",")[0], json.dumps({x: setting(run["args"], x) for x in names}), k.split()[-1]): (run, rec)
+        for k, run, rec, _ in runs}
   out = []
   for (mix, budget, pack), (run, rec) in sorted(by.items()):
     if pack == "1" or (mix, budget, "1") not in by:
@@ -73,7 +94,8 @@ def _reading(runs) -> list[str]:
       continue
     m0, m1 = base["mean_std"], run["mean_std"]
     b = json.loads(budget)
-    out.append(f"{mix}, {b['steps']} steps{' with decay' if b['decay'] else ''}: packing ({NAMES[pack]}) moves modes"
+    out.append(f"{mix}, {b['steps']} steps{' with decay' if b['decay'] else ''}, maxout pieces {b['disc_pieces']},"
+               f" β1 {b['b1']:g}: packing ({NAMES[pack]}) moves modes"
                f" captured from {m0['modes'][0]:.1f} ± {m0['modes'][1]:.1f} to {m1['modes'][0]:.1f} ±"
                f" {m1['modes'][1]:.1f}, reverse KL from {m0['reverse_kl'][0]:.3f} to {m1['reverse_kl'][0]:.3f},"
                f" high-quality samples from {100 * m0['high_quality'][0]:.1f}% to {100 * m1['high_quality'][0]:.1f}%"
@@ -83,24 +105,38 @@ def _reading(runs) -> list[str]:
                  " (`python scripts/results.py --rerun roles_gan_ring1_decay`, and so on)."]
 
 
+def _mse(xs, fmt="{:.3f}", scale=1.0):
+  """Mean ± standard error (PacGAN Table 1's spread) of ``scale * xs``."""
+  xs = scale * np.asarray(xs, float)
+  if not len(xs):
+    return "–"
+  return (fmt + " ± " + fmt).format(xs.mean(), xs.std(ddof=1) / np.sqrt(len(xs)) if len(xs) > 1 else float("nan"))
+
+
 def gan_section():
   runs = gan_runs()
   if not runs:
     return ["(GAN runs missing)"]
   lines = ["Command per file: its record's `provenance.command`. Metrics are PacGAN's: modes captured and reverse KL"
            " count only high-quality samples (within 3 std of a mode); files without provenance predate that and"
-           " counted every sample for reverse KL. True samples score 98.9% high quality (3 std in 2-D holds"
-           " 1 − e^−4.5). Mean ± std over seeds. PacGAN Table 1 numbers beside ours.", "",
-           "| setting | models and budget | modes captured | PacGAN T1 | high quality | PacGAN T1 | reverse KL |"
-           " PacGAN T1 | differs from PacGAN's setup | file |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           " counted every sample for reverse KL. Mean ± standard error over seeds, as PacGAN's Table 1 reports"
+           " (10 trials); PacGAN's numbers beside ours. The last columns are the settings that can differ from"
+           " PacGAN's official code (bold: differs, PacGAN's value beside it), read from each record's arguments.",
+           "Not matched by any setting: " + "; ".join(UNMATCHED) + ".", "",
+           "| setting | modes captured | PacGAN T1 | high quality | PacGAN T1 | reverse KL | PacGAN T1 | "
+           + " | ".join(h for h, _ in DIFF_COLUMNS) + " | seeds | file |",
+           "|" + "---|" * (9 + len(DIFF_COLUMNS))]
   for k, run, rec, fname in runs:
-    ps, a, ar = run["per_seed"], PACGAN[k], run["args"]
-    name = k.split(",")[0] + " " + NAMES[k[-1]]
-    lines.append(f"| {name} | {gan_model(ar)} | {_ms([p['modes'] for p in ps], '{:.1f}')} | {a[0]}"
-                 f" | {100 * np.mean([p['high_quality'] for p in ps]):.1f}% | {a[1]}"
-                 f" | {_ms([p['reverse_kl'] for p in ps])} | {a[2]} | {_differs(ar)} | {_source(rec, fname)} |")
-  return lines + ["", *_reading(runs)]
+    ps, a, ar = run["per_seed"], PACGAN.get(k, ("–",) * 3), run["args"]
+    name = k.split(",")[0] + " " + NAMES[k.split()[-1]]
+    kl = [p["reverse_kl"] for p in ps]
+    kl_cell = _mse([x for x in kl if np.isfinite(x)]) + (f" ({sum(not np.isfinite(x) for x in kl)} seeds with no"
+                                                         " high-quality sample)" if not np.all(np.isfinite(kl)) else "")
+    lines.append(f"| {name} | {_mse([p['modes'] for p in ps], '{:.1f}')} | {a[0]}"
+                 f" | {_mse([p['high_quality'] for p in ps], '{:.1f}', 100)}% | {a[1]} | {kl_cell} | {a[2]} | "
+                 + " | ".join(_difference_cells(ar)) + f" | {len(ps)} | {_source(rec, fname)} |")
+  return lines + ["", "Models: " + "; ".join(sorted({gan_model(r['args']) for _, r, _, _ in runs})) + ".", "",
+                  *_reading(runs)]
 
 
 def _pcts(runs):
@@ -127,27 +163,51 @@ def jem_section():
               "", f"Char LM, raw (full 64-way softmax over the whole 18-char string, '.' included):"
               f" {_ms([r['test_raw'] for r in l])} bits per image; the table renormalises each position over the valid"
               " characters (0/1, then a digit), an exact distribution over the same 2^16×10 states as JEM's.", ""]
-  if "sgld_jem" in d:
-    j, c = d["sgld_jem"], d["sgld_ce"]
-    ratio = np.mean([r["sec_per_step"] for r in j]) / np.mean([r["sec_per_step"] for r in c])
-    k = d.get("sgld_settings") or {n: v.default for n, v in inspect.signature(jem_train.train_sgld).parameters.items()
-                                   if n not in ("seed", "steps", "use_jem")}
-    lines += [f"SGLD JEM on continuous 8×8 digits (MLP 64→{k['hidden']}→{k['hidden']}→10, leaky ReLU;"
-              f" {k['sgld_steps']} SGLD steps, step size {k['step_size']:g}, noise {k['noise']:g}, buffer"
-              f" {k['buffer_size']:,}, reinit {100 * k['reinit']:g}%; Adam {k['lr']:g}, batch {k['batch_size']},"
-              f" {a['sgld_steps']} steps; 359 test images):", "",
-              "| training | test accuracy | ECE (15 bins) | seconds per step |", "|---|---|---|---|",
-              f"| plain cross-entropy | {_ms([r['test_acc'] for r in c])} | {_ms([r['ece'] for r in c])} |"
-              f" {np.mean([r['sec_per_step'] for r in c]) * 1e3:.2f} ms |",
-              f"| JEM (CE + SGLD log p(x)) | {_ms([r['test_acc'] for r in j])} | {_ms([r['ece'] for r in j])} |"
-              f" {np.mean([r['sec_per_step'] for r in j]) * 1e3:.2f} ms |", "",
-              f"Cost per step JEM ÷ CE: **{ratio:.1f}×** (timed on the shared, loaded CPU, so noisy; JEM adds"
-              f" {k['sgld_steps']} SGLD forward/backward passes per step, so {k['sgld_steps'] + 1}× if every pass cost"
-              " the same). Anchor: JEM on CIFAR-10 92.9% accuracy,"
-              " IS 8.76 (WRN-28-10; not comparable in scale). Per-seed accuracies: "
-              f"{_pcts(j)} (JEM) vs {_pcts(c)} (CE). Samples, one panel per seed:"
-              " `results/roles_jem_samples.png`.", ""]
+  lines += sgld_lines(d)
   return lines
+
+
+def sgld_lines(d: dict) -> list[str]:
+  """The SGLD variants' table: accuracy, ECE, divergence rate with its Wilson interval, cost; read from the record."""
+  a = d["args"]
+  settings = d.get("sgld_settings") or {}
+  variants = [v for v in jem_sgld.VARIANTS if v in d]
+  if not variants:
+    return []
+  if "use_jem" in settings:  # one flat dict: the record predates the variants
+    settings = {}
+  settings = {v: settings.get(v, dataclasses.asdict(jem_sgld.VARIANTS[v])) for v in variants}
+  floor = a.get("acc_floor", experiment.ExperimentConfig("jem").acc_floor)
+  k0 = settings[variants[0]]
+  lines = [f"SGLD on continuous 8×8 digits: leaky-ReLU MLP 64→{k0['hidden']}→{k0['hidden']}→10, Adam"
+           f" {k0['lr']:g}, batch {k0['batch_size']}, {a['sgld_steps']} steps, 359 test images; a seed *diverged*"
+           f" if its loss went non-finite or its test accuracy ended below {floor:g}. Mean ± std over seeds;"
+           " divergence with its 95% Wilson interval.", "",
+           "| variant | recipe | test accuracy | ECE (15 bins) | diverged | max per-step |energy gap|, median |"
+           " ms per step per seed |", "|---|---|---|---|---|---|---|"]
+  rates = {}
+  for v in variants:
+    runs = d[v]
+    div = [r.get("diverged", jem_sgld.diverged(bool(np.isfinite(r["test_acc"])), r["test_acc"], floor)) for r in runs]
+    k, n = int(sum(div)), len(runs)
+    rates[v] = (k, n, jem_sgld.wilson_interval(k, n))
+    gap = np.median([r["max_abs_gap"] for r in runs]) if "max_abs_gap" in runs[0] else float("nan")
+    lines.append(f"| {v} | {describe(settings[v])} | {_ms([r['test_acc'] for r in runs])} |"
+                 f" {_ms([r['ece'] for r in runs])} | {k} of {n} [{rates[v][2][0]:.2f}, {rates[v][2][1]:.2f}] |"
+                 f" {gap:.3g} | {np.mean([r['sec_per_step'] for r in runs]) * 1e3:.2f} |")
+  lines += ["", "Per-seed test accuracies: " + "; ".join(f"{v} {_pcts(d[v])}" for v in variants) + "."]
+  if "sgld_jem" in rates and "sgld_stable" in rates:
+    (_, _, (lo1, hi1)), (_, _, (lo2, hi2)) = rates["sgld_jem"], rates["sgld_stable"]
+    overlap = lo1 <= hi2 and lo2 <= hi1
+    lines.append(f"The paper's settings and the stabilised recipe have divergence intervals that"
+                 f" {'overlap' if overlap else 'do not overlap'} at {min(r[1] for r in rates.values())} seeds.")
+  if "sgld_jem" in d and "sgld_ce" in d:
+    ratio = np.mean([r["sec_per_step"] for r in d["sgld_jem"]]) / np.mean([r["sec_per_step"] for r in d["sgld_ce"]])
+    lines.append(f"Cost per step JEM ÷ CE: **{ratio:.1f}×** (JEM adds {k0['sgld_steps']} SGLD forward/backward"
+                 f" passes per step, so {k0['sgld_steps'] + 1}× if every pass cost the same). Anchor: JEM on CIFAR-10"
+                 " 92.9% accuracy, IS 8.76 (WRN-28-10; not comparable in scale). Samples, one panel per seed:"
+                 " `results/roles_jem_samples.png`.")
+  return lines + [""]
 
 
 def reductio_section():
@@ -166,7 +226,7 @@ def _reductio_file(d, fname):
                                   f" --batch-size {a['batch_size']} --width {a['width']} --num-layers"
                                   f" {a['num_layers']} --datasets {a['datasets']} --out results/{fname}"), "",
            f"`jaxequiv.model` transformer ({a['num_layers']} layers, width {a['width']}), Adam 3e-3, {a['steps']} steps of"
-           f" {a['batch_size']} sentences; mean ± std over {a['seeds']} seeds (vmapped). **Reduced run** (CPU).", ""]
+           f" {a['batch_size']} sentences; mean ± std over {a['seeds']} seeds (vmapped).", ""]
   for ds, g in d["grids"].items():
     cells = g["cells"]
     label = "label_acc" in next(iter(cells.values()))
@@ -186,11 +246,15 @@ def _reductio_file(d, fname):
     key = "label_acc" if label else "nll"
     diff_obj = max(abs(x - y) for act in ("relu", "tanh")
                    for x, y in zip(cells[f"{act}/lm"][key], cells[f"{act}/classifier"][key]))
-    diff_act = abs(np.mean(cells["relu/lm"][key]) - np.mean(cells["tanh/lm"][key]))
-    spread = max(np.std(cells["relu/lm"][key]), np.std(cells["tanh/lm"][key]))
+    relu, tanh = (np.asarray(cells[f"{act}/lm"][key], float) for act in ("relu", "tanh"))
+    diff_act = abs(relu.mean() - tanh.mean())
+    spread = max(relu.std(), tanh.std())
+    welch = diff_act / max(np.sqrt(relu.var(ddof=1) / len(relu) + tanh.var(ddof=1) / len(tanh)), 1e-12)
     lines += ["", f"Objective axis: max per-seed |LM − classifier| in {key} = {diff_obj:g}."
               f" Activation axis: |mean relu − mean tanh| = {diff_act:.4f}, seed std up to {spread:.4f}"
-              f" (ratio {diff_act / max(spread, 1e-12):.1f}).", ""]
+              f" (ratio {diff_act / max(spread, 1e-12):.1f}: the activation gap is"
+              f" {'within' if diff_act <= spread else 'outside'} the seed spread; Welch t = {welch:.1f} over"
+              f" {len(relu)} and {len(tanh)} seeds).", ""]
   return lines
 
 

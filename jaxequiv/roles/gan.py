@@ -1,7 +1,8 @@
 r"""A GAN is one MLP class in two roles; PacGAN is one flag (the discriminator sees ``pack`` samples at once).
 
 The generator :math:`G` and the discriminator :math:`D` are both ``roles.mlp`` networks: only their widths and their
-place in the loss differ. :math:`D` is the logistic real-vs-fake classifier of ``roles.ratio`` (its optimal logit is
+place in the loss differ (PacGAN's own setup, ``GANConfig(disc_pieces=5)``, swaps the discriminator's ReLU for maxout,
+``roles.maxout``: the same parameter format, another activation). :math:`D` is the logistic real-vs-fake classifier of ``roles.ratio`` (its optimal logit is
 :math:`\log p_{data} - \log p_G`); :math:`G` minimises the non-saturating loss :math:`-\log \sigma(D(G(z)))`.
 
 ``train_step(state, key)`` is one pure step over both players (one discriminator step, then one generator step, each
@@ -20,7 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxequiv import training
-from jaxequiv.roles import mixtures, mlp, ratio
+from jaxequiv.roles import maxout, mixtures, mlp, ratio
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +36,9 @@ class GANConfig:
     batch_size: packed discriminator inputs per step (each from ``pack`` samples).
     learning_rate, b1: Adam for both networks.
     decay_steps: if > 0, the learning rate follows a cosine decay to 5% of ``learning_rate`` over this many steps.
-    activation: the one activation of both networks.
+    activation: the one activation of both networks (of the generator only when ``disc_pieces`` > 0).
+    disc_pieces: if > 0, the discriminator is a maxout MLP with this many pieces per unit (``roles.maxout``;
+      PacGAN's official code: 5).
   """
 
   noise_dim: int = 2
@@ -47,11 +50,14 @@ class GANConfig:
   b1: float = 0.5
   activation: str = "relu"
   decay_steps: int = 0
+  disc_pieces: int = 0
 
   def __post_init__(self):
     if self.pack < 1 or self.batch_size < 1 or self.noise_dim < 1:
       raise ValueError(f"pack, batch_size and noise_dim must be >= 1, got {self.pack}, {self.batch_size},"
                        f" {self.noise_dim}")
+    if self.disc_pieces < 0:
+      raise ValueError(f"disc_pieces must be >= 0 (0: no maxout), got {self.disc_pieces}")
 
 
 class GANState(NamedTuple):
@@ -71,7 +77,9 @@ def _opt(cfg: GANConfig) -> optax.GradientTransformation:
 def init_params(key: jax.Array, cfg: GANConfig) -> tuple[Any, Any]:
   """Generator ``noise_dim -> 2`` and discriminator ``2 * pack -> 1`` params: the same MLP class, two widths."""
   kg, kd = jax.random.split(key)
-  return mlp.init_mlp(kg, [cfg.noise_dim, *cfg.gen_hidden, 2]), mlp.init_mlp(kd, [2 * cfg.pack, *cfg.disc_hidden, 1])
+  disc_sizes = [2 * cfg.pack, *cfg.disc_hidden, 1]
+  disc = maxout.init_maxout(kd, disc_sizes, cfg.disc_pieces) if cfg.disc_pieces else mlp.init_mlp(kd, disc_sizes)
+  return mlp.init_mlp(kg, [cfg.noise_dim, *cfg.gen_hidden, 2]), disc
 
 
 def init(key: jax.Array, cfg: GANConfig) -> GANState:
@@ -91,7 +99,10 @@ def generate(gen, key: jax.Array, n: int, cfg: GANConfig) -> jax.Array:
 
 def discriminate(disc, x_Nx2: jax.Array, cfg: GANConfig) -> jax.Array:
   """Logits ``[N / pack]``: each discriminator input concatenates ``pack`` consecutive samples."""
-  return mlp.mlp_apply(disc, x_Nx2.reshape(-1, 2 * cfg.pack), cfg.activation)[:, 0]
+  x = x_Nx2.reshape(-1, 2 * cfg.pack)
+  if cfg.disc_pieces:
+    return maxout.maxout_apply(disc, x, cfg.disc_pieces)[:, 0]
+  return mlp.mlp_apply(disc, x, cfg.activation)[:, 0]
 
 
 def _disc_loss(disc, real_and_fake: tuple[jax.Array, jax.Array], cfg: GANConfig) -> jax.Array:

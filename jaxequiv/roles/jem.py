@@ -79,16 +79,19 @@ def exact_marginal_nll(logits_fn: LogitsFn, x_BxD: jax.Array, states_SxD: jax.Ar
 
 
 def sgld(logits_fn: LogitsFn, x_BxD: jax.Array, key: jax.Array, num_steps: int = 20, step_size: float = 1.0,
-         noise: float = 0.01) -> jax.Array:
+         noise: float = 0.01, lo: float | None = None, hi: float | None = None) -> jax.Array:
   r"""JEM's SGLD: :math:`x \leftarrow x - \alpha \nabla_x E(x) + \sigma \epsilon` (reference: 20 steps, 1, 0.01).
 
   The reference (Grathwohl et al.) uses step size 1 with noise 0.01, not the
   Langevin-consistent :math:`\sqrt{2\alpha}`; that is what is reproduced here.
+  With ``lo``/``hi`` each step's result is clipped into ``[lo, hi]`` (a
+  projection onto the data's range, as in JEM++'s proximal SGLD).
   """
   grad_e = jax.grad(lambda x: jnp.sum(energy(logits_fn(x))))
 
   def step(x, k):
-    return x - step_size * grad_e(x) + noise * jax.random.normal(k, x.shape, x.dtype), None
+    x = x - step_size * grad_e(x) + noise * jax.random.normal(k, x.shape, x.dtype)
+    return (x if lo is None and hi is None else jnp.clip(x, lo, hi)), None
 
   x, _ = jax.lax.scan(step, x_BxD, jax.random.split(key, num_steps))
   return jax.lax.stop_gradient(x)

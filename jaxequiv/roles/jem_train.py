@@ -1,10 +1,11 @@
-"""JEM experiments on sklearn digits: exact maximum likelihood on 4x4 binary images, and SGLD on 8x8 images.
+"""JEM experiments on sklearn digits with exact likelihoods: 4x4 binary images (2^16 states).
 
 * ``train_exact_jem``: an MLP classifier trained on the exact gradient of log p(x, y) = f(x)_y - log Z (Z summed
   over all 2^16 x 10 states); test NLL in bits per image, read as a density.
 * ``train_char_lm``: the library's transformer (``jaxequiv.model``) trained with ``jaxequiv.lm_nll`` on the same
   images spelled ``"0110...1" + label + "."``; its exact NLL, restricted to valid strings (0/1 pixels, then a digit).
-* ``train_sgld``: JEM or plain cross-entropy on continuous 8x8 digits: persistent SGLD chains, reference settings.
+
+SGLD JEM on continuous 8x8 digits, many seeds at once, is ``jaxequiv.roles.jem_sgld``.
 """
 
 from __future__ import annotations
@@ -117,87 +118,3 @@ def train_char_lm(seed: int = 0, steps: int = 1500, batch_size: int = 64, lr: fl
       best = (s + eval_every, ev)
   return {"best_step": best[0], "seconds": time.time() - t, **{f"{k}_{m}": v for k, d in best[1].items()
                                                                 for m, v in d.items()}, "curve_val_xy_bits": curve}
-
-
-def ece(probs_NxK: np.ndarray, labels_N: np.ndarray, num_bins: int = 15) -> float:
-  """Expected calibration error with equal-width confidence bins."""
-  conf, pred = probs_NxK.max(1), probs_NxK.argmax(1)
-  bins = np.minimum((conf * num_bins).astype(int), num_bins - 1)
-  err = 0.0
-  for b in range(num_bins):
-    m = bins == b
-    if m.any():
-      err += m.mean() * abs(float((pred[m] == labels_N[m]).mean()) - float(conf[m].mean()))
-  return err
-
-
-def train_sgld(seed: int = 0, steps: int = 2000, use_jem: bool = True, batch_size: int = 64, lr: float = 1e-3,
-               hidden: int = 256, sgld_steps: int = 20, step_size: float = 1.0, noise: float = 0.01,
-               buffer_size: int = 10_000, reinit: float = 0.05) -> dict[str, Any]:
-  """JEM (cross-entropy + SGLD estimate of the log p(x) gradient) or plain cross-entropy on 8x8 digits in [-1, 1].
-
-  JEM's loss is ``CE(x, y) - logsumexp f(x_data) + logsumexp f(x_sgld)``, with persistent chains (``buffer_size``,
-  ``reinit`` fraction restarted from uniform noise each step, ``sgld_steps`` of ``jem.sgld``).
-
-  Returns:
-    Test accuracy, ECE, seconds per step (compiled, after warm-up), and 64 samples from the buffer.
-  """
-  x_all, y_all = digits.continuous_8x8()
-  tr, te = digits.split(len(y_all))
-  x_tr, y_tr = jnp.asarray(x_all[tr]), jnp.asarray(y_all[tr])
-  layers = mlp.init_mlp(jax.random.key(seed), [64, hidden, hidden, 10])
-  opt = optax.adam(lr)
-  f_of = lambda layers: (lambda x: mlp.mlp_apply(layers, x, "leaky_relu"))
-
-  def loss_fn(layers, x, y, x_neg):
-    f = f_of(layers)
-    fx = f(x)
-    ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(fx, y))
-    if not use_jem:
-      return ce
-    return ce + jnp.mean(jem_energy_gap(fx, f(x_neg)))
-
-  train_step = training.make_train_step(lambda p, b: loss_fn(p, *b), opt)
-
-  def step(state: tuple[training.TrainState, jax.Array], key: jax.Array):
-    """One SGLD refresh of ``batch_size`` persistent chains, then one classifier step (pure; the buffer is state)."""
-    train, buf = state
-    kb, kd, kr, kn, ks = jax.random.split(key, 5)
-    di = jax.random.randint(kd, (batch_size,), 0, x_tr.shape[0])
-    x, y = x_tr[di], y_tr[di]
-    x_neg = jnp.zeros_like(x)
-    if use_jem:
-      bi = jax.random.randint(kb, (batch_size,), 0, buffer_size)
-      fresh = jax.random.uniform(kn, x.shape, minval=-1.0, maxval=1.0)
-      x0 = jnp.where(jax.random.uniform(kr, (batch_size, 1)) < reinit, fresh, buf[bi])
-      x_neg = jem.sgld(f_of(train.params), x0, ks, sgld_steps, step_size, noise)
-      buf = buf.at[bi].set(x_neg)
-    train, metrics = train_step(train, (x, y, x_neg))
-    return (train, buf), metrics
-
-  run_k = functools.cache(lambda k: training.jit_train_step(step, steps_per_call=k))  # k steps per dispatch
-
-  def run(carry, n, key):
-    keys = jax.random.split(key, n)
-    return run_k(n)(carry, keys if n > 1 else keys[0])[0]
-
-  buf = jax.random.uniform(jax.random.key(seed + 100), (buffer_size, 64), minval=-1.0, maxval=1.0)
-  carry = (training.init_train_state(layers, opt), buf)
-  key = jax.random.key(seed + 1)
-  warm = 50
-  carry = jax.block_until_ready(run(carry, warm, jax.random.fold_in(key, 0)))
-  t = time.time()
-  carry = jax.block_until_ready(run(carry, warm, jax.random.fold_in(key, 1)))  # same shapes: no recompile
-  sec_per_step = (time.time() - t) / warm
-  carry = run(carry, steps - 2 * warm, jax.random.fold_in(key, 2)) if steps > 2 * warm else carry
-  train, buf = carry
-  layers = train.params
-  probs = np.asarray(jax.nn.softmax(f_of(layers)(jnp.asarray(x_all[te]))))
-  return {"jem": use_jem, "steps": steps, "test_acc": float((probs.argmax(1) == y_all[te]).mean()),
-          "ece": float(ece(probs, y_all[te])), "sec_per_step": sec_per_step,
-          "samples": np.asarray(buf[:64]).round(3).tolist() if use_jem else None}
-
-
-def jem_energy_gap(f_data_BxK: jax.Array, f_neg_BxK: jax.Array) -> jax.Array:
-  """``E(x_data) - E(x_neg)`` per pair: the SGLD estimate of ``-grad log p(x)``'s loss (JEM's L_gen)."""
-  return jem.energy(f_data_BxK) - jem.energy(f_neg_BxK)

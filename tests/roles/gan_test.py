@@ -69,3 +69,26 @@ def test_bad_config():
     gan.GANConfig(pack=0)
   with pytest.raises(ValueError, match="samples"):
     mixtures.metrics(np.zeros((3, 3)), mixtures.ring())
+
+
+def test_maxout_is_the_max_over_pieces_and_pacgans_discriminator_trains():
+  from jaxequiv.roles import maxout  # pylint: disable=import-outside-toplevel
+  layers = maxout.init_maxout(jax.random.key(0), [4, 3, 1], pieces=5)
+  x = np.asarray(jax.random.normal(jax.random.key(1), (6, 4)))
+  z = x @ np.asarray(layers[0]["w"]) + np.asarray(layers[0]["b"])   # [6, 15]: unit j's pieces are 5j .. 5j + 4
+  ref = np.max(z.reshape(6, 3, 5), -1) @ np.asarray(layers[1]["w"]) + np.asarray(layers[1]["b"])
+  got = np.asarray(jax.jit(lambda l, x: maxout.maxout_apply(l, x, 5))(layers, x))
+  err = float(np.max(np.abs(got - ref)))
+  print(f"maxout vs numpy max over pieces: {err:.1e}")
+  assert err < 1e-5
+  first_piece = np.max(z.reshape(6, 3, 5)[..., :1], -1) @ np.asarray(layers[1]["w"])  # negative control
+  assert np.max(np.abs(first_piece + np.asarray(layers[1]["b"]) - got)) > 1e-3
+  cfg = gan.GANConfig(gen_hidden=(16,), disc_hidden=(8, 8), batch_size=8, pack=2, disc_pieces=5, b1=0.8)
+  state = gan.init(jax.random.key(0), cfg)
+  assert [l["w"].shape for l in state.disc.params] == [(4, 40), (8, 40), (8, 1)]
+  s1, m = jax.jit(lambda s, k: gan.train_step(s, k, cfg, mixtures.ring()))(state, jax.random.key(1))
+  assert np.isfinite(float(m["d_loss"])) and not bitwise.compare_bits(s1.disc.params, state.disc.params).equal
+  with pytest.raises(ValueError, match="disc_pieces"):
+    gan.GANConfig(disc_pieces=-1)
+  with pytest.raises(ValueError, match="pieces"):
+    maxout.init_maxout(jax.random.key(0), [2, 3, 1], pieces=0)

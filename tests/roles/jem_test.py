@@ -105,3 +105,43 @@ def test_sgld_without_noise_is_gradient_descent_on_the_energy():
   err = float(jnp.max(jnp.abs(x1 - ref)))
   print(f"one noiseless SGLD step vs x - a grad E: {err:.1e}")
   assert err < 1e-6 and float(jnp.max(jnp.abs(x1 - x0))) > 0
+
+
+def test_sgld_bounds_keep_samples_in_the_data_range():
+  layers, _ = _net()
+  f = functools.partial(_f, layers)
+  x0 = jax.random.uniform(jax.random.key(0), (4, 16), minval=-1.0, maxval=1.0)
+  free, clipped = jax.jit(lambda x: (jem.sgld(f, x, jax.random.key(1), 5, 10.0, 0.5),
+                                     jem.sgld(f, x, jax.random.key(1), 5, 10.0, 0.5, -1.0, 1.0)))(x0)
+  print(f"max |x| after 5 big SGLD steps: free {float(jnp.max(jnp.abs(free))):.2f},"
+        f" clipped {float(jnp.max(jnp.abs(clipped))):.2f}")
+  assert float(jnp.max(jnp.abs(free))) > 1.0  # negative control: the unbounded chain leaves [-1, 1]
+  assert float(jnp.min(clipped)) >= -1.0 and float(jnp.max(clipped)) <= 1.0
+
+
+def test_wilson_interval():
+  """Against the closed form at k = 0 (upper end z^2 / (n + z^2)), symmetry k <-> n - k, and one-line errors."""
+  from jaxequiv.roles import jem_sgld  # pylint: disable=import-outside-toplevel
+  lo, hi = jem_sgld.wilson_interval(0, 10)
+  assert lo == 0.0 and abs(hi - 1.96**2 / (10 + 1.96**2)) < 1e-12
+  for k in range(11):
+    a, b = jem_sgld.wilson_interval(k, 10)
+    c, d = jem_sgld.wilson_interval(10 - k, 10)
+    assert a <= k / 10 <= b and abs(a - (1 - d)) < 1e-12 and abs(b - (1 - c)) < 1e-12
+  with pytest.raises(ValueError, match="k=4, n=3"):
+    jem_sgld.wilson_interval(4, 3)
+  assert jem_sgld.diverged(False, 0.99, 0.5) and jem_sgld.diverged(True, float("nan"), 0.5)
+  assert jem_sgld.diverged(True, 0.4, 0.5) and not jem_sgld.diverged(True, 0.6, 0.5)
+
+
+def test_sgld_seeds_train_vmapped():
+  """Two seeds of the stabilised recipe at a tiny size: finite curves, the divergence flag as its rule says."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from jaxequiv.roles import jem_sgld  # pylint: disable=import-outside-toplevel
+  cfg = dataclasses.replace(jem_sgld.VARIANTS["sgld_stable"], hidden=8, buffer_size=16, sgld_steps=2, batch_size=8)
+  runs = jem_sgld.train_seeds([0, 1], 4, cfg, acc_floor=0.5, curve_every=1)
+  print([(r["test_acc"], r["diverged"], r["max_abs_gap"]) for r in runs])
+  assert len(runs) == 2 and all(len(r["curve_loss"]) == 4 and r["finite"] for r in runs)
+  assert all(r["diverged"] == (r["test_acc"] < 0.5) for r in runs)
+  assert runs[0]["curve_loss"] != runs[1]["curve_loss"]  # the seeds differ
+  assert np.max(np.abs(runs[0]["samples"])) <= 1.0  # the stabilised recipe clips its chains
