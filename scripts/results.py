@@ -46,7 +46,8 @@ REPORTS = ("taxonomy", "roles")  # rendered from every results/<report>_*.json: 
 LEGACY: dict[str, tuple[str, float, str]] = {
     "bench_equivalence": ("scripts/bench_equivalence.py --repeats 30 --out results/bench_equivalence", 180,
                           "guess: the legacy run's load readings span 2 min"),
-    "bench_peers": ("scripts/bench_peers.py --out results/bench_peers", 300, "guess: 2 presets x 2 systems x 12 windows"),
+    "bench_peers": ("scripts/bench_peers.py --out results/bench_peers", 300,
+                    "guess: 2 presets x 2 systems x 12 windows"),
     "bench_peers_1core": ("scripts/bench_peers.py --torch-threads 1 --out results/bench_peers_1core", 300,
                           "guess: as bench_peers"),
     "bench_train": ("scripts/bench_train.py --out results/bench_train", 20,

@@ -104,7 +104,8 @@ def render(rec: dict) -> str:
   lines += ["", f"## Seen combinations of the same test sets (mean ± sd over {len(seeds)} seed(s))", "",
             "| metric | one-hot head | string head |", "|---|---:|---:|"]
   for key, what in SEEN_ROWS:
-    cells = [_spread(v, ".3f") if None not in v else "—" for v in (s["seen"]["onehot"][key], s["seen"]["string"][key])]
+    pair = (s["seen"]["onehot"][key], s["seen"]["string"][key])
+    cells = [_spread(v, ".3f") if None not in v else "—" for v in pair]
     lines.append(f"| {what} | {cells[0]} | {cells[1]} |")
   lines.append(f"| accuracy with the prior correction | — | {_spread(s['pmi_accuracy_seen'], '.3f')} |")
   lines += ["", "Free greedy outputs on held-out images (top 5, seed " + f"{seeds[0]}): {z0['free_greedy_top']}",
@@ -142,7 +143,8 @@ def main(argv=None) -> int:
     print(f"seed {seed}: held-out rank {res['zero_shot']['rank_mean']:.2f}, seen accuracy one-hot"
           f" {res['metrics']['onehot']['accuracy']:.3f}, string {res['metrics']['string']['accuracy']:.3f}", flush=True)
   c = experiment.ExperimentConfig(steps=args.steps, channels=channels, width=args.width, heads=args.heads)
-  data = {"steps": args.steps, "config": {k: v for k, v in dataclasses.asdict(c).items() if k != "out_dir"}, "runs": runs}
+  settings = {k: v for k, v in dataclasses.asdict(c).items() if k not in ("out_dir", "seed")}
+  data = {"steps": args.steps, "config": settings, "runs": runs}
   data["summary"] = summary(runs)
   rec = provenance.write(
       run, args.out, data, seeds=seeds, render=render, headline=headline(data),

@@ -136,7 +136,8 @@ def test_a_legacy_file_reruns_with_its_table_command_and_one_without_is_refused_
 
 def test_rerun_runs_the_recorded_command_from_the_checkout(tmp_path, monkeypatch, capsys):
   (tmp_path / "scripts").mkdir()
-  (tmp_path / "scripts" / "echo.py").write_text("import pathlib, sys\npathlib.Path('ran.txt').write_text(sys.argv[1])\n")
+  script = "import pathlib, sys\npathlib.Path('ran.txt').write_text(sys.argv[1])\n"
+  (tmp_path / "scripts" / "echo.py").write_text(script)
   (tmp_path / "results").mkdir()
   rec = {"name": "echo", "provenance": {"argv": ["scripts/echo.py", "a b"], "wall_s": 1.0, "sources": {}}}
   (tmp_path / "results" / "echo.json").write_text(json.dumps(rec))
@@ -212,3 +213,38 @@ def test_every_results_markdown_is_rendered_from_its_record():
     if render is not None:
       assert (results / f"{name}.md").read_text() == render(rec).rstrip("\n") + "\n", (
           f"results/{name}.md differs from its record: run python scripts/results.py --render")
+
+
+def _script(name: str):
+  spec = importlib.util.spec_from_file_location(f"_smoke_{name}", ROOT / "scripts" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.mark.slow
+def test_zero_shot_smoke_records_each_seed_and_renders_from_the_record(tmp_path, monkeypatch):
+  zero_shot = _script("zero_shot")
+  monkeypatch.setattr("sys.argv", ["scripts/zero_shot.py"])
+  argv = ["--seeds", "0,1", "--steps", "1", "--num-train", "32", "--num-test", "32", "--channels", "4", "--width", "16",
+          "--heads", "2", "--out", str(tmp_path / "zs")]
+  assert zero_shot.main(argv) == 0
+  rec = json.loads((tmp_path / "zs.json").read_text())
+  assert rec["provenance"]["argv"][1:] == argv and rec["provenance"]["seeds"] == [0, 1]
+  assert [r["seed"] for r in rec["data"]["runs"]] == [0, 1]
+  assert rec["data"]["summary"]["heldout"]["onehot_accuracy"] == [0.0, 0.0]  # no output for a held-out label
+  assert all(r["zero_shot"]["images"] > 0 for r in rec["data"]["runs"])
+  assert len(rec["headline"]) == 2 and (tmp_path / "zs.md").read_text() == zero_shot.render(rec) + "\n"
+
+
+@pytest.mark.slow
+def test_sample_agreement_trains_its_own_model_and_classification_sampling_equals_the_lm_sampler(tmp_path,
+                                                                                                  monkeypatch):
+  sample_agreement = _script("sample_agreement")
+  monkeypatch.setattr("sys.argv", ["scripts/sample_agreement.py"])
+  argv = ["--steps", "2", "--width", "16", "--heads", "2", "--num-samples", "4", "--out", str(tmp_path / "sa")]
+  assert sample_agreement.main(argv) == 0
+  rec = json.loads((tmp_path / "sa.json").read_text())
+  assert rec["data"]["train"]["train"]["steps"] == 2 and "2 steps" in rec["model"]
+  assert [r["classification_eq_nocache"] for r in rec["data"]["rows"]] == [4, 4, 4, 4]
+  assert (tmp_path / "sa.md").read_text() == sample_agreement.render(rec) + "\n"
