@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import pathlib
+import re
 
 import pytest
 
@@ -172,6 +173,8 @@ def test_every_result_has_a_rerun_command_that_its_script_accepts_in_the_order_i
     script = ROOT / argv[0]
     assert script.is_file(), f"{name}: its command runs {argv[0]}, which does not exist"
     text = script.read_text()
+    text += "".join((ROOT / "scripts" / f"{m}.py").read_text() for m in re.findall(r"^from (\w+) import", text, re.M)
+                    if (ROOT / "scripts" / f"{m}.py").is_file())  # flags a sibling script adds (seed_flags)
     flags = [a.split("=")[0] for a in argv[1:] if a.startswith("--")]
     unknown = [f for f in flags if f'"{f}"' not in text]
     assert not unknown, f"{name}: {argv[0]} does not take {unknown}"
