@@ -19,6 +19,9 @@ Marked blocks in README.md and docs/ are rendered from the records, wherever the
   <!-- results:table NAME NAME ... -->...<!-- /results -->   a table: one row per headline of each record
   <!-- results:NAME -->...<!-- /results -->                  the record's headline results, inline
   <!-- results:NAME PATH [FORMAT] -->...<!-- /results -->    one value: PATH is dotted (data.rows.0.ratio)
+
+A decimal typed outside a block, in a paragraph that cites ``results/NAME.md``, must be a number of that result's files
+(``quoted_mismatches``; tests/results_test.py fails otherwise).
 """
 
 from __future__ import annotations
