@@ -109,7 +109,6 @@ def read_class_names(path: str) -> list[str]:
 
 def check_args(args: argparse.Namespace) -> None:
   """Cross-flag checks, before any data is read. Raises ``cli.UsageError`` naming the flag."""
-  from jaxequiv.labels import tfds_images  # pylint: disable=import-outside-toplevel
   cli.check_heads(args.width, args.heads)
   if args.zero_shot and args.data != "shapes":
     raise cli.UsageError(f"argument --zero-shot: needs --data shapes (compositional labels), not {args.data!r}")
@@ -122,6 +121,7 @@ def check_args(args: argparse.Namespace) -> None:
     if side % args.patch:
       raise cli.UsageError(f"argument --patch: must divide the image side {side}, got {args.patch}")
   if args.data.startswith("tfds:"):
+    from jaxequiv.labels import tfds_images  # pylint: disable=import-outside-toplevel  # imports JAX: tfds only
     try:
       tfds_images.parse_tfds_spec(args.data[len("tfds:"):])
     except ValueError as e:
@@ -160,8 +160,8 @@ def check_memory(args: argparse.Namespace) -> None:
 
 def experiment_config(args: argparse.Namespace) -> "ExperimentConfig":
   """The flags as a ``jaxequiv.labels.experiment.ExperimentConfig`` (reads the ``--class-names`` file)."""
+  class_names = None if args.class_names is None else read_class_names(args.class_names)  # before JAX is imported
   from jaxequiv.labels.experiment import ExperimentConfig  # pylint: disable=import-outside-toplevel
-  class_names = None if args.class_names is None else read_class_names(args.class_names)
   return ExperimentConfig(
       data=args.data, steps=args.steps, batch_size=args.batch_size, seed=args.seed, learning_rate=args.lr,
       zero_shot_holdout=args.zero_shot, beam_size=args.beam_size, num_train=args.num_train, num_test=args.num_test,

@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   cli.add_determinism_flag(parser)
 
 
-def load_model(spec: str) -> tuple[Any, Any, int | None]:
-  """``FILE.py:FACTORY`` -> ``(apply_fn, params, seq_len or None)``; a one-line ``UsageError`` names what is wrong."""
+def model_file(spec: str) -> tuple[str, str]:
+  """``FILE.py:FACTORY`` -> ``(FILE.py, FACTORY)`` once FILE.py is a regular file within its limit (not read yet)."""
   path, sep, name = spec.rpartition(":")
   if not sep or not path or not name.isidentifier():
     raise cli.UsageError(f"argument --model: expected FILE.py:FACTORY (e.g. my_model.py:make), got {spec!r}")
@@ -57,6 +57,12 @@ def load_model(spec: str) -> tuple[Any, Any, int | None]:
     limits.check_file(path, MAX_MODEL_FILE_BYTES)
   except limits.TooLargeError as e:
     raise cli.UsageError(f"argument --model: {e}") from None
+  return path, name
+
+
+def load_model(spec: str) -> tuple[Any, Any, int | None]:
+  """``FILE.py:FACTORY`` -> ``(apply_fn, params, seq_len or None)``; a one-line ``UsageError`` names what is wrong."""
+  path, name = model_file(spec)
   module_spec = importlib.util.spec_from_file_location(f"_jaxequiv_model_{pathlib.Path(path).stem}", path)
   if module_spec is None or module_spec.loader is None:
     raise cli.UsageError(f"argument --model: {path!r} is not a Python file")
@@ -155,7 +161,9 @@ def check_memory(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
   """Sets the determinism flags (unless told not to), runs the core checks, then each wing's; 0 if all pass."""
   cli.check_heads(args.width, args.heads)
-  if not args.model:
+  if args.model:
+    model_file(args.model)  # before JAX starts; the model is imported after the determinism flags are set
+  else:
     check_memory(args)
   cli.set_determinism_flags(args)
   if args.model:
