@@ -68,7 +68,7 @@ LEGACY: dict[str, tuple[str, float, str]] = {
                                   " --num-layers 2 --datasets digits --out results/roles_reductio_digits1000", 290,
                                   "legacy: its grid's seconds sum to 290"),
     "sample_agreement": ("scripts/sample_agreement.py --out results/sample_agreement", 150,
-                         "guess: 300 training steps, then 4 x 3 x 512 samples"),
+                         "estimate: the same run with 64 samples took 74 s at load 11"),
     "zero_shot": ("scripts/zero_shot.py --out results/zero_shot", 600,
                   "estimate: 3 seeds x (1500 steps ~175 s + evaluation ~20 s), scaled from the legacy"
                   " 600-step CLI run (70 s) and a 150-step run (52 s + 48 s at load 12)"),
