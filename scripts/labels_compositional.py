@@ -86,6 +86,18 @@ def headline(data: dict) -> list[tuple[str, str]]:
   return out
 
 
+def _progress(steps: int):
+  """Prints each head's mean training loss over the seeds ten times per run."""
+  every = max(1, steps // 10)
+
+  def show(head: str, i: int, losses_S: np.ndarray) -> None:
+    if (i + 1) % every == 0 or i + 1 == steps:
+      print(f"{head} step {i + 1}/{steps}: loss {float(np.mean(losses_S)):.4f} (mean of {len(losses_S)} seeds)",
+            flush=True)
+
+  return show
+
+
 def model(a: dict) -> str:
   """The architecture and training budget, from the recorded arguments."""
   return (f"CNN encoder (3x3 convs, channels {a['channels']}, mean pool, embedding {a['width']}); one-hot head: MLP"
@@ -103,7 +115,9 @@ def render(rec: dict) -> str:
            f"- data: {d['num_classes']} classes '<size> <texture> <colour> <shape>.', Zipf training counts (max"
            f" {a['max_count']}, exponent {a['exponent']}, {d['num_train']} training images), {a['heldout']} held-out"
            f" classes, {a['test_per_class']} test images per class; frequent: >= {a['frequent_min']} training images,"
-           f" rare: <= {a['rare_max']}", "",
+           f" rare: <= {a['rare_max']}",
+           f"- time (wall): training both heads {d['seconds']['train_both_heads']:.0f} s, scoring the test set"
+           f" {d['seconds']['score_test']:.0f} s", "",
            "| group | metric | one-hot | string |", "|---|---|---:|---:|"]
   for g in GROUPS:
     r = d["groups"][g]
@@ -112,7 +126,8 @@ def render(rec: dict) -> str:
                    f" {_pm(mean_std(r['string'][m]))} |")
     lines.append(f"| {g} | nll over all strings | | {_pm(mean_std(r['string']['nll_free']))} |")
   lines += ["", "mean ± sample std over seeds; NLL in nats per image (one-hot: over its trained classes; string: over"
-            " the 144 labels, renormalised). Headline:", ""] + [f"- {h['what']}: {h['result']}" for h in rec["headline"]]
+            " the 144 labels, renormalised). Headline:", ""]
+  lines += [f"- {h['what']}: {h['result']}" for h in rec["headline"]]
   return "\n".join(lines)
 
 
@@ -152,20 +167,22 @@ def main(argv=None) -> int:
   config = ImageModelConfig(channels=channels, embed_dim=args.width, decoder=decoder_config_for(
       compositional.CLASS_NAMES, layers=args.layers, width=args.width, heads=args.heads))
   seed_list = list(range(args.seeds))
-  t0 = time.perf_counter()
+  t0, c0 = time.perf_counter(), time.process_time()
   t = seeds.train_seeds(ds.train.images, ds.train.labels, ds.train.class_names, config, seeds=seed_list,
-                        steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr)
-  t1 = time.perf_counter()
+                        steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
+                        progress=_progress(args.steps))
+  t1, c1 = time.perf_counter(), time.process_time()
   onehot = seeds.onehot_logprobs(t, ds.test.images, config)
   string = seeds.string_logprobs(t, ds.test.images, compositional.CLASS_NAMES, config)
-  t2 = time.perf_counter()
+  t2, c2 = time.perf_counter(), time.process_time()
   a = {**vars(args), "channels": list(channels)}
   data = {"args": a, "num_seeds": args.seeds, "num_classes": len(compositional.CLASS_NAMES),
           "num_train": int(len(ds.train.labels)), "counts": ds.counts.tolist(),
           "heldout": [compositional.CLASS_NAMES[i] for i in ds.heldout],
           "groups": {g: group_metrics(onehot, t.onehot_classes, string, ds.test.labels, c) for g, c in groups.items()},
           "final_train_loss": {"onehot": t.onehot_curve[:, -1].tolist(), "string": t.string_curve[:, -1].tolist()},
-          "seconds": {"train_both_heads": round(t1 - t0, 1), "score_test": round(t2 - t1, 1)}}
+          "seconds": {"train_both_heads": round(t1 - t0, 1), "score_test": round(t2 - t1, 1),
+                      "cpu_train_both_heads": round(c1 - c0, 1), "cpu_score_test": round(c2 - c1, 1)}}
   rec = provenance.write(run, args.out, data, model=model(a), seeds=seed_list, headline=headline(data), render=render)
   for h in rec["headline"]:
     print(f"{h['what']}: {h['result']}")

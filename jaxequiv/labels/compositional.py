@@ -112,7 +112,8 @@ def draw(labels_N: np.ndarray, rng: np.random.Generator, *, size: int = 20, nois
   on = np.stack([np.ones_like(band_y, bool), band_y == 0, band_y == band_x])[texture_w, np.arange(n)]
   fill = np.where(on[..., None], rgb[:, None, None, :], DARK * rgb[:, None, None, :])
   background = rng.uniform(0.05, 0.45, (n, 1, 1, 1)).astype(np.float32)
-  masks = images_lib._shape_masks(shape_w, cy, cx, r, size)  # pylint: disable=protected-access  (the shapes' one drawing)
+  # The shapes' one drawing code, reused rather than copied.
+  masks = images_lib._shape_masks(shape_w, cy, cx, r, size)  # pylint: disable=protected-access
   out = np.where(masks[..., None], fill, background)
   out = out + noise * rng.standard_normal(out.shape).astype(np.float32)
   return np.clip(out, 0.0, 1.0).astype(np.float32)

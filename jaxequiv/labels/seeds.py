@@ -19,7 +19,7 @@ Usage (``scripts/labels_compositional.py``; ``tests/labels/compositional_test.py
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -44,13 +44,15 @@ class SeededHeads(NamedTuple):
 
 def train_seeds(images_NxHxWxC: np.ndarray, labels_N: np.ndarray, class_names: Sequence[str],
                 config: ImageModelConfig, *, seeds: Sequence[int], steps: int, batch_size: int = 64,
-                learning_rate: float = 3e-3) -> SeededHeads:
+                learning_rate: float = 3e-3,
+                progress: Callable[[str, int, np.ndarray], None] | None = None) -> SeededHeads:
   """Trains one one-hot and one string head per seed, all seeds in one vmapped step per head.
 
   Seed s initialises from ``jax.random.split(jax.random.key(s))`` and draws the
   minibatches ``train.batch_indices(N, batch_size, steps, s)``, as ``train_heads``
   does; the one-hot head has one output per class present in ``labels_N``. A
   non-finite loss in any seed raises ``jaxequiv.training.NonFiniteLossError``.
+  ``progress(head, step_index, losses_S)`` is called after every step.
 
   Returns:
     ``SeededHeads``: both heads' stacked parameters and ``[S, steps]`` loss curves.
@@ -83,6 +85,8 @@ def train_seeds(images_NxHxWxC: np.ndarray, labels_N: np.ndarray, class_names: S
       m = jax.device_get(metrics)
       training.check_finite(i + 1, [{k: float(np.max(np.abs(v))) for k, v in m.items()}])
       curve[:, i] = m["loss"]
+      if progress is not None:
+        progress(head, i, curve[:, i])
     out[head] = (state.params, curve)
   return SeededHeads(out["onehot"][0], out["string"][0], onehot_classes, out["onehot"][1], out["string"][1])
 
