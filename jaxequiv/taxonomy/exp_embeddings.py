@@ -104,6 +104,7 @@ def digits_three_ways(steps: int = 1500, batch: int = 64, dim: int = 32, seed: i
     idx = np.stack([[rng.choice(np.flatnonzero(yte == c)) for c in range(10)] for _ in range(200)])
     xent = jax.vmap(lambda i: embeddings.clip_loss(u[i], v, scale, symmetric=False))(jnp.asarray(idx))
     out["infonce_bound_N10_nats"] = embeddings.infonce_bound(float(jnp.mean(xent)), 10)
+    out["infonce_batch"], out["infonce_draws"] = 10, len(idx)
     out["logit_scale"] = float(scale)
     if return_arrays:
       out["clip_arrays"] = (np.asarray(u), np.asarray(v), yte)

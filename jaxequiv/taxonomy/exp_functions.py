@@ -41,6 +41,9 @@ def cnp_vs_gp(steps: int = 3000, tasks_per_step: int = 16, num_ctx: int = 10, nu
   prior = float(np.mean(0.5 * np.log(2 * np.pi * 1.01) + 0.5 * np.square(y) / 1.01))
   return {"cnp_nll": cnp_nll, "gp_posterior_nll": cnp.gp_nll(test), "gp_prior_nll": prior,
           "train_tasks": len(pool) * tasks_per_step, "steps": steps, "final_train_nll": float(np.mean(losses[-100:])),
+          "tasks_per_step": tasks_per_step, "context_points": [3, num_ctx], "target_points": num_tgt,
+          "gp": {"kernel": "RBF", "lengthscale": 0.4, "amplitude": 1.0, "noise": 0.1, "x_range": [-2, 2]},
+          "encoder": [2, 64, 64, 64], "decoder": [65, 64, 64, 2],
           "test_tasks": test_tasks, "params": params, "test": test}
 
 
