@@ -1,4 +1,4 @@
-"""Fault drill for run directories: kills and signals, corruption, damaged metadata, concurrent writers, links, NaN.
+"""Fault drill: kills and signals, corruption, damaged metadata, locks and links, resume refusals, sizes, files, disks.
 
 Every scenario trains the same tiny LM (1 layer, width 16, T=32, 24 steps, a checkpoint every step) and checks
 that the run either finishes with params, optimizer state and metrics.jsonl bitwise equal to an uninterrupted run,
@@ -19,8 +19,12 @@ sizes through ``python -m jaxequiv train`` on synthetic data, against an uninter
 * signals: SIGINT and SIGTERM mid-run stop at a step boundary with one line and the resume command; resumed, the
   run ends bitwise equal. ``--resume`` with a changed flag, and with an edited config.json, is refused in one line.
 * nan: a poisoned batch at step 17 stops the run naming the step; the last good checkpoint stays.
+* sizes, files, disk, data, library: the command-line edges of ``scripts/fault_drill_edges.py`` (its docstring):
+  huge size flags and unreadable input files refused before JAX; EFBIG, ENOSPC and EROFS on checkpoint writes in one
+  line naming the last good checkpoint, which is kept; a changed data file refused on ``--resume``; library edges.
 
-Totals are summed from the rows. Writes ``results/fault_drill.{json,md}`` (``jaxequiv.provenance``).
+Totals are summed from the rows; the markdown has a table per kind. Writes ``results/fault_drill.{json,md}``
+(``jaxequiv.provenance``).
 
 Usage:
   python scripts/fault_drill.py      # about 4-6 minutes on 2 CPU cores
@@ -41,6 +45,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from jaxequiv import determinism  # noqa: E402
 
@@ -51,6 +56,9 @@ import numpy as np  # noqa: E402
 
 from jaxequiv import checkpoint, model, provenance, rundir, training  # noqa: E402
 from jaxequiv.lm import train as tr  # noqa: E402
+
+import fault_drill_edges as edges  # noqa: E402  # pylint: disable=wrong-import-position
+from fault_drill_edges import row  # noqa: E402  # pylint: disable=wrong-import-position
 
 SENTENCES = [f"{a} {b} {c}." for a in ("The cat", "A dog", "My friend", "Bob", "She")
              for b in ("sees", "likes", "finds") for c in ("the sea", "a tree", "3 hats")]
@@ -189,20 +197,14 @@ def damage_cases(base: str):
           "empty stray step folder (99)": stray, "garbage line in metrics.jsonl": garbage_metrics}
 
 
-def row(scenario: str, ok: bool, outcome: str, *, runs: int = 1, kills: int = 0, in_write: int = 0, damaged: int = 0,
-        one_line: int = 0, tracebacks: int = 0) -> dict:
-  return {"scenario": scenario, "runs": runs, "kills": kills, "in_write": in_write, "damaged": damaged,
-          "one_line": one_line, "tracebacks": tracebacks, "outcome": outcome if ok else f"NO: {outcome}", "ok": ok}
-
-
-def resumed_row(scenario: str, d: str, want: tuple[str, list], check=lambda: True) -> dict:
+def resumed_row(kind: str, scenario: str, d: str, want: tuple[str, list], check=lambda: True) -> dict:
   """Resumes ``d`` in-process; the row says whether it ended bitwise equal to ``want`` with one-line notices."""
   lines: list[str] = []
   res = run(d, log=lines.append)
   notes = notices(lines)
   ok = digest(res.state) == want[0] and metrics_of(d) == want[1] and check()
   print(scenario, notes, flush=True)
-  return row(scenario, ok, "yes", damaged=sum("is damaged" in l or "not a step folder" in l for l in notes),
+  return row(kind, scenario, ok, "yes", damaged=sum("is damaged" in l or "not a step folder" in l for l in notes),
              one_line=sum("\n" not in l for l in notes))
 
 
@@ -219,7 +221,20 @@ def metadata_cases() -> dict:
   def copy_as(name):
     return lambda d: shutil.copytree(newest(d), os.path.join(checkpoint.checkpoint_dir(d), name))
 
+  def fifo_manifest(d):
+    path = os.path.join(newest(d), checkpoint.MANIFEST_FILE)
+    os.remove(path)
+    os.mkfifo(path)
+
+  def linked_meta(d):  # meta.json moved out of the run and linked back: intact, but not followed
+    path = os.path.join(newest(d), checkpoint.META_FILE)
+    outside = os.path.join(os.path.dirname(d), f"meta-outside-{os.path.basename(d)}.json")
+    shutil.move(path, outside)
+    os.symlink(outside, path)
+
   return {"manifest with wrong types (items a number, sizes for [size, sha256])": wrong_types,
+          "manifest.json a FIFO": fifo_manifest,
+          "meta.json a symbolic link to a copy outside the run": linked_meta,
           "step folder named in non-ASCII digits (a copy of 12 as '\u0661\u0662')": copy_as("\u0661\u0662"),
           "zero-padded step folder (a copy of 12 as 0012)": copy_as("0012"),
           "step folder named with a huge number (30 digits)": copy_as("9" * 30),
@@ -239,7 +254,7 @@ def concurrent(d: str, want: tuple[str, list], remove_lock: bool) -> dict:
   refused = second.returncode == 2 and "in use by another writer" in err2 and len(notices(err2.splitlines())) == 1
   ok = f"DONE {want[0]}" in out1 and metrics_of(d) == want[1]
   print("concurrent", remove_lock, err2.strip()[-300:], flush=True)
-  return row("concurrent: second writer on a run in progress" + (", its .lock deleted" if remove_lock else ""),
+  return row("lock and links", "concurrent: second writer on a run in progress" + (", its .lock deleted" if remove_lock else ""),
              ok and refused, "refused, first unharmed", runs=2, one_line=int(refused),
              tracebacks=err1.count("Traceback") + err2.count("Traceback"))
 
@@ -256,12 +271,13 @@ def links(work: str, base: str, want: tuple[str, list]) -> list[dict]:
   shutil.copytree(base, d)
   os.remove(os.path.join(d, rundir.LOCK_FILE))  # the stopped run's; replaced by a link
   os.symlink(victim, os.path.join(d, rundir.LOCK_FILE))
-  rows = [resumed_row(".lock a symbolic link to a file outside the run", d, want, untouched)]
+  rows = [resumed_row("lock and links", ".lock a symbolic link to a file outside the run", d, want, untouched)]
   d = os.path.join(work, "tmp_link")
   shutil.copytree(base, d)
   tmp = rundir.TMP_PREFIX + str(checkpoint.steps(d)[0] + 1)  # the next checkpoint's temporary name
   os.symlink(outside, os.path.join(checkpoint.checkpoint_dir(d), tmp))
-  rows.append(resumed_row(f"stray checkpoints/{tmp} a symbolic link to a directory outside", d, want, untouched))
+  rows.append(resumed_row("lock and links", f"stray checkpoints/{tmp} a symbolic link to a directory outside", d,
+                          want, untouched))
   return rows
 
 
@@ -293,7 +309,7 @@ def signal_case(work: str, sig: signal.Signals, want: tuple[str, list]) -> dict:
   _, err2 = resumed.communicate()
   ok = said and stopped is not None and stopped < 24 and resumed.returncode == 0 and run_digest(d) == want
   print(sig.name, stopped, notes, err2[-300:], flush=True)
-  return row(f"{sig.name} mid-run (CLI), then --resume", ok, f"stopped at step {stopped}, resumed: yes", runs=2,
+  return row("signals", f"{sig.name} mid-run (CLI), then --resume", ok, f"stopped at step {stopped}, resumed: yes", runs=2,
              one_line=int(said), tracebacks=err.count("Traceback") + err2.count("Traceback"))
 
 
@@ -304,17 +320,27 @@ def refused_case(scenario: str, d: str, args: list[str], names: str) -> dict:
   notes = final_lines(err)
   said = proc.returncode == 2 and len(notes) == 1 and names in notes[0]
   print(scenario, notes, flush=True)
-  return row(scenario, said and "Traceback" not in err and "Exception ignored" not in err, "refused", one_line=int(said),
+  return row("resume refusals", scenario, said and "Traceback" not in err and "Exception ignored" not in err, "refused", one_line=int(said),
              tracebacks=err.count("Traceback"))
 
 
+_CLI_REFERENCE: dict[str, tuple[str, tuple[str, list]]] = {}
+
+
+def cli_reference(work: str) -> tuple[str, tuple[str, list]]:
+  """(run directory, ``run_digest``) of one uninterrupted command-line run (made once per drill)."""
+  if work not in _CLI_REFERENCE:
+    ref = os.path.join(work, "cli_reference")
+    proc = cli(*CLI_ARGS, "--out", ref)
+    _, err = proc.communicate()
+    if proc.returncode != 0:
+      raise SystemExit(f"the command-line reference run failed: {err[-2000:]}")
+    _CLI_REFERENCE[work] = ref, run_digest(ref)
+  return _CLI_REFERENCE[work]
+
+
 def cli_cases(work: str) -> list[dict]:
-  ref = os.path.join(work, "cli_reference")
-  proc = cli(*CLI_ARGS, "--out", ref)
-  _, err = proc.communicate()
-  if proc.returncode != 0:
-    raise SystemExit(f"the command-line reference run failed: {err[-2000:]}")
-  want = run_digest(ref)
+  ref, want = cli_reference(work)
   rows = [signal_case(work, sig, want) for sig in (signal.SIGINT, signal.SIGTERM)]
   rows.append(refused_case("--resume with a changed flag (--lr 0.5)", ref, ["--lr", "0.5"], "lr"))
   edited = os.path.join(work, "cli_edited")
@@ -328,17 +354,41 @@ def cli_cases(work: str) -> list[dict]:
   return rows
 
 
+def disk_cases(work: str) -> list[dict]:
+  """A checkpoint write failing on the disk (``edges.disk_cases``), against the command-line reference."""
+  _, want = cli_reference(work)
+  stopped = os.path.join(work, "cli_stopped")
+  proc = cli(*CLI_ARGS, "--out", stopped, "--max-steps-this-run", "2")
+  _, err = proc.communicate()
+  if proc.returncode != 0:
+    raise RuntimeError(f"the run to stop at step 2 failed: {err[-500:]}")
+  rows, skipped = edges.disk_cases(work, {**os.environ, **CHILD_ENV}, CLI_ARGS, stopped, want, run_digest,
+                                   lambda d: checkpoint.latest_step(d, log=None))
+  SKIPPED.extend(skipped)
+  return rows
+
+
+SKIPPED: list[str] = []  # scenarios this machine cannot stage, with the reason (rendered under the tables)
+# guarded's name -> the kind of its row when the scenario raises
+KIND_OF = {"kill": "kills", "none good": "damaged checkpoints", "concurrent": "lock and links", "links": "lock and links",
+           "command line": "signals", "nan": "non-finite loss", "disk": "disk", "data": "data", "sizes": "sizes",
+           "files": "input files", "library": "library"}
+
+
 def guarded(name: str, fn, *args) -> list[dict]:
   """Runs a scenario; an unexpected exception is a row with its traceback counted, not the end of the drill."""
   try:
     out = fn(*args)
   except Exception as e:  # pylint: disable=broad-except
     print(f"{name}: {type(e).__name__}: {e}", flush=True)
-    return [row(name, False, f"{type(e).__name__}: {str(e)[:200]}", tracebacks=1)]
+    return [row(KIND_OF.get(name, name), name, False, f"{type(e).__name__}: {str(e)[:200]}", tracebacks=1)]
   return out if isinstance(out, list) else [out]
 
 
-GROUPS = ("kill", "corrupt", "metadata", "concurrent", "links", "cli", "nan")
+GROUPS = ("kill", "corrupt", "metadata", "concurrent", "links", "cli", "nan", "sizes", "files", "disk", "data",
+          "library")
+KINDS = ("kills", "damaged checkpoints", "manifest schema, step read from inside", "lock and links", "signals",
+         "resume refusals", "data", "sizes", "input files", "disk", "non-finite loss", "library", "tfds extra")
 COLUMNS = [("runs", "runs"), ("kills", "SIGKILLs"), ("in_write", "of them during a checkpoint write"),
            ("damaged", "damaged checkpoints caught"), ("one_line", "one-line messages"), ("tracebacks", "tracebacks")]
 
@@ -347,24 +397,39 @@ def totals(rows: list[dict]) -> dict:
   return {**{k: sum(r[k] for r in rows) for k, _ in COLUMNS}, "ok": sum(r["ok"] for r in rows), "scenarios": len(rows)}
 
 
+def _table(rows: list[dict], first: str) -> list[str]:
+  header = [first, *(h for _, h in COLUMNS), "as expected"]
+  return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+      "| " + " | ".join([r["scenario"], *(str(r[k]) for k, _ in COLUMNS), r["outcome"]]) + " |" for r in rows]
+
+
 def render(rec: dict) -> str:
-  """results/fault_drill.md from its record."""
+  """results/fault_drill.md from its record: a table per kind, then the totals per kind."""
   d = rec["data"]
-  header = ["scenario", *(h for _, h in COLUMNS), "as expected (final state and metrics.jsonl bitwise = uninterrupted,"
-            " or refused / stopped in one line)"]
-  table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  table += ["| " + " | ".join([r["scenario"], *(str(r[k]) for k, _ in COLUMNS), r["outcome"]]) + " |"
-            for r in d["rows"]]
+  kinds = [k for k in KINDS if any(r["kind"] == k for r in d["rows"])]
+  kinds += sorted({r["kind"] for r in d["rows"]} - set(kinds))
+  per_kind = []
+  for k in kinds:
+    rows = [r for r in d["rows"] if r["kind"] == k]
+    per_kind += [f"## {k}", "", *_table(rows, "scenario"), ""]
+  summary = [{"scenario": k, **{c: str(v) for c, v in totals([r for r in d["rows"] if r["kind"] == k]).items()}}
+             for k in kinds]
   t = totals(d["rows"])
-  table.append("| **total** | " + " | ".join(str(t[k]) for k, _ in COLUMNS) + f" | {t['ok']} of {t['scenarios']} |")
+  summary = [{**r, "outcome": f"{r['ok']} of {r['scenarios']}"} for r in summary]
+  summary.append({"scenario": "**total**", **{c: str(t[c]) for c, _ in COLUMNS}, "outcome": f"{t['ok']} of {t['scenarios']}"})
+  skipped = [f"- not staged here: {s}" for s in d.get("skipped", [])]
   return "\n".join([
-      "# Fault drill: kills, signals, corruption, damaged metadata, concurrent writers, links, NaN", "",
+      "# Fault drill: kills, signals, corruption, damaged metadata, locks and links, resume refusals, data, sizes,"
+      " input files, disk errors, NaN, library edges", "",
       *provenance.header(rec), "",
       f"- settings: {d['model']}; {d['steps']} steps, a checkpoint every step (max_to_keep={d['max_to_keep']}),"
       f" validation every {d['eval_every']}; command-line scenarios: `jaxequiv train {' '.join(d['cli_args'])}`",
       "- the reference is one uninterrupted run; 'bitwise =' compares the SHA-256 of every params and optimizer"
       " state leaf and every metrics.jsonl record (wall-clock time excluded). Messages counted are the warning and"
-      " error lines (progress and validation lines are not).", "", *table, ""])
+      " error lines (progress and validation lines are not). A command-line refusal is as expected when it exits"
+      " with the status given, prints exactly one closing line `jaxequiv CMD: ...` holding the expected text and no"
+      " traceback, and ('before JAX') imported no JAX, so allocated nothing; a hang (past its timeout) is a failure.",
+      *skipped, "", *per_kind, "## totals per kind", "", *_table(summary, "kind"), ""])
 
 
 def main() -> int:
@@ -389,26 +454,30 @@ def main() -> int:
                    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
   rows: list[dict] = []
 
-  ref_dir = os.path.join(work, "reference")
-  want = (digest(run(ref_dir).state), metrics_of(ref_dir))
-  print(f"reference {want[0]} ({time.time() - t0:.0f} s)", flush=True)
+  in_process = only & {"kill", "corrupt", "metadata", "concurrent", "links"}  # the scenarios against run()
+  if in_process:
+    ref_dir = os.path.join(work, "reference")
+    want = (digest(run(ref_dir).state), metrics_of(ref_dir))
+    print(f"reference {want[0]} ({time.time() - t0:.0f} s)", flush=True)
 
   def kill():  # SIGKILL a child mid-run again and again, then let it finish
     kc = kill_chain(os.path.join(work, "kill"), rng, args.kills)
     ok = kc["digest"] == want[0] and metrics_of(os.path.join(work, "kill")) == want[1]
-    return row("SIGKILL a training child mid-run, restart until done", ok, "yes", runs=kc["starts"],
+    return row("kills", "SIGKILL a training child mid-run, restart until done", ok, "yes", runs=kc["starts"],
                kills=kc["kills"], in_write=kc["in_write"], tracebacks=kc["tracebacks"])
   if "kill" in only:
     rows += guarded("kill", kill)
 
   base = os.path.join(work, "base")  # stopped at step 12, then damaged and resumed in-process
-  run(base, max_steps=12)
+  if only & {"corrupt", "metadata", "links"}:
+    run(base, max_steps=12)
   cases = {**(damage_cases(base) if "corrupt" in only else {}), **(metadata_cases() if "metadata" in only else {})}
   for name, damage in cases.items():
     d = os.path.join(work, f"c_{len(rows)}")
     shutil.copytree(base, d)
     damage(d)
-    rows += guarded(name, resumed_row, f"corrupt: {name}", d, want)
+    kind = "damaged checkpoints" if name in damage_cases(base) else "manifest schema, step read from inside"
+    rows += guarded(name, resumed_row, kind, f"corrupt: {name}", d, want)
 
   def none_good():  # every checkpoint damaged: a one-line error naming the directory
     d = os.path.join(work, "none_good")
@@ -422,7 +491,7 @@ def main() -> int:
     except rundir.RunDirError as e:
       msg = str(e)
     good = bool(msg) and "\n" not in msg and d in msg
-    return row("corrupt: every checkpoint damaged", good, "refused", damaged=len(present), one_line=int(good))
+    return row("damaged checkpoints", "corrupt: every checkpoint damaged", good, "refused", damaged=len(present), one_line=int(good))
   if "corrupt" in only:
     rows += guarded("none good", none_good)
   for remove_lock in (False, True) if "concurrent" in only else ():
@@ -441,14 +510,25 @@ def main() -> int:
       msg = str(e)
     kept = checkpoint.latest_step(d, log=None)
     good = f"at step {NAN_STEP};" in msg and "\n" not in msg and kept == NAN_STEP - 1
-    return row(f"non-finite loss at step {NAN_STEP}", good, f"stopped, kept step {kept}", one_line=int(good))
+    return row("non-finite loss", f"non-finite loss at step {NAN_STEP}", good, f"stopped, kept step {kept}", one_line=int(good))
   if "nan" in only:
     rows += guarded("nan", nan)
+  env = {**os.environ, **CHILD_ENV}
+  if "sizes" in only:
+    rows += guarded("sizes", edges.size_cases, work, env)
+  if "files" in only:
+    rows += guarded("files", edges.file_cases, work, env)
+  if "data" in only:
+    rows += guarded("data", edges.data_cases, work, env, CLI_ARGS, SENTENCES)
+  if "disk" in only:
+    rows += guarded("disk", disk_cases, work)
+  if "library" in only:
+    rows += guarded("library", edges.library_cases, work, env)
 
   shutil.rmtree(work, ignore_errors=True)
   t = totals(rows)
   data = {"rows": rows, "totals": t, "model": str(MCFG), "steps": TCFG.steps, "max_to_keep": TCFG.max_to_keep,
-          "eval_every": TCFG.eval_every, "cli_args": CLI_ARGS}
+          "eval_every": TCFG.eval_every, "cli_args": CLI_ARGS, "skipped": SKIPPED}
   rec = provenance.write(
       started, args.out, data, seeds=[args.seed], render=render,
       model=f"a tiny LM ({MCFG.num_layers} layer, width {MCFG.width}, T={MCFG.seq_len}), {TCFG.steps} steps",

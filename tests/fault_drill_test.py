@@ -44,7 +44,7 @@ def test_damaged_metadata_is_reported_once_and_skipped(runs, name):
   d = os.path.join(work, f"case_{CASES.index(name)}")
   shutil.copytree(base, d)
   drill.metadata_cases()[name](d)
-  r = drill.resumed_row(name, d, want)
+  r = drill.resumed_row("metadata", name, d, want)
   print(r)
   assert r["ok"] and r["damaged"] == 1 and r["one_line"] == 2  # the notice, and the move to damaged/
   assert checkpoint.steps(d)[0] == drill.TCFG.steps and len(os.listdir(os.path.join(d, checkpoint.DAMAGED_DIR))) == 1
@@ -58,7 +58,7 @@ def test_links_out_of_the_run_are_not_followed(runs):
 
 
 def test_totals_are_summed_from_the_rows():
-  rows = [drill.row("a", True, "yes", runs=2, kills=3, damaged=1), drill.row("b", False, "refused", one_line=1)]
+  rows = [drill.row("k", "a", True, "yes", runs=2, kills=3, damaged=1), drill.row("k", "b", False, "refused", one_line=1)]
   t = drill.totals(rows)
   assert (t["runs"], t["kills"], t["damaged"], t["one_line"], t["ok"], t["scenarios"]) == (3, 3, 1, 1, 1, 2)
   assert rows[1]["outcome"] == "NO: refused"
@@ -77,3 +77,23 @@ def test_resume_with_an_edited_model_setting_names_the_field_before_reading_arra
   err = capfd.readouterr().err
   assert f"model.width: recorded {drill.MCFG.width}, now {wider.width}" in str(e.value) and "\n" not in str(e.value)
   assert "Traceback" not in err and "Exception ignored" not in err, err[-2000:]
+
+
+@pytest.mark.parametrize("group", ["size_cases", "file_cases", "library_cases"])
+def test_command_line_edges_are_refused_in_one_line(tmp_path, group):
+  """The drill's sizes, input files and library kinds as they run in it (each case a subprocess or an in-process
+  call): exit status, one closing line with the expected text, no traceback, no JAX imported where required."""
+  rows = getattr(drill.edges, group)(str(tmp_path), dict(os.environ))
+  for r in rows:
+    print(r["ok"], r["scenario"], r["outcome"])
+  assert rows and all(r["ok"] and r["tracebacks"] == 0 for r in rows), [r for r in rows if not r["ok"]]
+
+
+def test_a_hang_or_a_traceback_fails_a_case(tmp_path):
+  """Negative controls of the drill's own check: a command that hangs, and one that ends in a traceback."""
+  env = dict(os.environ)
+  hung, _ = drill.edges.cli_case("k", "hang", [], "x", env=env, timeout=1, shell="sleep 5")
+  crashed, _ = drill.edges.cli_case("k", "crash", [], "boom", env=env, shell="python -c 'raise SystemExit(\"Traceback"
+                                                                                 " (most recent call last)\")'")
+  assert not hung["ok"] and "a hang" in hung["outcome"]
+  assert not crashed["ok"] and crashed["tracebacks"] == 1
