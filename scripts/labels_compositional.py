@@ -9,8 +9,9 @@ vmapped step); the data is fixed (``--data-seed``), the seeds change the initial
 
 Per class group (by training count) and seed: accuracy (one-hot: argmax over its trained classes; string: rank
 classification over all 144 labels), NLL per image (one-hot: over its classes; string: over the 144 labels,
-renormalised, and over all strings, i.e. spelling exactly the label), and the fraction of the 4 words right in the
-predicted label. The one-hot head has no output for a held-out class: its accuracy there is 0 and its NLL undefined.
+renormalised, and over all strings, i.e. spelling exactly the label), the fraction of the 4 words right in the
+predicted label, and the string head's accuracy with its label prior divided out (``accuracy_pmi``: scores minus
+those of a content-free grey image). The one-hot head has no output for a held-out class: its accuracy there is 0 and its NLL undefined.
 """
 
 from __future__ import annotations
@@ -35,8 +36,12 @@ def _logsumexp(x: np.ndarray) -> np.ndarray:
 
 
 def group_metrics(onehot_SxNxC: np.ndarray, onehot_classes: np.ndarray, string_SxNxK: np.ndarray,
-                  labels_N: np.ndarray, classes: np.ndarray) -> dict:
-  """Per-seed metrics ``[S]`` of both heads on the test images whose class is in ``classes``."""
+                  labels_N: np.ndarray, classes: np.ndarray, prior_SxK: np.ndarray | None = None) -> dict:
+  """Per-seed metrics ``[S]`` of both heads on the test images whose class is in ``classes``.
+
+  With ``prior_SxK`` (the string head's label scores of a content-free image), ``accuracy_pmi`` ranks labels by
+  ``log p(label | x) - log p(label | blank)``, as ``jaxequiv.labels.evaluate.zero_shot`` does for the shapes.
+  """
   sel = np.isin(labels_N, classes)
   y = labels_N[sel]
   words_y = compositional.factor_ids(y)
@@ -49,12 +54,16 @@ def group_metrics(onehot_SxNxC: np.ndarray, onehot_classes: np.ndarray, string_S
   s_true = s[:, idx, y]
   onehot_nll = (-o[:, idx, local].mean(-1)).tolist() if trained.all() else None
   words = lambda pred: (compositional.factor_ids(pred) == words_y).mean((-1, -2)).tolist()  # noqa: E731
-  return {
+  out = {
       "classes": int(len(classes)), "images": int(len(y)),
       "onehot": {"accuracy": (o_pred == y).mean(-1).tolist(), "nll": onehot_nll, "words_correct": words(o_pred)},
       "string": {"accuracy": (s_pred == y).mean(-1).tolist(), "nll": (_logsumexp(s) - s_true).mean(-1).tolist(),
                  "nll_free": (-s_true).mean(-1).tolist(), "words_correct": words(s_pred)},
+      "onehot_has_output": float(np.mean(np.isin(classes, onehot_classes))),
   }
+  if prior_SxK is not None:
+    out["string"]["accuracy_pmi"] = ((s - prior_SxK[:, None]).argmax(-1) == y).mean(-1).tolist()
+  return out
 
 
 def mean_std(x) -> list[float] | None:
@@ -77,7 +86,10 @@ def headline(data: dict) -> list[tuple[str, str]]:
     where = f"{g} classes ({r['classes']} classes, {r['images']} test images), {n} seeds"
     for metric, better in (("accuracy", 1), ("nll", -1)):
       o, s = r["onehot"][metric], r["string"][metric]
+      o = o if r["onehot_has_output"] > 0 else None
       line = f"one-hot {_pm(mean_std(o))}, string {_pm(mean_std(s))}"
+      if metric == "accuracy" and "accuracy_pmi" in r["string"]:
+        line += f" (prior-corrected {_pm(mean_std(r['string']['accuracy_pmi']))})"
       if o is not None:
         diff = np.asarray(s) - np.asarray(o)
         wins = int(np.sum(better * diff > 0))
@@ -121,9 +133,10 @@ def render(rec: dict) -> str:
            "| group | metric | one-hot | string |", "|---|---|---:|---:|"]
   for g in GROUPS:
     r = d["groups"][g]
-    for m in ("accuracy", "nll", "words_correct"):
-      lines.append(f"| {g} ({r['classes']} classes) | {m} | {_pm(mean_std(r['onehot'][m]))} |"
-                   f" {_pm(mean_std(r['string'][m]))} |")
+    for m in ("accuracy", "accuracy_pmi", "nll", "words_correct"):
+      onehot = "" if m == "accuracy_pmi" else _pm(mean_std(r["onehot"][m]))
+      lines.append(f"| {g} ({r['classes']} classes) | {m} | {onehot} |"
+                   f" {_pm(mean_std(r['string'].get(m)))} |")
     lines.append(f"| {g} | nll over all strings | | {_pm(mean_std(r['string']['nll_free']))} |")
   lines += ["", "mean ± sample std over seeds; NLL in nats per image (one-hot: over its trained classes; string: over"
             " the 144 labels, renormalised). Headline:", ""]
@@ -174,12 +187,14 @@ def main(argv=None) -> int:
   t1, c1 = time.perf_counter(), time.process_time()
   onehot = seeds.onehot_logprobs(t, ds.test.images, config)
   string = seeds.string_logprobs(t, ds.test.images, compositional.CLASS_NAMES, config)
+  blank = np.full((1, *ds.test.images.shape[1:]), ds.test.images.mean(), np.float32)  # a content-free grey image
+  prior = seeds.string_logprobs(t, blank, compositional.CLASS_NAMES, config)[:, 0]
   t2, c2 = time.perf_counter(), time.process_time()
   a = {**vars(args), "channels": list(channels)}
   data = {"args": a, "num_seeds": args.seeds, "num_classes": len(compositional.CLASS_NAMES),
           "num_train": int(len(ds.train.labels)), "counts": ds.counts.tolist(),
           "heldout": [compositional.CLASS_NAMES[i] for i in ds.heldout],
-          "groups": {g: group_metrics(onehot, t.onehot_classes, string, ds.test.labels, c) for g, c in groups.items()},
+          "groups": {g: group_metrics(onehot, t.onehot_classes, string, ds.test.labels, c, prior) for g, c in groups.items()},
           "final_train_loss": {"onehot": t.onehot_curve[:, -1].tolist(), "string": t.string_curve[:, -1].tolist()},
           "seconds": {"train_both_heads": round(t1 - t0, 1), "score_test": round(t2 - t1, 1),
                       "cpu_train_both_heads": round(c1 - c0, 1), "cpu_score_test": round(c2 - c1, 1)}}

@@ -129,8 +129,14 @@ def test_group_metrics_reads_accuracy_nll_and_words_from_the_scores():
   m = script.group_metrics(onehot, np.asarray([0, 1]), string, labels, classes[:2])
   assert m["onehot"]["accuracy"] == [1.0] and m["string"]["accuracy"] == [0.5]  # argmax ties go to class 0
   np.testing.assert_allclose(m["onehot"]["nll"], [-(np.log(0.5) + np.log(0.8)) / 2])
-  held = script.group_metrics(onehot, np.asarray([0, 1]), string, labels, classes[2:])
+  assert m["onehot_has_output"] == 1.0 and "accuracy_pmi" not in m["string"]
+  prior = np.zeros((1, 144))
+  prior[0, 0] = 60.0  # dividing out a prior that favours class 0 moves image 1 to its true class
+  held = script.group_metrics(onehot, np.asarray([0, 1]), string, labels, classes[2:], prior)
   assert held["onehot"]["nll"] is None and held["onehot"]["accuracy"] == [0.0] and held["string"]["accuracy"] == [1.0]
+  assert held["onehot_has_output"] == 0.0 and held["string"]["accuracy_pmi"] == [1.0]
+  pmi = script.group_metrics(onehot, np.asarray([0, 1]), string, labels, classes[:2], prior)["string"]["accuracy_pmi"]
+  assert pmi == [0.5]  # image 0 (class 0) now loses to class 1 (score -50 - 0 > 0 - 60); image 1 is right
   assert held["onehot"]["words_correct"] == [0.0]  # class 0 'small plain red circle.' vs 'large checked white cross.'
 
 
