@@ -144,15 +144,23 @@ def _pcts(runs):
 
 
 def jem_section():
-  d = _load("roles_jem.json")
-  if not d:
+  """Every results/roles_jem*.json record's parts (exact likelihoods, SGLD variants), each under its command."""
+  files = sorted(R.glob("roles_jem*.json"))
+  if not files:
     return ["(JEM runs missing)"]
-  a = d["args"]
   lines = []
+  for f in files:
+    lines += _jem_file(_load(f.name), f.name)
+  return lines
+
+
+def _jem_file(d: dict, fname: str) -> list[str]:
+  a = d["args"]
+  lines = ["Command: " + _command(fname, f"python scripts/roles_jem.py --seeds {a['seeds']} --exact-steps"
+                                  f" {a['exact_steps']} --lm-steps {a['lm_steps']} --sgld-steps {a['sgld_steps']}"), ""]
   if "exact_jem" in d and "char_lm" in d:
     e, l = d["exact_jem"], d["char_lm"]
-    lines += ["Command: " + _command("roles_jem.json", f"python scripts/roles_jem.py --seeds {a['seeds']} --exact-steps"
-                                     f" {a['exact_steps']} --lm-steps {a['lm_steps']} --sgld-steps {a['sgld_steps']}"), "",
+    lines += [
               "Exact test NLL, bits per image, 4×4 binary digits (359 test images; uniform baseline: 16 bits for x,"
               " 19.32 for (x, y)); each model at its best validation step; mean ± std over seeds:", "",
               "| model | −log2 p(x) | −log2 p(x, y) | accuracy p(y|x) |", "|---|---|---|---|",
@@ -183,7 +191,7 @@ def sgld_lines(d: dict) -> list[str]:
            f" {k0['lr']:g}, batch {k0['batch_size']}, {a['sgld_steps']} steps, 359 test images; a seed *diverged*"
            f" if its loss went non-finite or its test accuracy ended below {floor:g}. Mean ± std over seeds;"
            " divergence with its 95% Wilson interval.", "",
-           "| variant | recipe | test accuracy | ECE (15 bins) | diverged | max per-step |energy gap|, median |"
+           "| variant | recipe | test accuracy | ECE (15 bins) | diverged | median over seeds of the max per-step energy gap (absolute) |"
            " ms per step per seed |", "|---|---|---|---|---|---|---|"]
   rates = {}
   for v in variants:
@@ -259,16 +267,21 @@ def _reductio_file(d, fname):
 
 
 def sample_png():
-  """One panel of 64 buffer samples per SGLD JEM seed, titled with that seed's test accuracy."""
-  d = _load("roles_jem.json")
-  if not d or "sgld_jem" not in d:
+  """One panel of 64 buffer samples per SGLD JEM seed (the last roles_jem*.json with them), titled with its accuracy."""
+  ds = [d for d in (_load(f.name) for f in sorted(R.glob("roles_jem*.json"))) if "sgld_jem" in d]
+  if not ds:
     return
+  d = ds[-1]
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   runs = d["sgld_jem"]
-  fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.4))
-  for i, (ax, r) in enumerate(zip(np.atleast_1d(axes), runs)):
+  cols = min(5, len(runs))
+  rows = -(-len(runs) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False)
+  for ax in axes.ravel()[len(runs):]:
+    ax.set_axis_off()
+  for i, (ax, r) in enumerate(zip(axes.ravel(), runs)):
     x = np.clip(np.array(r["samples"]), -1, 1).reshape(8, 8, 8, 8).transpose(0, 2, 1, 3).reshape(64, 64)
     ax.imshow(x, cmap="gray_r")
     ax.set_axis_off()
