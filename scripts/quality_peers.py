@@ -4,8 +4,8 @@ Both systems train the same shape (nanoGPT's CPU anchor: 4 layers, width 128, 4 
 nanoGPT) with AdamW (lr 1e-3, betas (0.9, 0.99), weight decay 0.1 on matrices, gradient clipping 1.0) for the same
 number of steps of batch 12 x 64 on the same training sentences, ``--seeds`` seeds each, and both follow one learning
 rate schedule (``jaxequiv.training.make_schedule``: linear warm-up, cosine to ``--end-lr-fraction``; the torch
-optimizer's lr is set from it before every step; nanoGPT's own train.py has the same shape: warm-up 100, cosine to
-lr/10).
+optimizer's lr is set from it before every step; nanoGPT's Shakespeare-char config has the same shape: warm-up 100,
+cosine to lr/10).
 
 * Data: ``--text`` through ``corpus.text_file_sentences`` (``alphabet.normalize``), sentences over T characters split
   at spaces, ``corpus.train_val_split``. jaxequiv trains on packed rows (``data.lm_batches``: whole sentences, each
@@ -24,7 +24,7 @@ jaxequiv's seeds run at once (``training.vmap_train_step``); nanoGPT's in a loop
 ``jaxequiv.provenance``), OUT.md and OUT.png. Refuses in one line without the text, torch or nanoGPT's model.py.
 
 Usage:
-  python scripts/quality_peers.py     # the full comparison: 800 steps, 3 seeds each; iid and its LM 60 steps
+  python scripts/quality_peers.py     # the full comparison: 800 steps, 3 seeds each; iid and its LM 50 steps
   python scripts/quality_peers.py --steps 100 --seeds 1 --eval-every 50 --iid-steps 20 --out /tmp/qp   # medium
 """
 
@@ -203,7 +203,7 @@ def main(argv=None) -> int:
   p.add_argument("--eval-every", type=int, default=160)
   p.add_argument("--val-fraction", type=float, default=0.1)
   p.add_argument("--val-sentences", type=int, default=500, help="the first N validation sentences (0: all)")
-  p.add_argument("--iid-steps", type=int, default=60, help="steps of the iid classifier and its LM (0: skip)")
+  p.add_argument("--iid-steps", type=int, default=50, help="steps of the iid classifier and its LM (0: skip)")
   p.add_argument("--iid-seeds", type=int, default=None, help="default: --seeds")
   p.add_argument("--nanogpt-data", choices=("stream", "packed"), default="stream")
   p.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
@@ -286,8 +286,11 @@ def main(argv=None) -> int:
 def differences(args, per_step: dict, bos_share: float) -> list[str]:
   """What still differs between the two systems, in words (``per_step``: mean predictions per step by system)."""
   return [
-      "nanoGPT: learned absolute positions over the row, no biases (bias=False), LayerNorm without bias; jaxequiv:"
-      " its own model (jaxequiv.model: positions restart at each BOS, attention masked at segment boundaries)",
+      "architecture: both pre-LayerNorm transformers with a 4x GELU MLP (nanoGPT exact, jaxequiv tanh-approximate)"
+      " and learned positions; nanoGPT has no biases (bias=False), ties its output layer to the input embedding (65"
+      " logits: it keeps some probability for BOS, which validation never asks for) and counts positions"
+      " along the row; jaxequiv.model has biases (no key bias), an untied 64-way head, and positions restarting at"
+      " each BOS with attention masked at segment boundaries",
       (f"nanoGPT trains on random windows of the BOS-joined training stream ({per_step['nanoGPT']:.0f} predictions"
        f" per step, {100 * bos_share:.1f}% of them the BOS after a period; context crosses sentences); jaxequiv on"
        f" packed whole sentences ({per_step['jaxequiv']:.0f} real predictions per step on average, seed 0)")
@@ -295,8 +298,10 @@ def differences(args, per_step: dict, bos_share: float) -> list[str]:
       ("nanoGPT trains on jaxequiv's packed batches (same predictions), attending across the BOS boundaries that"
        " jaxequiv masks"),
       "initialisation: each library's own (nanoGPT: N(0, 0.02), scaled residual projections)",
-      "learning-rate schedule: the same (jaxequiv's warm-up + cosine, set on torch's optimizer before every step);"
-      " nanoGPT's train.py default is warm-up 100, cosine to lr/10 over lr_decay_iters",
+      f"learning-rate schedule: one for both (jaxequiv's linear warm-up over {args.warmup} steps, then cosine to"
+      f" {args.end_lr_fraction} x lr at the last step; set on torch's optimizer before every step); nanoGPT's"
+      " Shakespeare-char config has the same shape (warm-up 100, cosine to min_lr = lr/10 at lr_decay_iters ="
+      " max_iters)",
       f"{args.steps} steps here vs nanoGPT's Shakespeare-char recipe of 2,000 (CPU) to 5,000 (GPU) iterations",
       "float32 on CPU for both; dropout 0 for both",
   ]

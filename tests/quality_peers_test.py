@@ -5,7 +5,10 @@ import json
 import math
 import pathlib
 
+import numpy as np
 import pytest
+
+from jaxequiv.batches import lm_batch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("quality_peers", ROOT / "scripts" / "quality_peers.py")
@@ -46,6 +49,14 @@ def test_headline_reads_which_is_lower_from_the_data(a, b, lower):
   line = qp.compare("jaxequiv", {"mean": a, "std": 0.01}, "nanoGPT", {"mean": b, "std": 0.02})
   assert f"{lower} lower by {abs(a - b):.4f} bits/char" in line, line
   assert f"jaxequiv {a:.4f} ± 0.0100" in line and f"nanoGPT {b:.4f} ± 0.0200" in line, line
+
+
+def test_nanogpt_rows_are_the_batch_with_pad_inputs_in_vocabulary_and_targets_ignored_off_the_mask():
+  pytest.importorskip("torch")
+  b = lm_batch(["Hi there.", "Ok.", "Go home now."], 16, num_rows=3, packed=True)
+  x, y, n = qp.nanogpt_rows(b)
+  assert (b.inputs == 65).any() and int(x.max()) == 64 and (x.numpy() == np.where(b.inputs == 65, 64, b.inputs)).all()
+  assert (y.numpy() == np.where(b.mask, b.targets, -1)).all() and n == int(b.mask.sum()) == 24
 
 
 @pytest.mark.slow  # compiles 4 vmapped steps and 2 evaluations: 186 s at load average 12 on 2 cores (33 s CPU)
