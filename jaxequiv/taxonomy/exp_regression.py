@@ -109,6 +109,9 @@ def run(folds: int = 5, steps: int = 1000, seeds: Sequence[int] = (0,), lr: floa
         decoder_width: int = 32, decoder_layers: int = 2) -> dict[str, Any]:
   """k-fold cross-validation of every head and ridge, once per seed (the seed draws the folds and the inits).
 
+  The seeds train at once (``nets.fit_early_stopping(..., seeds=True)``): fold f of every seed has the same
+  size, so the seeds' data and parameters stack on a leading axis.
+
   Returns:
     ``{"heads": {head: {"rmse", "nll", "best_step": (mean, std) over seeds of the fold means,
     "rmse_per_seed", "nll_per_seed", "rmse_fold_std"}}, "setup": {...}}``: RMSE and NLL (nats per
@@ -118,41 +121,43 @@ def run(folds: int = 5, steps: int = 1000, seeds: Sequence[int] = (0,), lr: floa
   from sklearn.model_selection import KFold  # pylint: disable=import-outside-toplevel
   x_all, y_all = load_diabetes(return_X_y=True)
   s = Setup(decoder_width=decoder_width, decoder_layers=decoder_layers)
-  per_seed: dict[str, dict[str, list[float]]] = {h: {"rmse": [], "nll": [], "best_step": [], "rmse_fold_std": []}
-                                                 for h in (*HEADS, "ridge")}
-  for seed in seeds:
-    res: dict[str, dict[str, list[float]]] = {h: {"rmse": [], "nll": [], "best_step": []} for h in (*HEADS, "ridge")}
-    for fold, (tr, te) in enumerate(KFold(folds, shuffle=True, random_state=seed).split(x_all)):
-      xm, xs = x_all[tr].mean(0), x_all[tr].std(0)
-      ym, ys = y_all[tr].mean(), y_all[tr].std()
-      f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
-      xtr, xte = f32((x_all[tr] - xm) / xs), f32((x_all[te] - xm) / xs)
-      ztr, zte = f32((y_all[tr] - ym) / ys), f32((y_all[te] - ym) / ys)
+  splits = [list(KFold(folds, shuffle=True, random_state=seed).split(x_all)) for seed in seeds]
+  f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+  res = {h: {m: np.zeros((len(seeds), folds)) for m in ("rmse", "nll", "best_step")} for h in (*HEADS, "ridge")}
+  for fold in range(folds):
+    data = []   # per seed: standardised train/test arrays and the target scale
+    for si, seed in enumerate(seeds):
+      tr, te = splits[si][fold]
+      xm, xs, ym, ys = x_all[tr].mean(0), x_all[tr].std(0), y_all[tr].mean(), y_all[tr].std()
+      xtr, xte, ztr, zte = f32((x_all[tr] - xm) / xs), f32((x_all[te] - xm) / xs), f32((y_all[tr] - ym) / ys), f32((y_all[te] - ym) / ys)
       ptr, pte = ridge(xtr.astype(np.float64), ztr.astype(np.float64), xte.astype(np.float64))
       var = float(np.mean(np.square(ptr - ztr)))
-      res["ridge"]["rmse"].append(float(np.sqrt(np.mean(np.square(pte - zte)))) * ys)
-      res["ridge"]["nll"].append(float(np.mean(0.5 * (np.log(2 * np.pi * var) + np.square(pte - zte) / var)))
-                                 + math.log(ys))
-      res["ridge"]["best_step"].append(0)
-      n_fit = int(0.8 * len(tr))   # inner split for early stopping on each head's own loss
-      for head in HEADS:
-        p0 = init(jax.random.key(1000 * seed + fold), head, s)
-        p, best_step, _ = nets.fit_early_stopping(lambda p, b, head=head: loss(p, b, head, s), p0,
-                                                  (xtr[:n_fit], ztr[:n_fit]), (xtr[n_fit:], ztr[n_fit:]), steps,
-                                                  learning_rate=lr, weight_decay=wd)
-        res[head]["best_step"].append(best_step)
+      res["ridge"]["rmse"][si, fold] = float(np.sqrt(np.mean(np.square(pte - zte)))) * ys
+      res["ridge"]["nll"][si, fold] = float(np.mean(0.5 * (np.log(2 * np.pi * var) + np.square(pte - zte) / var))) + math.log(ys)
+      data.append((xtr, xte, ztr, zte, ys))
+    n_fit = int(0.8 * len(data[0][0]))   # inner split for early stopping on each head's own loss
+    stack = lambda i, sl: np.stack([d[i][sl] for d in data])  # noqa: E731
+    train = (stack(0, slice(None, n_fit)), stack(2, slice(None, n_fit)))
+    val = (stack(0, slice(n_fit, None)), stack(2, slice(n_fit, None)))
+    for head in HEADS:
+      p0 = jax.tree.map(lambda *x: jnp.stack(x), *[init(jax.random.key(1000 * seed + fold), head, s) for seed in seeds])
+      p_s, best_s, _ = nets.fit_early_stopping(lambda p, b, head=head: loss(p, b, head, s), p0, train, val, steps,
+                                               learning_rate=lr, weight_decay=wd, seeds=True)
+      for si, (xtr, xte, ztr, zte, ys) in enumerate(data):
+        p = jax.tree.map(lambda x, si=si: x[si], p_s)
         train_var = float(np.mean(np.square(np.asarray(predict(p, xtr, "se", s, 1.0)[0]) - ztr))) if head == "se" else 1.0
         mean, aux = predict(p, xte, head, s, train_var)
-        res[head]["rmse"].append(float(np.sqrt(np.mean(np.square(np.asarray(mean) - zte)))) * ys)
-        res[head]["nll"].append(float(np.mean(nll_z(head, s, np.asarray(mean), aux, zte))) + math.log(ys))
-    for h, d in res.items():
-      for m, v in d.items():
-        per_seed[h][m].append(float(np.mean(v)))
-      per_seed[h]["rmse_fold_std"].append(float(np.std(d["rmse"])))
-  heads = {h: {**{m: (float(np.mean(v)), float(np.std(v))) for m, v in d.items()},
-               "rmse_per_seed": d["rmse"], "nll_per_seed": d["nll"]} for h, d in per_seed.items()}
+        res[head]["best_step"][si, fold] = best_s[si]
+        res[head]["rmse"][si, fold] = float(np.sqrt(np.mean(np.square(np.asarray(mean) - zte)))) * ys
+        res[head]["nll"][si, fold] = float(np.mean(nll_z(head, s, np.asarray(mean), aux, zte))) + math.log(ys)
+  heads = {}
+  for h, d in res.items():
+    means = {m: d[m].mean(1) for m in d}   # per seed, the mean over folds
+    heads[h] = {**{m: (float(np.mean(v)), float(np.std(v))) for m, v in means.items()},
+                "rmse_per_seed": means["rmse"].tolist(), "nll_per_seed": means["nll"].tolist(),
+                "rmse_fold_std": (float(np.mean(d["rmse"].std(1))), float(np.std(d["rmse"].std(1))))}
   setup = {"rows": int(len(y_all)), "features": int(x_all.shape[1]), "folds": folds, "seeds": list(seeds),
            "steps": steps, "lr": lr, "weight_decay": wd, "bins": s.k, "lo_std": s.lo, "hi_std": s.hi,
-           "digit_base": 10, "num_digits": s.num_digits, "digit_bins": s.dk, "trunk": [x_all.shape[1], 32, 32],
+           "digit_base": 10, "num_digits": s.num_digits, "digit_bins": s.dk, "trunk": [int(x_all.shape[1]), 32, 32],
            "decoder": s.decoder.describe(), "ridge_alpha": 1.0, "early_stopping_split": 0.2}
   return {"heads": heads, "setup": setup}

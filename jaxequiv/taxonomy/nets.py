@@ -75,24 +75,34 @@ def minibatches(rng: np.random.Generator, n: int, batch_size: int, *arrays: np.n
 
 def fit_early_stopping(loss_fn: Callable[[Params, Any], jax.Array], params: Params, train_batch: Any,
                        val_batch: Any, steps: int, every: int = 25, learning_rate: float = 3e-3,
-                       weight_decay: float = 1e-4) -> tuple[Params, int, float]:
+                       weight_decay: float = 1e-4, seeds: bool = False) -> tuple[Params, Any, Any]:
   """Full-batch AdamW on ``train_batch``; returns the params with the lowest ``loss_fn`` on ``val_batch``.
 
   Validation is checked every ``every`` steps (and at step 0). Returns ``(params, best_step, best_val_loss)``.
+  With ``seeds=True``, every leaf of ``params`` and of both batches carries S independent runs on its leading
+  axis: they train at once (``training.vmap_train_step``; AdamW is elementwise, so each run is its own), each
+  stopped at its own best, and ``best_step``, ``best_val_loss`` are ``[S]`` numpy arrays.
   """
+  lift = (lambda t: t) if seeds else (lambda t: jax.tree.map(lambda x: jnp.asarray(x)[None], t))  # noqa: E731
+  params_S, train_S, val_S = lift(params), lift(train_batch), lift(val_batch)
   opt = optax.adamw(learning_rate, weight_decay=weight_decay)
-  # ``every`` full-batch steps per dispatch (the batch is closed over, so the scan takes ``batch=None``).
-  run_chunk = training.jit_train_step(training.make_train_step(lambda p, _: loss_fn(p, train_batch), opt),
-                                      steps_per_call=every)
-  val = jax.jit(loss_fn)
-  state = training.init_train_state(jax.tree.map(jnp.copy, params), opt)  # copy: the state is donated
-  best = (params, 0, float(val(params, val_batch)))
+  state = training.init_train_state(jax.tree.map(jnp.copy, params_S), opt)  # copy: the state is donated
+  run_chunk = training.jit_train_step(training.vmap_train_step(training.make_train_step(loss_fn, opt), state),
+                                      steps_per_call=every)   # ``every`` full-batch steps per dispatch
+  chunk = jax.tree.map(lambda x: jnp.broadcast_to(x, (every, *jnp.shape(x))), train_S)
+  val = jax.jit(jax.vmap(loss_fn))
+  best_p, best_v = params_S, np.asarray(val(params_S, val_S))
+  best_step = np.zeros(best_v.shape, np.int64)
   for i in range(every, steps + 1, every):
-    state, _ = run_chunk(state, None)
-    v = float(val(state.params, val_batch))
-    if v < best[2]:
-      best = (jax.tree.map(jnp.copy, state.params), i, v)  # a copy: the next chunk donates the state
-  return best
+    state, _ = run_chunk(state, chunk)
+    v = np.asarray(val(state.params, val_S))
+    better = v < best_v
+    if better.any():   # new arrays from jnp.where: the next chunk donates the state
+      best_p = jax.tree.map(lambda b, n: jnp.where(better.reshape(-1, *[1] * (n.ndim - 1)), n, b), best_p, state.params)
+      best_step, best_v = np.where(better, i, best_step), np.where(better, v, best_v)
+  if seeds:
+    return best_p, best_step, best_v
+  return jax.tree.map(lambda x: x[0], best_p), int(best_step[0]), float(best_v[0])
 
 
 def class_nll(scores_BxK: jax.Array, y_B: np.ndarray) -> float:

@@ -1,10 +1,12 @@
 """Experiment helpers: data, features, closed-form ridge; a slow smoke run of each experiment."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxequiv import alphabet
-from jaxequiv.taxonomy import exp_embeddings, exp_regression
+from jaxequiv.taxonomy import exp_embeddings, exp_regression, nets
 
 
 def test_zen_lines_are_sentences_over_the_alphabet():
@@ -37,3 +39,22 @@ def test_experiments_smoke():
   assert set(r) == {*exp_regression.HEADS, "ridge"} and all(np.isfinite(v["rmse"][0]) for v in r.values())
   d = exp_embeddings.digits_three_ways(steps=50, decoder_width=8, decoder_layers=1)
   assert 0 <= d["infonce_bound_N10_nats"] <= np.log(10) + 1e-6
+
+
+def test_early_stopping_over_seeds_is_each_seed_alone():
+  rng = np.random.default_rng(0)
+  x, y = rng.normal(size=(2, 40, 3)).astype(np.float32), rng.normal(size=(2, 40)).astype(np.float32)
+  loss = lambda p, b: jnp.mean(jnp.square(nets.mlp_apply(p, b[0])[:, 0] - b[1]))  # noqa: E731
+  inits = [nets.mlp_init(jax.random.key(k), [3, 8, 1]) for k in range(2)]
+  p_s, step_s, val_s = nets.fit_early_stopping(loss, jax.tree.map(lambda *a: jnp.stack(a), *inits),
+                                               (x[:, :30], y[:, :30]), (x[:, 30:], y[:, 30:]), 100, every=10,
+                                               learning_rate=3e-2, seeds=True)
+  err = 0.0
+  for s in range(2):
+    p, step, val = nets.fit_early_stopping(loss, inits[s], (x[s, :30], y[s, :30]), (x[s, 30:], y[s, 30:]), 100,
+                                           every=10, learning_rate=3e-2)
+    assert step == step_s[s] and step > 0
+    err = max(err, abs(val - val_s[s]), *(float(jnp.max(jnp.abs(a[s] - b))) for a, b in
+                                          zip(jax.tree.leaves(p_s), jax.tree.leaves(p))))
+  print(f"seeds at once vs one at a time: max error {err:.1e} (tolerance 1e-5)")
+  assert err <= 1e-5
