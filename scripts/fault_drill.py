@@ -406,15 +406,15 @@ def _table(rows: list[dict], first: str) -> list[str]:
 def render(rec: dict) -> str:
   """results/fault_drill.md from its record: a table per kind, then the totals per kind."""
   d = rec["data"]
-  kinds = [k for k in KINDS if any(r["kind"] == k for r in d["rows"])]
-  kinds += sorted({r["kind"] for r in d["rows"]} - set(kinds))
+  rows = [{"kind": "all scenarios (recorded before rows had kinds)", **r} for r in d["rows"]]
+  kinds = [k for k in KINDS if any(r["kind"] == k for r in rows)]
+  kinds += sorted({r["kind"] for r in rows} - set(kinds))
   per_kind = []
   for k in kinds:
-    rows = [r for r in d["rows"] if r["kind"] == k]
-    per_kind += [f"## {k}", "", *_table(rows, "scenario"), ""]
-  summary = [{"scenario": k, **{c: str(v) for c, v in totals([r for r in d["rows"] if r["kind"] == k]).items()}}
+    per_kind += [f"## {k}", "", *_table([r for r in rows if r["kind"] == k], "scenario"), ""]
+  summary = [{"scenario": k, **{c: str(v) for c, v in totals([r for r in rows if r["kind"] == k]).items()}}
              for k in kinds]
-  t = totals(d["rows"])
+  t = totals(rows)
   summary = [{**r, "outcome": f"{r['ok']} of {r['scenarios']}"} for r in summary]
   summary.append({"scenario": "**total**", **{c: str(t[c]) for c, _ in COLUMNS}, "outcome": f"{t['ok']} of {t['scenarios']}"})
   skipped = [f"- not staged here: {s}" for s in d.get("skipped", [])]
