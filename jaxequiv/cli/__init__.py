@@ -234,12 +234,16 @@ def state_note(module, args: argparse.Namespace) -> str:
 
 class _NoDiskErrorTracebacks(logging.Filter):
   """Drops log records carrying a full- or read-only-disk error (``limits.disk_error_message``): orbax's writer
-  threads log their tracebacks through absl before the error reaches ``main``, which says it in one line."""
+  threads log their tracebacks through absl before the error reaches ``main``, which says it in one line, and
+  after it (so ``main`` leaves this filter on once a command ended on such an error)."""
 
   def filter(self, record: logging.LogRecord) -> bool:
     from jaxequiv import limits  # pylint: disable=import-outside-toplevel
     return not (record.exc_info and record.exc_info[1] is not None
                 and limits.disk_error_message(record.exc_info[1]) is not None)
+
+
+_QUIET = _NoDiskErrorTracebacks()
 
 
 class Terminated(BaseException):
@@ -278,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
       raise
     return int(e.code) if isinstance(e.code, int) else 2
   module = importlib.import_module(COMMANDS[args.command][0])
-  quiet = _NoDiskErrorTracebacks()
-  logging.getLogger("absl").addFilter(quiet)
+  logging.getLogger("absl").addFilter(_QUIET)
+  disk_failed = False
   try:
     with sigterm_raises():
       return int(module.run(args) or 0)
@@ -295,10 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     disk = disk_error_line(e, module, args)
     if disk is not None:  # the machine's fault, not the input's: exit status 1
       print(f"jaxequiv {args.command}: error: {disk}", file=sys.stderr)
+      disk_failed = True
       return 1
     if not is_user_error(e):
       raise
     print(f"jaxequiv {args.command}: error: {one_line(e)}", file=sys.stderr)
     return 2
   finally:
-    logging.getLogger("absl").removeFilter(quiet)
+    if not disk_failed:  # else orbax's threads may still log the error's tracebacks after this returns
+      logging.getLogger("absl").removeFilter(_QUIET)
