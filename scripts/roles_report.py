@@ -238,28 +238,37 @@ def _reductio_file(d, fname):
   for ds, g in d["grids"].items():
     cells = g["cells"]
     label = "label_acc" in next(iter(cells.values()))
-    lines += [f"**{ds}** ({g['train_sentences']} train / {g['eval_sentences']} eval sentences):", "",
-              "| activation \\ objective | LM | classifier | final-parameter elements whose bits differ, LM vs classifier |",
-              "|---|---|---|---|"]
+    objs = [o for o in ("lm", "classifier") if f"relu/{o}" in cells]
+    both = len(objs) == 2
+    lines += [f"**{ds}** ({g['train_sentences']} train / {g['eval_sentences']} eval sentences"
+              f"{'' if both else '; LM objective only, no bit check'}):", "",
+              "| activation \\ objective | " + " | ".join({"lm": "LM", "classifier": "classifier"}[o] for o in objs)
+              + " | final-parameter elements whose bits differ, LM vs classifier" * both + " |",
+              "|---|" + "---|" * (len(objs) + both)]
     for act in ("relu", "tanh"):
       row = []
-      for obj in ("lm", "classifier"):
+      for obj in objs:
         c = cells[f"{act}/{obj}"]
         s = f"NLL {_ms(c['nll'])} nats/char, acc {_ms(c['acc'])}"
         if label:
           s += f"; label acc {_ms(c['label_acc'])}, label NLL {_ms(c['label_nll'])}"
         row.append(s)
-      b = g[f"{act}/bits"]
-      lines.append(f"| {act} | {row[0]} | {row[1]} | {b['mismatched']} of {b['elements']} |")
+      if both:
+        b = g[f"{act}/bits"]
+        row.append(f"{b['mismatched']} of {b['elements']}")
+      lines.append(f"| {act} | " + " | ".join(row) + " |")
     key = "label_acc" if label else "nll"
-    diff_obj = max(abs(x - y) for act in ("relu", "tanh")
-                   for x, y in zip(cells[f"{act}/lm"][key], cells[f"{act}/classifier"][key]))
+    objective = ""
+    if both:
+      diff_obj = max(abs(x - y) for act in ("relu", "tanh")
+                     for x, y in zip(cells[f"{act}/lm"][key], cells[f"{act}/classifier"][key]))
+      objective = f"Objective axis: max per-seed |LM − classifier| in {key} = {diff_obj:g}. "
     relu, tanh = (np.asarray(cells[f"{act}/lm"][key], float) for act in ("relu", "tanh"))
     diff_act = abs(relu.mean() - tanh.mean())
     spread = max(relu.std(), tanh.std())
     welch = diff_act / max(np.sqrt(relu.var(ddof=1) / len(relu) + tanh.var(ddof=1) / len(tanh)), 1e-12)
-    lines += ["", f"Objective axis: max per-seed |LM − classifier| in {key} = {diff_obj:g}."
-              f" Activation axis: |mean relu − mean tanh| = {diff_act:.4f}, seed std up to {spread:.4f}"
+    lines += ["", objective + f"Activation axis ({key}, LM): |mean relu − mean tanh| = {diff_act:.4f},"
+              f" seed std up to {spread:.4f}"
               f" (ratio {diff_act / max(spread, 1e-12):.1f}: the activation gap is"
               f" {'within' if diff_act <= spread else 'outside'} the seed spread; Welch t = {welch:.1f} over"
               f" {len(relu)} and {len(tanh)} seeds).", ""]

@@ -64,6 +64,7 @@ class ExperimentConfig:
     acc_floor: jem: a seed whose final test accuracy is below this counts as diverged.
     width, num_layers: reductio: the transformer.
     datasets: reductio: ``"builtin"`` and/or ``"digits"``.
+    objectives: reductio: ``"lm"`` and/or ``"classifier"`` (both: the objective axis and its bit check).
   """
 
   experiment: str = "gan"
@@ -89,9 +90,10 @@ class ExperimentConfig:
   width: int = 32
   num_layers: int = 2
   datasets: tuple[str, ...] = ("builtin", "digits")
+  objectives: tuple[str, ...] = reductio.OBJECTIVES
 
   def __post_init__(self):
-    configs.fill_experiment_defaults(self, DEFAULTS, tuples=("parts", "settings", "datasets", "sgld_variants"))
+    configs.fill_experiment_defaults(self, DEFAULTS, tuples=("parts", "settings", "datasets", "sgld_variants", "objectives"))
     allowed = DEFAULTS[self.experiment]["parts"]
     if any(p not in allowed for p in self.parts):
       raise ValueError(f"{self.experiment} parts must be among {allowed}, got {self.parts}")
@@ -162,7 +164,8 @@ def _reductio(c: ExperimentConfig, report: Progress) -> dict[str, Any]:
   out: dict[str, Any] = {"grids": {}}
   for ds in c.datasets:
     t = time.time()
-    out["grids"][ds] = reductio.run_grid(ds, list(range(c.seeds)), c.steps, c.batch_size, c.width, c.num_layers)
+    out["grids"][ds] = reductio.run_grid(ds, list(range(c.seeds)), c.steps, c.batch_size, c.width, c.num_layers,
+                                         objectives=c.objectives)
     out["grids"][ds]["seconds"] = time.time() - t
     report(ds, out["grids"][ds])
   return out

@@ -30,3 +30,10 @@ def test_trajectories_bitwise_equal_and_activations_differ(activation):
   other = "tanh" if activation == "relu" else "relu"
   cfg2 = model.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=16, activation=other)
   assert not bitwise.compare_bits(lm, reductio.train_cell(SENTENCES, cfg2, "lm", [0, 1], 10, 4)).equal
+
+
+def test_objectives_are_checked_before_training():
+  for bad in ((), ("lm", "gan")):
+    with pytest.raises(ValueError, match="objectives") as e:
+      reductio.run_grid("digits", [0], 1, objectives=bad)
+    assert "\n" not in str(e.value)
