@@ -1,6 +1,6 @@
 """One-hot head vs string head on a compositional, long-tailed image set: frequent, rare and held-out classes.
 
-  python scripts/labels_compositional.py --seeds 5 --steps 1500 --out results/labels_compositional
+  python scripts/labels_compositional.py --seeds 5 --steps 1200 --out results/labels_compositional
 
 The classes are ``jaxequiv.labels.compositional``'s 144 names "<size> <texture> <colour> <shape>." (Zipf training
 counts over a seeded ranking; ``--heldout`` classes never trained on, their words all seen). Both heads share the
@@ -147,7 +147,7 @@ def render(rec: dict) -> str:
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--seeds", type=int, default=5)
-  p.add_argument("--steps", type=int, default=1500)
+  p.add_argument("--steps", type=int, default=1200)
   p.add_argument("--batch-size", type=int, default=64)
   p.add_argument("--lr", type=float, default=3e-3)
   p.add_argument("--width", type=int, default=64)

@@ -11,7 +11,7 @@ spelling exactly that string).
 
 Usage (``scripts/labels_compositional.py``; ``tests/labels/compositional_test.py`` runs it)::
 
-  heads = train_seeds(train.images, train.labels, train.class_names, config, seeds=range(5), steps=1500)
+  heads = train_seeds(train.images, train.labels, train.class_names, config, seeds=range(5), steps=1200)
   onehot_SxNxC = onehot_logprobs(heads, test.images, config)  # C = len(heads.onehot_classes)
   string_SxNxK = string_logprobs(heads, test.images, test.class_names, config)
 """
