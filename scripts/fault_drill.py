@@ -27,7 +27,11 @@ Totals are summed from the rows; the markdown has a table per kind. Writes ``res
 (``jaxequiv.provenance``).
 
 Usage:
-  python scripts/fault_drill.py      # about 4-6 minutes on 2 CPU cores
+  python scripts/fault_drill.py                      # about 5 minutes on 2 quiet CPU cores
+  python scripts/fault_drill.py --only sizes,files   # a few kinds (--help lists the groups)
+
+The full- and read-only-disk cases mount a tmpfs in a private mount namespace (``unshare -m``, root); where that is
+not possible they are listed as not staged, not counted.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""The new kinds of scripts/fault_drill.py at its size, in-process: damaged metadata and links out of a run directory.
+"""Parts of scripts/fault_drill.py at its size: damaged metadata, links out of a run directory, and the command-line
+edges (sizes, input files, library; scripts/fault_drill_edges.py).
 
-Each case damages a copy of a run stopped at step 4 of 8 and resumes it: the run must end bitwise equal (SHA-256 of
-every params and optimizer state leaf, and every metrics.jsonl record) to an uninterrupted one, with one line per
-damaged checkpoint and files outside the run untouched. The full drill (kills, signals, flags) is
-``python scripts/fault_drill.py`` (results/fault_drill.md).
+Each metadata case damages a copy of a run stopped at step 4 of 8 and resumes it: the run must end bitwise equal
+(SHA-256 of every params and optimizer state leaf, and every metrics.jsonl record) to an uninterrupted one, with one
+line per damaged checkpoint and files outside the run untouched. The edge cases run the command line as the drill
+does. The full drill (kills, signals, disks, data, flags) is ``python scripts/fault_drill.py``
+(results/fault_drill.md).
 """
 
 from __future__ import annotations
