@@ -1,6 +1,7 @@
 """GAN vs PacGAN on PacGAN's 2-D ring and grid: MLPs as generator and discriminator.
 
-  python scripts/roles_gan.py --seeds 10 --steps 3000 --settings ring:1,ring:2 --out results/roles_gan_ring_paper
+  python scripts/roles_gan.py --seeds 10 --steps 900 --settings ring:1,ring:2 --out results/roles_gan_ring_paper
+  python scripts/roles_gan.py --seeds 10 --steps 900 --settings grid:1,grid:4 --out results/roles_gan_grid_paper
 
 The defaults are PacGAN's setup as its official code has it
 (``synthetic_data_experiments/2DGrid_GAN&PacGAN/config.py``): generator 4 x 400 ReLU, discriminator 3 x 200 maxout with 5 pieces, Adam lr 1e-4 and beta1 0.8, batch 100; what still

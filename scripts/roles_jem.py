@@ -2,7 +2,9 @@
 JEM (the paper's settings, and stabilised) vs plain cross-entropy on 8x8 images, seeds vmapped: accuracy, ECE, cost per
 step, divergence rate with its 95% Wilson interval, sample grid.
 
-  python scripts/roles_jem.py --seeds 10 --out results/roles_jem --png results/roles_jem_samples.png
+  python scripts/roles_jem.py --seeds 10 --parts sgld --sgld-steps 2000 --out results/roles_jem \
+      --png results/roles_jem_samples.png
+  python scripts/roles_jem.py --seeds 3 --parts exact,lm --out results/roles_jem_exact
 """
 
 import argparse
