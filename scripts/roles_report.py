@@ -95,8 +95,8 @@ def _reading(runs) -> list[str]:
     m0, m1 = base["mean_std"], run["mean_std"]
     b = json.loads(budget)
     out.append(f"{mix}, {b['steps']} steps{' with decay' if b['decay'] else ''}, maxout pieces {b['disc_pieces']},"
-               f" β1 {b['b1']:g}: packing ({NAMES[pack]}) moves modes (mean ± seed std)"
-               f" captured from {m0['modes'][0]:.1f} ± {m0['modes'][1]:.1f} to {m1['modes'][0]:.1f} ±"
+               f" β1 {b['b1']:g}: packing ({NAMES[pack]}) moves modes"
+               f" captured (mean ± seed std) from {m0['modes'][0]:.1f} ± {m0['modes'][1]:.1f} to {m1['modes'][0]:.1f} ±"
                f" {m1['modes'][1]:.1f}, reverse KL from {m0['reverse_kl'][0]:.3f} to {m1['reverse_kl'][0]:.3f},"
                f" high-quality samples from {100 * m0['high_quality'][0]:.1f}% to {100 * m1['high_quality'][0]:.1f}%"
                f" (PacGAN Table 1: {PACGAN[f'{mix}, pack 1'][0]} → {PACGAN[f'{mix}, pack {pack}'][0]} modes, reverse KL"
