@@ -216,7 +216,8 @@ def run(args: argparse.Namespace) -> int:
   from jaxequiv.training import NonFiniteLossError  # pylint: disable=import-outside-toplevel
   config = config_from_args(args)
   out = config.out_dir
-  experiment.check_out_dir(config, {k: f"argument {v}" for k, v in getattr(args, "given", {}).items()})
+  experiment.check_out_dir(config, {"resume": "argument --resume",
+                                    **{k: f"argument {v}" for k, v in getattr(args, "given", {}).items()}})
   try:
     summary = experiment.run(config)
   except NonFiniteLossError as e:  # the run failed, not the input: one line naming the step, exit status 1

@@ -109,7 +109,8 @@ def fields(config: ExperimentConfig) -> dict[str, Any]:
 def check_out_dir(config: ExperimentConfig, given: Mapping[str, str] = types.MappingProxyType({})) -> None:
   """Checks, before any data is read, that ``run(config)`` may write ``config.out_dir``.
 
-  Without ``resume`` it must hold no checkpoint. Resuming keeps the recorded
+  Without ``resume`` it must hold no checkpoint; with it, it must hold a run
+  (its ``config.json``), so a mistyped directory is not a fresh run. Resuming keeps the recorded
   settings, so a setting the caller gave explicitly with another value is
   refused rather than ignored; ``train.steps`` is ``resume_steps`` instead,
   which may not be below the step the run reached.
@@ -120,7 +121,8 @@ def check_out_dir(config: ExperimentConfig, given: Mapping[str, str] = types.Map
       mapped to the caller's name for it (``"argument --lr"``).
 
   Raises:
-    jaxequiv.rundir.RunDirError: checkpoints exist and ``resume`` is False.
+    jaxequiv.rundir.RunDirError: checkpoints exist and ``resume`` is False, or
+      ``resume`` is True and ``out_dir`` holds no ``config.json``.
     jaxequiv.rundir.ConfigMismatchError: one line naming the first differing
       setting given, its value and the recorded one, or ``resume_steps`` (by
       its name in ``given``, if there) below the step reached.
@@ -131,8 +133,14 @@ def check_out_dir(config: ExperimentConfig, given: Mapping[str, str] = types.Map
   if not config.resume and runs.latest_step(out) is not None:
     raise rundir.RunDirError(f"{out} already holds checkpoints; resume it (train --resume) or choose another"
                              " directory (--out)")
-  if not resuming(config):
+  if not config.resume:
     return
+  if not resuming(config):
+    held = ("does not exist" if not os.path.isdir(out) else
+            "holds checkpoints but no config.json, so its settings are lost" if runs.latest_step(out) is not None
+            else "holds no config.json, so it is not a run directory")
+    raise rundir.RunDirError(f"{given.get('resume', 'resume')}: {out} {held}; nothing to resume there (drop"
+                             " --resume to start a new run, or check --out)")
   reached = runs.latest_step(out)
   if config.resume_steps is not None and reached is not None and config.resume_steps < reached:
     raise rundir.ConfigMismatchError(
@@ -263,6 +271,7 @@ def run(config: ExperimentConfig, *, log: rundir.Log | None = rundir.say) -> dic
   from jaxequiv.lm import parallel  # pylint: disable=import-outside-toplevel
   data_parallel = parallel.maybe_initialize_distributed(config.distributed) or config.data_parallel
   out = config.out_dir
+  check_out_dir(config)
   config = dataclasses.replace(config, data=config.data.resolved())
   record_hash = True
   if resuming(config):

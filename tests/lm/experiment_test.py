@@ -102,6 +102,30 @@ def test_cli_resume_refuses_a_flag_that_differs_from_the_recorded_run_naming_it(
     assert len(err) == 1 and needle in err[0] and "with its recorded settings" in err[0]
   # The recorded values themselves, and flags that do not change the run, are accepted.
   assert cli.main(resume + ["--width", "16", "--steps", "8", "--schedule-steps", "8", "--max-steps-this-run", "2"]) == 0
+  # Its config.json deleted: --resume says so in one line instead of diffing against the defaults; nothing is written.
+  os.remove(os.path.join(out, rundir.CONFIG_FILE))
+  before = sorted(os.listdir(out))
+  capsys.readouterr()
+  assert cli.main(resume) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  print(err)
+  assert len(err) == 1 and "argument --resume" in err[0] and "holds no config.json" in err[0]
+  assert sorted(os.listdir(out)) == before
+
+
+def test_resume_of_a_directory_that_holds_no_run_is_refused_not_started_fresh(tmp_path, capsys):
+  """``--resume --out typo`` used to train a new run there without a word."""
+  typo = str(tmp_path / "typo")
+  capsys.readouterr()
+  assert cli.main(["train", "--resume", "--out", typo, "--no-progress", "--no-determinism-flags"]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  print(err)
+  assert len(err) == 1 and "argument --resume" in err[0] and "does not exist" in err[0]
+  assert not os.path.exists(typo)
+  cfg = experiment.ExperimentConfig(MCFG, TCFG, DATA, out_dir=typo, resume=True, progress=False)
+  with pytest.raises(rundir.RunDirError, match="resume: .*does not exist; nothing to resume"):
+    experiment.run(cfg, log=None)
+  assert not os.path.exists(typo)
 
 
 def test_cli_resume_with_a_larger_steps_extends_the_run_bitwise(tmp_path, capsys):
@@ -141,6 +165,11 @@ def test_cli_resume_with_a_larger_steps_extends_the_run_bitwise(tmp_path, capsys
   assert len(got) == len(want) > 0
   for a, b in zip(got, want):
     assert np.array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32))
+  os.remove(os.path.join(out, rundir.CONFIG_FILE))  # its checkpoints stay: --resume says the settings are lost
+  capsys.readouterr()
+  assert cli.main(resume) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "argument --resume" in err[0] and "holds checkpoints but no config.json" in err[0], err
 
 
 def test_an_iid_run_prints_its_measured_step_time_and_eta_against_the_lm_first():
