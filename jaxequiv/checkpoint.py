@@ -171,8 +171,15 @@ def save(run_dir: str, step: int, items: Mapping[str, Any], meta: Mapping[str, A
     else:  # a stray file or symbolic link: removed, never followed
       os.remove(tmp)
   with ocp.StandardCheckpointer() as ckptr:
-    for name, tree in items.items():
-      ckptr.save(os.path.join(tmp, name), tree)
+    try:
+      for name, tree in items.items():
+        ckptr.save(os.path.join(tmp, name), tree)
+    except BaseException:  # e.g. a full disk: let the writes already started end before the checkpointer closes,
+      try:                 # or TensorStore's callbacks print tracebacks to stderr after this error was reported
+        ckptr.wait_until_finished()
+      except Exception:  # pylint: disable=broad-except  # the same failure again; the first one is raised
+        pass
+      raise
     ckptr.wait_until_finished()
   if jax.process_index() == 0:
     write_json(os.path.join(tmp, META_FILE), {**dict(meta), "step": step})
