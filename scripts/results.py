@@ -64,9 +64,6 @@ LEGACY: dict[str, tuple[str, float, str]] = {
     "roles_reductio": ("scripts/roles_reductio.py --seeds 5 --steps 300 --batch-size 16 --width 32 --num-layers 2"
                        " --datasets builtin,digits --out results/roles_reductio", 325,
                        "legacy: its grids' seconds sum to 324"),
-    "roles_reductio_digits1000": ("scripts/roles_reductio.py --seeds 5 --steps 1000 --batch-size 16 --width 32"
-                                  " --num-layers 2 --datasets digits --out results/roles_reductio_digits1000", 290,
-                                  "legacy: its grid's seconds sum to 290"),
     "sample_agreement": ("scripts/sample_agreement.py --out results/sample_agreement", 150,
                          "estimate: the same run with 64 samples took 74 s at load 11"),
     "zero_shot": ("scripts/zero_shot.py --out results/zero_shot", 600,
