@@ -4,16 +4,28 @@
 """
 
 import dataclasses
+import inspect
 import json
+import math
 
 import numpy as np
 
 from jaxequiv import provenance
-from jaxequiv.roles import experiment, jem_sgld
+from jaxequiv.roles import digits, experiment, jem_sgld, jem_train, reductio
 from roles_jem import describe
 from roles_gan import NAMES, UNMATCHED, model as gan_model, setting
 
 R = provenance.ROOT / "results"
+
+
+def _defaults(fn) -> dict:
+  """A library function's keyword defaults: the settings a report states are read from the code that ran."""
+  return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
+
+
+def _digits_test_images() -> int:
+  """sklearn digits' test split size, as roles.jem_sgld splits it."""
+  return len(digits.split(len(digits.continuous_8x8()[1]))[1])
 # PacGAN (Lin et al., 2018), Table 1 (mean ± standard error over 10 trials), and its setup as its official code has it
 # (synthetic_data_experiments/2D*_GAN&PacGAN/config.py: 400 epochs of 100,000 samples at batch 100).
 PACGAN = {"ring, pack 1": ("6.3 ± 0.5", "98.2 ± 0.2%", "0.45 ± 0.09"),
@@ -160,17 +172,23 @@ def _jem_file(d: dict, fname: str) -> list[str]:
                                   f" {a['exact_steps']} --lm-steps {a['lm_steps']} --sgld-steps {a['sgld_steps']}"), ""]
   if "exact_jem" in d and "char_lm" in d:
     e, l = d["exact_jem"], d["char_lm"]
+    bits, labels = digits.binary_4x4()
+    pixels, classes, n_test = bits.shape[1], len(set(labels.tolist())), len(digits.split(len(labels), 0.2, seed=0)[1])
+    ej, cl = _defaults(jem_train.train_exact_jem), _defaults(jem_train.train_char_lm)
     lines += [
-              "Exact test NLL, bits per image, 4×4 binary digits (359 test images; uniform baseline: 16 bits for x,"
-              " 19.32 for (x, y)); each model at its best validation step; mean ± std over seeds:", "",
+              f"Exact test NLL, bits per image, 4×4 binary digits ({n_test} test images; uniform baseline: {pixels} bits"
+              f" for x, {pixels + math.log2(classes):.2f} for (x, y)); each model at its best validation step; mean ± std"
+              " over seeds:", "",
               "| model | −log2 p(x) | −log2 p(x, y) | accuracy p(y|x) |", "|---|---|---|---|",
-              f"| JEM: MLP 16→64→64→10 classifier, exact ML on log p(x,y) (Z over 2^16×10 states) |"
+              f"| JEM: MLP {pixels}→{ej['hidden']}→{ej['hidden']}→{classes} classifier, exact ML on log p(x,y) (Z over"
+              f" 2^{pixels}×{classes} states) |"
               f" {_ms([r['test_x'] for r in e])} | {_ms([r['test_xy'] for r in e])} | {_ms([r['test_acc'] for r in e])} |",
-              f"| char LM: `jaxequiv.model` 2 layers width 64, `lm_nll` on `\"0110…1\" + label + \".\"` |"
+              f"| char LM: `jaxequiv.model` {cl['num_layers']} layers width {cl['width']}, `lm_nll` on `\"0110…1\" + label"
+              " + \".\"` |"
               f" {_ms([r['test_x'] for r in l])} | {_ms([r['test_xy'] for r in l])} | {_ms([r['test_acc'] for r in l])} |",
-              "", f"Char LM, raw (full 64-way softmax over the whole 18-char string, '.' included):"
+              "", f"Char LM, raw (full 64-way softmax over the whole {pixels + 2}-char string, '.' included):"
               f" {_ms([r['test_raw'] for r in l])} bits per image; the table renormalises each position over the valid"
-              " characters (0/1, then a digit), an exact distribution over the same 2^16×10 states as JEM's.", ""]
+              f" characters (0/1, then a digit), an exact distribution over the same 2^{pixels}×{classes} states as JEM's.", ""]
   lines += sgld_lines(d)
   return lines
 
@@ -188,7 +206,8 @@ def sgld_lines(d: dict) -> list[str]:
   floor = a.get("acc_floor", experiment.ExperimentConfig("jem").acc_floor)
   k0 = settings[variants[0]]
   lines = [f"SGLD on continuous 8×8 digits: leaky-ReLU MLP 64→{k0['hidden']}→{k0['hidden']}→10, Adam"
-           f" {k0['lr']:g}, batch {k0['batch_size']}, {a['sgld_steps']} steps, 359 test images; a seed *diverged*"
+           f" {k0['lr']:g}, batch {k0['batch_size']}, {a['sgld_steps']} steps, {_digits_test_images()} test images; a seed"
+           " *diverged*"
            f" if its loss went non-finite or its test accuracy ended below {floor:g}. Mean ± std over seeds;"
            " divergence with its 95% Wilson interval.", "",
            "| variant | recipe | test accuracy | ECE (15 bins) | diverged | median over seeds of the max per-step energy gap (absolute) |"
@@ -233,7 +252,8 @@ def _reductio_file(d, fname):
   lines = ["Command: " + _command(fname, f"python scripts/roles_reductio.py --seeds {a['seeds']} --steps {a['steps']}"
                                   f" --batch-size {a['batch_size']} --width {a['width']} --num-layers"
                                   f" {a['num_layers']} --datasets {a['datasets']} --out results/{fname}"), "",
-           f"`jaxequiv.model` transformer ({a['num_layers']} layers, width {a['width']}), Adam 3e-3, {a['steps']} steps of"
+           f"`jaxequiv.model` transformer ({a['num_layers']} layers, width {a['width']}), Adam"
+           f" {a.get('lr', _defaults(reductio.train_cell)['lr']):g}, {a['steps']} steps of"
            f" {a['batch_size']} sentences; mean ± std over {a['seeds']} seeds (vmapped).", ""]
   for ds, g in d["grids"].items():
     cells = g["cells"]
