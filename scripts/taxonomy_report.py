@@ -65,7 +65,8 @@ def render(rec: dict) -> str:
       "```",
       "",
       f"## Regression: scikit-learn diabetes ({su['rows']} rows), {su['folds']}-fold CV repeated over"
-      f" {len(su['seeds'])} seeds, one MLP trunk ({_dash(su['trunk'])}), five heads",
+      f" {len(su['seeds'])} seeds, one MLP trunk ({_dash(su['trunk'])}), {sum(h != 'ridge' for h in heads)} heads"
+      " on it and closed-form ridge beside them",
       "",
       "Targets standardised per fold; every head early-stopped on an inner"
       f" {su['early_stopping_split']:.0%} split of its training fold by its own loss (at most {su['steps']} steps);",
@@ -110,8 +111,8 @@ def render(rec: dict) -> str:
       "",
       f"InfoNCE bound with N = {_i(d['infonce_batch'])} (one test image per class, {_i(d['infonce_draws'])} draws):"
       f" {_pm(d['infonce_bound_N10_nats'])} nats, against log N = {d['log10'][0]:.3f}, the most an InfoNCE bound",
-      "with that N can show and the mutual information between a digit and its caption (captions are a function of",
-      f"the class; classes are near uniform). Captioner leakage (mass on strings that are not captions):"
+      "with that N can show; the mutual information between a digit and its caption (a function of the class) is at",
+      f"most log 10. Captioner leakage (mass on strings that are not captions):"
       f" {_pm(d['captioner_leakage_mean'])}.",
       "",
   ]
