@@ -58,7 +58,7 @@ def main():
                                        sgld_steps=a.sgld_steps, parts=tuple(a.parts.split(",")),
                                        sgld_variants=tuple(a.sgld_variants.split(",")), acc_floor=a.acc_floor)
   out = {"args": vars(a), **experiment.run(config, progress=show)}
-  sgld = out["sgld_settings"]
+  sgld = {v: c for v, c in out["sgld_settings"].items() if v in out}  # the variants this run trained (--parts)
   seeds = range(a.seeds)
   if "sgld_jem" in out:
     import matplotlib  # pylint: disable=import-outside-toplevel
