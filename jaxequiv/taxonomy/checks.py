@@ -115,7 +115,7 @@ def dsi_round_trip() -> tuple[bool, str]:
 
 def cnp_checks() -> list[tuple[bool, str]]:
   params = cnp.init(jax.random.key(0), width=32, r_dim=32)
-  batch = cnp.sample_tasks(np.random.default_rng(0), num=8, num_ctx=10, num_tgt=12)
+  batch = cnp.sample_tasks(jax.random.key(0), num=8, num_ctx=10, num_tgt=12)
   g1 = jax.jit(jax.grad(cnp.fixed_var_nll))(params, batch)
   g2 = jax.jit(jax.grad(cnp.mean_squared_error))(params, batch)
   perm = np.random.default_rng(1).permutation(10)

@@ -33,10 +33,16 @@ class CNPBatch(NamedTuple):
   y_tgt_BxT: jax.Array
 
 
-def init(key: jax.Array, width: int = 64, r_dim: int = 64) -> Params:
-  """Encoder (2 -> width -> width -> r_dim) and decoder (1 + r_dim -> width -> width -> 2) MLPs."""
+def init(key: jax.Array, width: int = 64, r_dim: int | None = None, enc_hidden: int = 2, dec_hidden: int = 2) -> Params:
+  """Encoder ``2 -> width x enc_hidden -> r_dim`` and decoder ``1 + r_dim -> width x dec_hidden -> 2`` MLPs.
+
+  ``r_dim`` defaults to ``width``. The reference CNP (an encoder of 4 x 128, a
+  decoder of 128, 128, 2) is ``init(key, 128, enc_hidden=3)``.
+  """
+  r_dim = width if r_dim is None else r_dim
   k1, k2 = jax.random.split(key)
-  return {"enc": nets.mlp_init(k1, [2, width, width, r_dim]), "dec": nets.mlp_init(k2, [1 + r_dim, width, width, 2])}
+  return {"enc": nets.mlp_init(k1, [2, *[width] * enc_hidden, r_dim]),
+          "dec": nets.mlp_init(k2, [1 + r_dim, *[width] * dec_hidden, 2])}
 
 
 def summary(params: Params, x_ctx_BxC: jax.Array, y_ctx_BxC: jax.Array, mask_BxC: jax.Array) -> jax.Array:
@@ -55,10 +61,14 @@ def predict(params: Params, batch: CNPBatch) -> tuple[jax.Array, jax.Array]:
   return out[..., 0], 1e-4 + jax.nn.softplus(out[..., 1])
 
 
+def gaussian_nll(mean_BxT: jax.Array, var_BxT: jax.Array, y_BxT: jax.Array) -> jax.Array:
+  """Mean of ``-log N(y; mean, var)`` over every target point."""
+  return jnp.mean(0.5 * jnp.log(2 * jnp.pi * var_BxT) + jnp.square(y_BxT - mean_BxT) / (2 * var_BxT))
+
+
 def nll(params: Params, batch: CNPBatch) -> jax.Array:
   """Mean Gaussian NLL per target point (the CNP training loss)."""
-  mean, var = predict(params, batch)
-  return jnp.mean(0.5 * jnp.log(2 * jnp.pi * var) + jnp.square(batch.y_tgt_BxT - mean) / (2 * var))
+  return gaussian_nll(*predict(params, batch), batch.y_tgt_BxT)
 
 
 def fixed_var_nll(params: Params, batch: CNPBatch) -> jax.Array:
@@ -81,23 +91,24 @@ def rbf(x_A: np.ndarray, x_B: np.ndarray, lengthscale: float, amplitude: float) 
   return amplitude**2 * np.exp(-0.5 * np.square(x_A[:, None] - x_B[None, :]) / lengthscale**2)
 
 
-def sample_tasks(rng: np.random.Generator, num: int, num_ctx: int, num_tgt: int, lengthscale: float = 0.4,
+def sample_tasks(key: jax.Array, num: int, num_ctx: int, num_tgt: int, lengthscale: float = 0.4,
                  amplitude: float = 1.0, noise: float = 0.1) -> CNPBatch:
   """GP function draws on ``x ~ U[-2, 2]``: ``num`` tasks, each ``num_ctx`` context and ``num_tgt`` target points.
 
-  Context sizes vary: task b keeps its first ``n_b ~ U{3..num_ctx}`` context points
-  (the rest are masked). Observations carry Gaussian noise of std ``noise``.
+  Pure JAX (float32; jit-able, so a training step can draw fresh tasks from its
+  key). Context sizes vary: task b keeps its first ``n_b ~ U{3..num_ctx}``
+  context points (the rest are masked). Observations carry Gaussian noise of
+  std ``noise``.
   """
+  kx, ky, kn = jax.random.split(key, 3)
   n = num_ctx + num_tgt
-  x = rng.uniform(-2, 2, size=(num, n))
-  y = np.empty_like(x)
-  for b in range(num):
-    cov = rbf(x[b], x[b], lengthscale, amplitude) + noise**2 * np.eye(n)
-    y[b] = np.linalg.cholesky(cov) @ rng.standard_normal(n)
-  sizes = rng.integers(3, num_ctx + 1, size=num)
-  mask = np.arange(num_ctx)[None, :] < sizes[:, None]
-  f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
-  return CNPBatch(f32(x[:, :num_ctx]), f32(y[:, :num_ctx]), mask, f32(x[:, num_ctx:]), f32(y[:, num_ctx:]))
+  x_BxN = jax.random.uniform(kx, (num, n), minval=-2.0, maxval=2.0)
+  cov_BxNxN = (amplitude**2 * jnp.exp(-0.5 * jnp.square(x_BxN[:, :, None] - x_BxN[:, None, :]) / lengthscale**2)
+               + noise**2 * jnp.eye(n))
+  y_BxN = jnp.einsum("bij,bj->bi", jnp.linalg.cholesky(cov_BxNxN), jax.random.normal(ky, (num, n)))
+  sizes_B = jax.random.randint(kn, (num,), 3, num_ctx + 1)
+  mask_BxC = jnp.arange(num_ctx)[None, :] < sizes_B[:, None]
+  return CNPBatch(x_BxN[:, :num_ctx], y_BxN[:, :num_ctx], mask_BxC, x_BxN[:, num_ctx:], y_BxN[:, num_ctx:])
 
 
 def gp_posterior(x_ctx: np.ndarray, y_ctx: np.ndarray, x_tgt: np.ndarray, lengthscale: float = 0.4,

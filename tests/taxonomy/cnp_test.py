@@ -8,7 +8,7 @@ from jaxequiv import bitwise
 from jaxequiv.taxonomy import cnp
 
 PARAMS = cnp.init(jax.random.key(0), width=32, r_dim=32)
-BATCH = cnp.sample_tasks(np.random.default_rng(0), num=8, num_ctx=10, num_tgt=12)
+BATCH = cnp.sample_tasks(jax.random.key(0), num=8, num_ctx=10, num_tgt=12)
 
 
 def test_summary_is_permutation_invariant():
@@ -35,7 +35,7 @@ def test_fixed_variance_loss_is_squared_error_bitwise():
 
 
 def test_gp_posterior_is_the_floor_for_its_own_data():
-  batch = cnp.sample_tasks(np.random.default_rng(2), num=64, num_ctx=10, num_tgt=10)
+  batch = cnp.sample_tasks(jax.random.key(2), num=64, num_ctx=10, num_tgt=10)
   floor = cnp.gp_nll(batch)
   wrong = cnp.gp_nll(batch, lengthscale=2.0)   # a misspecified kernel does worse
   prior = float(np.mean(0.5 * np.log(2 * np.pi * 1.01) + 0.5 * np.square(batch.y_tgt_BxT) / 1.01))
