@@ -44,6 +44,17 @@ def _dash(widths) -> str:
   return "-".join(_i(w) for w in widths)
 
 
+def _converged() -> list[str]:
+  """The neural processes trained to a plateau at the reference widths (``scripts/cnp_converged.py``), if run."""
+  lines = []
+  for name in ("cnp_converged", "cnp_converged_acnp"):
+    if (R / f"{name}.json").exists():
+      rec = _load(name)
+      lines += [f"- {h['what']}: {h['result']} (`results/{name}.md`)" for h in rec["headline"]]
+  return (["Trained on fresh draws until the test NLL stops improving, at the reference CNP's widths:", "", *lines, ""]
+          if lines else [])
+
+
 def render(rec: dict) -> str:
   """results/taxonomy.md from its record (the checks) and the three experiments' records; every number from data."""
   recs = {n: _load(n) for n in PARTS}
@@ -145,7 +156,7 @@ def render(rec: dict) -> str:
       f"CNP on GP draws ({gp['kernel']}, lengthscale {gp['lengthscale'][0]}, x in {gp['x_range']}, noise"
       f" {gp['noise'][0]}; {c['context_points'][0]}..{c['context_points'][1]} context and {_i(c['target_points'])}"
       f" target points; encoder {_dash(c['encoder'])}, decoder {_dash(c['decoder'])}; {_i(c['steps'])} steps of"
-      f" {_i(c['tasks_per_step'])} draws from a pool of {_i(c['train_tasks'])}): test NLL per target point on"
+      f" {_i(c['tasks_per_step'])} fresh draws, {_i(c['train_tasks'])} in all): test NLL per target point on"
       f" {_i(c['test_tasks'])} held-out tasks:",
       "",
       "| model | NLL per target point |",
@@ -158,6 +169,7 @@ def render(rec: dict) -> str:
       f"{gap / (c['gp_prior_nll'][0] - c['gp_posterior_nll'][0]):.0%} of the prior-to-posterior gap. Anchor: CNPs",
       "underfit the GP posterior (Kim et al., \"Attentive neural processes\").",
       "",
+      *_converged(),
       f"Expression recovery: {_i(e['num_expressions'])} functions (grammar strings up to {_i(e['max_len'])} symbols,"
       f" deduplicated by value on a grid), {_i(e['points_per_set'])} random points per set, {_i(e['test_sets'])} fresh"
       f" test point sets (chance {e['chance'][0]:.4f}); DeepSets encoder width {_i(e['encoder_width'])},"
