@@ -35,6 +35,10 @@ def _pm(xs, fmt=".3f") -> str:
   return f"{xs.mean():{fmt}} ± {xs.std(ddof=1):{fmt}}" if len(xs) > 1 else f"{xs.mean():{fmt}}"
 
 
+def _cell(v) -> str:
+  return v if isinstance(v, str) else f"{v:g}"
+
+
 def gap_line(run: dict) -> str:
   """The model's final test NLL against the exact GP posterior, read from the run."""
   final, floor, prior = np.asarray(run["final_test_nll"]), run["gp_posterior_nll"], run["gp_prior_nll"]
@@ -61,10 +65,9 @@ def render(rec: dict) -> str:
             "| setting | reference | " + " | ".join(NAMES[n].split(" (")[0] for n in d["runs"]) + " |",
             "|---|---|" + "---|" * len(d["runs"])]
   for what, ref, ours in REFERENCE:
-    cells = [ours(r["config"], r) for r in d["runs"].values()]
-    lines.append(f"| {what} | {ref:g} | " if not isinstance(ref, str) else f"| {what} | {ref} | ")
-    lines[-1] += " | ".join(f"{c:g}" if c == ref else f"**{c:g}**" if not isinstance(c, str) else
-                            c if c == ref else f"**{c}**" for c in cells) + " |"
+    cells = [_cell(ours(r["config"], r)) if ours(r["config"], r) == ref else f"**{_cell(ours(r['config'], r))}**"
+             for r in d["runs"].values()]
+    lines.append(f"| {what} | {_cell(ref)} | " + " | ".join(cells) + " |")
   lines += ["", "Also not the reference's: disjoint context and target points (the reference's targets include the"
             " context), GP noise 0.1, variance 1e-4 + softplus.", "",
             f"Plateau rule: stop when the seeds' mean test NLL has not improved by {d['min_delta']} for"

@@ -77,3 +77,23 @@ def test_script_writes_a_record_and_its_table(tmp_path):
   assert (tmp_path / "cnp.png").stat().st_size > 0
   assert "| CNP (mean-pooled context) |" in md and "| attentive CNP" in md
   assert "| iterations | 200000 | **6** | **6** |" in md and "| batch (tasks per step) | 64 | **4** | **4** |" in md
+  assert "| encoder (layers x width) | 4 x 128 | **4 x 16** | **4 x 16** |" in md
+
+
+def test_render_marks_only_what_differs_from_the_reference():
+  spec = importlib.util.spec_from_file_location("cnp_converged", ROOT / "scripts" / "cnp_converged.py")
+  script = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(script)
+  run = {"config": {**exp_cnp.NPConfig().__dict__}, "final_step": 200_000, "stopped": "max_steps",
+         "final_test_nll": [0.7, 0.72], "gp_posterior_nll": 0.4, "gp_prior_nll": 1.4, "ms_per_step_per_seed": 5.0}
+  rec = {"name": "x", "model": "m", "data": {"runs": {"cnp": run}, "eval_every": 1, "patience": 1, "min_delta": 0.1},
+         "provenance": {"commit": "0" * 40, "dirty": False, "versions": {k: "0" for k in
+                        ("jax", "jaxlib", "flax", "optax", "numpy", "python")}, "date_utc": "d", "wall_s": 1.0,
+                        "cores": 2, "cpu": "c", "platform": "p", "backend": "cpu", "devices": ["cpu:0"],
+                        "loadavg_start": [1.0], "loadavg_end": [1.0], "command": "c", "seeds": [0, 1],
+                        "source_hash": "0" * 64, "sources": {}}}
+  md = script.render(rec)
+  for row in ("| iterations | 200000 | 200000 |", "| batch (tasks per step) | 64 | 64 |",
+              "| encoder (layers x width) | 4 x 128 | 4 x 128 |", "| Adam learning rate | 0.0001 | 0.0001 |"):
+    assert row in md, row
+  assert "69% of the prior-to-posterior gap closed" in md   # (1.4 - 0.71) / (1.4 - 0.4)
