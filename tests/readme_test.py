@@ -20,7 +20,7 @@ def test_readme_has_the_linen_recipe_and_links_the_others():
 
 
 def test_readme_is_a_front_door():
-  assert len(README.splitlines()) <= 185  # the verify table, the commands and the measured table, rendered
+  assert len(README.splitlines()) <= 200  # the verify table, the commands and the measured table, rendered
 
 
 def test_readme_example_runs_and_gradients_are_bitwise_equal():
