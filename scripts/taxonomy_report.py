@@ -45,13 +45,14 @@ def _dash(widths) -> str:
 
 
 def _converged() -> list[str]:
-  """The neural processes trained to a plateau at the reference widths (``scripts/cnp_converged.py``), if run."""
+  """The neural processes trained at the reference widths (``scripts/cnp_converged.py``), if run."""
   lines = []
   for name in ("cnp_converged", "cnp_converged_acnp"):
     if (R / f"{name}.json").exists():
       rec = _load(name)
       lines += [f"- {h['what']}: {h['result']} (`results/{name}.md`)" for h in rec["headline"]]
-  return (["Trained on fresh draws until the test NLL stops improving, at the reference CNP's widths:", "", *lines, ""]
+  return (["Trained on fresh draws at the reference CNP's widths until the test NLL stops improving or the"
+           " budget ends (each line says which):", "", *lines, ""]
           if lines else [])
 
 
