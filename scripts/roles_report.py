@@ -148,7 +148,23 @@ def gan_section():
                  f" | {_mse([p['high_quality'] for p in ps], '{:.1f}', 100)}% | {a[1]} | {kl_cell} | {a[2]} | "
                  + " | ".join(_difference_cells(ar)) + f" | {len(ps)} | {_source(rec, fname)} |")
   return lines + ["", "Models: " + "; ".join(sorted({gan_model(r['args']) for _, r, _, _ in runs})) + ".", "",
-                  *_reading(runs)]
+                  *_reading(runs), "", *_iteration_cost(runs)]
+
+
+def _iteration_cost(runs) -> list[str]:
+  """What PacGAN's iteration count would cost at each paper-width record's own measured wall time."""
+  out = []
+  for fname, rec in {f: r for _, _, r, f in runs}.items():
+    p, a = rec.get("provenance"), rec["data"]["args"] if "provenance" in rec else rec["args"]
+    if not p or (a["gen_width"], a["disc_width"]) != (PACGAN_SETUP["gen_width"], PACGAN_SETUP["disc_width"]):
+      continue
+    hours = p["wall_s"] * PACGAN_SETUP["steps"] / a["steps"] / 3600
+    out.append(f"`{fname}` took {p['wall_s']:.0f} s for {a['steps']} steps of its settings ({a['settings']},"
+               f" {a['seeds']} seeds vmapped; load {p['loadavg_start'][0]:.1f} at start, {p['loadavg_end'][0]:.1f} at"
+               f" end, on {p['cores']} {p['cpu']} cores, backend {p['backend']}): PacGAN's {PACGAN_SETUP['steps']:,}"
+               f" iterations at that rate would take about {hours:.0f} h.")
+  return (["What the iteration gap costs on the machine that ran each record (its wall time includes compiling"
+           " and the metrics):", "", *[f"- {line}" for line in out]] if out else [])
 
 
 def _pcts(runs):
