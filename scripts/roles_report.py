@@ -148,7 +148,31 @@ def gan_section():
                  f" | {_mse([p['high_quality'] for p in ps], '{:.1f}', 100)}% | {a[1]} | {kl_cell} | {a[2]} | "
                  + " | ".join(_difference_cells(ar)) + f" | {len(ps)} | {_source(rec, fname)} |")
   return lines + ["", "Models: " + "; ".join(sorted({gan_model(r['args']) for _, r, _, _ in runs})) + ".", "",
-                  *_reading(runs), "", *_iteration_cost(runs)]
+                  *_reading(runs), "", f"In short, {vs_pacgan(runs)}.", "", *_iteration_cost(runs)]
+
+
+def _table_mean(cell: str) -> float:
+  """PacGAN's Table 1 mean from its cell ("6.3 ± 0.5", "98.2 ± 0.2%")."""
+  return float(cell.split(" ± ")[0])
+
+
+def vs_pacgan(runs) -> str:
+  """Our means against PacGAN's Table 1 means, over the records at PacGAN's setup except the iterations."""
+  fixed = [n for _, names in DIFF_COLUMNS for n in names if n != "steps"]
+  rows = [(k, run) for k, run, rec, _ in runs if "provenance" in rec and k in PACGAN
+          and all(setting(run["args"], n) == PACGAN_SETUP[n] for n in fixed)]
+  if not rows:
+    return "no record at PacGAN's setup yet"
+  worse = {"fewer modes": 0, "a smaller high-quality share": 0, "a larger reverse KL": 0}
+  for k, run in rows:
+    m, paper = run["mean_std"], PACGAN[k]
+    worse["fewer modes"] += m["modes"][0] < _table_mean(paper[0])
+    worse["a smaller high-quality share"] += 100 * m["high_quality"][0] < _table_mean(paper[1])
+    worse["a larger reverse KL"] += m["reverse_kl"][0] > _table_mean(paper[2])
+  steps = sorted({run["args"]["steps"] for _, run in rows})
+  return (f"against PacGAN's Table 1 means, our {len(rows)} settings at its setup except the iterations"
+          f" ({', '.join(map(str, steps))} of {PACGAN_SETUP['steps']:,}) have "
+          + ", ".join(f"{what} in {n} of {len(rows)}" for what, n in worse.items()))
 
 
 def _iteration_cost(runs) -> list[str]:
@@ -355,7 +379,8 @@ def main():
   run = provenance.start()
   sample_png()
   rec = provenance.write(
-      run, R / "roles", {"checks": [line for _, line in checks.run_checks()]}, seeds=[], render=render,
+      run, R / "roles", {"checks": [line for _, line in checks.run_checks()], "gan_vs_pacgan": vs_pacgan(gan_runs())},
+      seeds=[], render=render,
       model="the identities use small random networks (no training); the experiments' models are in their sections",
       headline=[(f"{k.split(',')[0]} {NAMES[k[-1]]} ({r['args']['steps']} steps)", f"modes"
                  f" {r['mean_std']['modes'][0]:.1f}, reverse KL {r['mean_std']['reverse_kl'][0]:.3f}")

@@ -36,3 +36,16 @@ def test_iteration_cost_scales_the_records_wall_time_to_pacgans_iterations():
   assert "took 36 s for 1000 steps" in line and "load 1.0 at start, 2.0 at end" in line
   assert line.endswith("would take about 4 h.")  # 36 s x 400 = 14,400 s
   assert rr._iteration_cost([_run(_args(gen_width=128))]) == []  # not at PacGAN's widths: no projection
+
+
+def test_vs_pacgan_counts_where_our_means_lose_to_table_1_at_its_setup_only():
+  def run(key, modes, hq, kl, **over):
+    k, r, rec, f = _run(_args(**over))
+    return key, dict(r, mean_std={"modes": [modes, 0], "high_quality": [hq, 0], "reverse_kl": [kl, 0]}), rec, f
+  runs = [run("ring, pack 1", 6.0, 0.99, 0.5),  # Table 1: 6.3, 98.2%, 0.45 -> fewer modes, larger KL
+          run("ring, pack 2", 8.0, 0.90, 0.01),  # 7.9, 95.6%, 0.07 -> smaller high-quality share only
+          run("grid, pack 1", 1.0, 0.0, 9.0, b1=0.5)]  # not at PacGAN's setup: not counted
+  assert rr.vs_pacgan(runs) == ("against PacGAN's Table 1 means, our 2 settings at its setup except the iterations"
+                                " (1000 of 400,000) have fewer modes in 1 of 2, a smaller high-quality share in 1 of 2,"
+                                " a larger reverse KL in 1 of 2")
+  assert rr.vs_pacgan(runs[2:]) == "no record at PacGAN's setup yet"
