@@ -92,6 +92,10 @@ def gan_runs():
   return runs
 
 
+def _sorted_modes(run: dict) -> str:
+  return "[" + ", ".join(str(m) for m in sorted(p["modes"] for p in run["per_seed"])) + "]"
+
+
 def _reading(runs) -> list[str]:
   """One sentence per (mixture, budget) pair with and without packing, read from the data."""
   names = [n for _, ns in DIFF_COLUMNS for n in ns]
@@ -112,7 +116,8 @@ def _reading(runs) -> list[str]:
                f" {m1['modes'][1]:.1f}, reverse KL from {m0['reverse_kl'][0]:.3f} to {m1['reverse_kl'][0]:.3f},"
                f" high-quality samples from {100 * m0['high_quality'][0]:.1f}% to {100 * m1['high_quality'][0]:.1f}%"
                f" (PacGAN Table 1: {PACGAN[f'{mix}, pack 1'][0]} → {PACGAN[f'{mix}, pack {pack}'][0]} modes, reverse KL"
-               f" {PACGAN[f'{mix}, pack 1'][2]} → {PACGAN[f'{mix}, pack {pack}'][2]}).")
+               f" {PACGAN[f'{mix}, pack 1'][2]} → {PACGAN[f'{mix}, pack {pack}'][2]}); modes per seed, sorted:"
+               f" GAN {_sorted_modes(base)}, {NAMES[pack]} {_sorted_modes(run)}.")
   return out or ["No GAN/PacGAN pair has been rerun with provenance and PacGAN's metric yet"
                  " (`python scripts/results.py --rerun roles_gan_ring1_decay`, and so on)."]
 
