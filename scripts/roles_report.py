@@ -83,13 +83,15 @@ def _difference_cells(args: dict) -> list[str]:
 
 
 def gan_runs():
-  """(setting, run with its args, record, file name) for every roles_gan file, ring first."""
+  """(setting, run with its args, record, file name) for every roles_gan file: ring first, then by setup, then pack."""
   runs = []
-  for f in sorted(R.glob("roles_gan_*.json"), key=lambda f: ("ring" not in f.stem, f.stem.split("_")[3:], f.stem)):
+  for f in sorted(R.glob("roles_gan_*.json")):
     rec = json.loads(f.read_text())
     d = rec["data"] if "provenance" in rec else rec
     runs += [(k, dict(v, args=d["args"]), rec, f.name) for k, v in d["runs"].items()]
-  return runs
+  names = [n for _, ns in DIFF_COLUMNS for n in ns]
+  setup = lambda args: tuple(-1 if setting(args, n) is None else setting(args, n) for n in names)  # noqa: E731
+  return sorted(runs, key=lambda r: (r[0].split(",")[0] != "ring", setup(r[1]["args"]), int(r[0].split()[-1])))
 
 
 def _sorted_modes(run: dict) -> str:

@@ -49,3 +49,19 @@ def test_vs_pacgan_counts_where_our_means_lose_to_table_1_at_its_setup_only():
                                 " (1000 of 400,000) have fewer modes in 1 of 2, a smaller high-quality share in 1 of 2,"
                                 " a larger reverse KL in 1 of 2")
   assert rr.vs_pacgan(runs[2:]) == "no record at PacGAN's setup yet"
+
+
+def test_gan_runs_order_ring_first_then_setup_then_pack(tmp_path, monkeypatch):
+  import json
+  def write(name, settings, **over):
+    runs = {f"{s.split(':')[0]}, pack {s.split(':')[1]}": {"per_seed": []} for s in settings.split(",")}
+    (tmp_path / f"roles_gan_{name}.json").write_text(json.dumps({"args": _args(settings=settings, **over), "runs": runs}))
+  write("grid4_paper", "grid:4")  # sorts before grid_paper by name, after it by pack
+  write("grid_paper", "grid:1,grid:2")
+  write("grid1_old", "grid:1", b1=0.5)
+  write("ring_paper", "ring:1")
+  monkeypatch.setattr(rr, "R", tmp_path)
+  assert [(k, f) for k, _, _, f in rr.gan_runs()] == [
+      ("ring, pack 1", "roles_gan_ring_paper.json"), ("grid, pack 1", "roles_gan_grid1_old.json"),
+      ("grid, pack 1", "roles_gan_grid_paper.json"), ("grid, pack 2", "roles_gan_grid_paper.json"),
+      ("grid, pack 4", "roles_gan_grid4_paper.json")]
