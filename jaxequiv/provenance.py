@@ -11,9 +11,11 @@ A results record is a JSON object::
                   "sources": {path: sha256}, "source_hash"}}
 
 ``sources`` holds the SHA-256 of the script (``argv[0]``), of every ``jaxequiv`` module in ``sys.modules`` when the
-record is written (what the run imported; this module excluded) and of any input files the script names. A result is
-*stale* when one of them has changed since (:func:`stale_reasons`); ``dirty`` says whether those files differed from
-the recorded commit when the run was made. The markdown beside the JSON is rendered from the record by the script's
+record is written (what the run imported; this module excluded) and of any input files the script names. The script's
+and the modules' hashes, ``commit`` and ``dirty`` are those of :func:`start`, when the run began: a source edited while
+the run was going is listed in ``changed_during_run`` (absent when none) and the record is stale at once. A result is
+*stale* when one of its sources has changed since (:func:`stale_reasons`); ``dirty`` says whether those files differed
+from the recorded commit when the run began. The markdown beside the JSON is rendered from the record by the script's
 ``render(record)``, so ``scripts/results.py --render`` can rebuild it without rerunning.
 
 Usage in a script::
@@ -46,10 +48,13 @@ _VERSIONS = ("jax", "jaxlib", "flax", "optax", "numpy")
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-  """What :func:`start` records before the work: the command, the clock and the load."""
+  """What :func:`start` records before the work: the command, the clock, the load and the code as it was."""
   argv: tuple[str, ...]
   started: float
   loadavg_start: tuple[float, float, float]
+  hashes: dict[str, str] = dataclasses.field(default_factory=dict)  # script and package files at start
+  commit: str = "unknown"
+  dirty_paths: frozenset[str] = frozenset()  # of those, the ones that differed from ``commit``
 
 
 def require(path: str | os.PathLike, what: str) -> pathlib.Path:
@@ -79,7 +84,14 @@ def start(argv: Sequence[str] | None = None) -> Run:
   argv = list(sys.argv if argv is None else argv)
   if argv and argv[0].endswith(".py"):
     argv[0] = _rel(argv[0])
-  return Run(tuple(argv), time.time(), os.getloadavg())
+  files = ([argv[0]] if argv and argv[0].endswith(".py") else []) + sorted(
+      _rel(f) for f in PACKAGE.rglob("*.py") if f.resolve() != pathlib.Path(__file__).resolve())
+  hashes = {f: file_sha256(ROOT / f) for f in files}
+  tracked = [f for f in files if not pathlib.Path(f).is_absolute()]
+  dirty = (_git("diff", "--name-only", "HEAD", "--", *tracked).splitlines()
+           + _git("ls-files", "--others", "--exclude-standard", "--", *tracked).splitlines()) if tracked else []
+  return Run(tuple(argv), time.time(), os.getloadavg(), hashes, _git("rev-parse", "HEAD") or "unknown",
+             frozenset(dirty))
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -146,12 +158,14 @@ def provenance(run: Run, *, seeds: Sequence[int], inputs: Sequence[str | os.Path
   """The provenance block for a run that ends now (see the module docstring for its fields)."""
   files = ([run.argv[0]] if run.argv and run.argv[0].endswith(".py") else []) + imported_sources()
   files += [_rel(p) for p in inputs]
-  sources = {f: file_sha256(ROOT / f) for f in files}
+  now = {f: file_sha256(ROOT / f) for f in files}
+  sources = {f: run.hashes.get(f, h) for f, h in now.items()}  # as the run began; inputs and late files as now
+  changed = sorted(f for f, h in now.items() if h != sources[f])
   tracked = [f for f in sources if not pathlib.Path(f).is_absolute()]
   backend, devices = _backend()
   return {
-      "commit": _git("rev-parse", "HEAD") or "unknown",
-      "dirty": bool(_git("status", "--porcelain", "--", *tracked)) if tracked else False,
+      "commit": run.commit,
+      "dirty": any(f in run.dirty_paths for f in tracked),
       "tree_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
       "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
       "cpu": _cpu(),
@@ -169,6 +183,7 @@ def provenance(run: Run, *, seeds: Sequence[int], inputs: Sequence[str | os.Path
       "loadavg_end": [round(x, 2) for x in os.getloadavg()],
       "sources": sources,
       "source_hash": source_hash(sources),
+      **({"changed_during_run": changed} if changed else {}),
   }
 
 

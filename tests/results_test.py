@@ -251,3 +251,30 @@ def test_sample_agreement_trains_its_own_model_and_classification_sampling_equal
   assert rec["data"]["train"]["train"]["steps"] == 2 and "2 steps" in rec["model"]
   assert [r["classification_eq_nocache"] for r in rec["data"]["rows"]] == [4, 4, 4, 4]
   assert (tmp_path / "sa.md").read_text() == sample_agreement.render(rec) + "\n"
+
+
+def test_a_source_edited_during_the_run_is_recorded_as_it_was_at_start_and_is_stale_at_once(tmp_path):
+  script = tmp_path / "exp.py"
+  script.write_text("print('as run')\n")
+  before = provenance.file_sha256(script)
+  run = provenance.start([str(script)])
+  script.write_text("print('edited mid-run')\n")  # the run goes on with the code it started with
+  rec = provenance.write(run, tmp_path / "exp", {}, model="none", seeds=[])
+  p = rec["provenance"]
+  assert p["sources"][script.as_posix()] == before and p["changed_during_run"] == [script.as_posix()]
+  assert provenance.stale_reasons(rec) == [f"{script.as_posix()} changed"]
+  untouched = provenance.write(provenance.start([str(script)]), tmp_path / "exp2", {}, model="none", seeds=[])
+  assert "changed_during_run" not in untouched["provenance"] and not provenance.stale_reasons(untouched)
+
+
+def test_commit_and_dirty_are_those_of_the_start(tmp_path, monkeypatch):
+  calls = []
+  def fake_git(*args):
+    calls.append(args[0])
+    return {"rev-parse": "a" * 40, "diff": "jaxequiv/bitwise.py", "ls-files": ""}.get(args[0], "")
+  monkeypatch.setattr(provenance, "_git", fake_git)
+  import jaxequiv.bitwise  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  run = provenance.start([str(tmp_path / "x.py")])
+  monkeypatch.setattr(provenance, "_git", lambda *a: "b" * 40 if a[0] == "rev-parse" else "")  # HEAD moved since
+  p = provenance.write(run, tmp_path / "x", {}, model="none", seeds=[])["provenance"]
+  assert p["commit"] == "a" * 40 and p["dirty"] is True and {"rev-parse", "diff", "ls-files"} <= set(calls)
