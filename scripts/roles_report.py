@@ -42,6 +42,7 @@ PACGAN_SETUP = {"steps": 400_000, "gen_width": 400, "disc_width": 200, "lr": 1e-
 DIFF_COLUMNS = (("iterations", ("steps",)), ("widths G / D", ("gen_width", "disc_width")),
                 ("Adam lr, decay, β1", ("lr", "decay", "b1")), ("D maxout pieces", ("disc_pieces",)),
                 ("batch", ("batch_size",)))
+SETTINGS = tuple(n for _, names in DIFF_COLUMNS for n in names)
 
 
 def _load(name):
@@ -89,8 +90,7 @@ def gan_runs():
     rec = json.loads(f.read_text())
     d = rec["data"] if "provenance" in rec else rec
     runs += [(k, dict(v, args=d["args"]), rec, f.name) for k, v in d["runs"].items()]
-  names = [n for _, ns in DIFF_COLUMNS for n in ns]
-  setup = lambda args: tuple(-1 if setting(args, n) is None else setting(args, n) for n in names)  # noqa: E731
+  setup = lambda args: tuple(-1 if setting(args, n) is None else setting(args, n) for n in SETTINGS)  # noqa: E731
   return sorted(runs, key=lambda r: (r[0].split(",")[0] != "ring", setup(r[1]["args"]), int(r[0].split()[-1])))
 
 
@@ -100,8 +100,7 @@ def _sorted_modes(run: dict) -> str:
 
 def _reading(runs) -> list[str]:
   """One sentence per (mixture, budget) pair with and without packing, read from the data."""
-  names = [n for _, ns in DIFF_COLUMNS for n in ns]
-  by = {(k.split(",")[0], json.dumps({x: setting(run["args"], x) for x in names}), k.split()[-1]): (run, rec)
+  by = {(k.split(",")[0], json.dumps({x: setting(run["args"], x) for x in SETTINGS}), k.split()[-1]): (run, rec)
         for k, run, rec, _ in runs}
   out = []
   for (mix, budget, pack), (run, rec) in sorted(by.items()):
@@ -165,7 +164,7 @@ def _table_mean(cell: str) -> float:
 
 def vs_pacgan(runs) -> str:
   """Our means against PacGAN's Table 1 means, over the records at PacGAN's setup except the iterations."""
-  fixed = [n for _, names in DIFF_COLUMNS for n in names if n != "steps"]
+  fixed = [n for n in SETTINGS if n != "steps"]
   rows = [(k, run) for k, run, rec, _ in runs if "provenance" in rec and k in PACGAN
           and all(setting(run["args"], n) == PACGAN_SETUP[n] for n in fixed)]
   if not rows:
@@ -387,7 +386,7 @@ def main():
   sample_png()
   rec = provenance.write(
       run, R / "roles", {"checks": [line for _, line in checks.run_checks()], "gan_vs_pacgan": vs_pacgan(gan_runs())},
-      seeds=[], render=render,
+      seeds=[], render=render, inputs=sorted(f for f in R.glob("roles_*.json") if f.name != "roles.json"),
       model="the identities use small random networks (no training); the experiments' models are in their sections",
       headline=[(f"{k.split(',')[0]} {NAMES[k[-1]]} ({r['args']['steps']} steps)", f"modes"
                  f" {r['mean_std']['modes'][0]:.1f}, reverse KL {r['mean_std']['reverse_kl'][0]:.3f}")
