@@ -184,8 +184,8 @@ def vs_pacgan(runs) -> str:
 def _iteration_cost(runs) -> list[str]:
   """What PacGAN's iteration count would cost at each paper-width record's own measured wall time."""
   out = []
-  for fname, rec in {f: r for _, _, r, f in runs}.items():
-    p, a = rec.get("provenance"), rec["data"]["args"] if "provenance" in rec else rec["args"]
+  for fname, (a, rec) in {f: (run["args"], r) for _, run, r, f in runs}.items():
+    p = rec.get("provenance")
     if not p or (a["gen_width"], a["disc_width"]) != (PACGAN_SETUP["gen_width"], PACGAN_SETUP["disc_width"]):
       continue
     hours = p["wall_s"] * PACGAN_SETUP["steps"] / a["steps"] / 3600
