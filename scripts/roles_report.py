@@ -83,6 +83,13 @@ def _difference_cells(args: dict) -> list[str]:
   return cells
 
 
+def setup_label(args: dict) -> str:
+  """"PacGAN's setup", or the settings (iterations aside) where the record differs from it: a headline's label."""
+  cells = [(header, cell) for (header, _), cell in zip(DIFF_COLUMNS, _difference_cells(args))
+           if header != "iterations" and cell.startswith("**")]
+  return "PacGAN's setup" if not cells else "; ".join(f"{h} {c.split('**')[1]}" for h, c in cells)
+
+
 def gan_runs():
   """(setting, run with its args, record, file name) for every roles_gan file: ring first, then by setup, then pack."""
   runs = []
@@ -388,7 +395,7 @@ def main():
       run, R / "roles", {"checks": [line for _, line in checks.run_checks()], "gan_vs_pacgan": vs_pacgan(gan_runs())},
       seeds=[], render=render, inputs=sorted(f for f in R.glob("roles_*.json") if f.name != "roles.json"),
       model="the identities use small random networks (no training); the experiments' models are in their sections",
-      headline=[(f"{k.split(',')[0]} {NAMES[k[-1]]} ({r['args']['steps']} steps)", f"modes"
+      headline=[(f"{k.split(',')[0]} {NAMES[k[-1]]}, {setup_label(r['args'])} ({r['args']['steps']} steps)", f"modes"
                  f" {r['mean_std']['modes'][0]:.1f}, reverse KL {r['mean_std']['reverse_kl'][0]:.3f}")
                 for k, r, g, _ in gan_runs() if "provenance" in g])
   print(render(rec))

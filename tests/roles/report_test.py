@@ -65,3 +65,9 @@ def test_gan_runs_order_ring_first_then_setup_then_pack(tmp_path, monkeypatch):
       ("ring, pack 1", "roles_gan_ring_paper.json"), ("grid, pack 1", "roles_gan_grid1_old.json"),
       ("grid, pack 1", "roles_gan_grid_paper.json"), ("grid, pack 2", "roles_gan_grid_paper.json"),
       ("grid, pack 4", "roles_gan_grid4_paper.json")]
+
+
+def test_setup_label_names_what_differs_so_headlines_of_two_setups_differ():
+  assert rr.setup_label(_args(steps=10)) == "PacGAN's setup"  # iterations are in the headline already
+  label = rr.setup_label(_args(gen_width=128, disc_width=128, b1=0.5))
+  assert label == "widths G / D 128 / 128; Adam lr, decay, β1 0.0001 / none / 0.5", label
