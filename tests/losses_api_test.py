@@ -14,7 +14,8 @@ from jaxequiv import bitwise
 T = 16
 SENTENCES = ["Hello there.", "a.", "The cat sat on.", "Zz 9.", "ab cd.", "ab ce.", "x" * (T - 1) + "."]
 CFG = jaxequiv.ModelConfig(num_layers=1, width=32, num_heads=4, seq_len=T)
-PARAMS, APPLY = jaxequiv.init(jax.random.key(0), CFG), jaxequiv.make_apply(CFG)
+APPLY = jaxequiv.make_apply(CFG)
+_params = functools.cache(lambda: jaxequiv.init(jax.random.key(0), CFG))  # on first use, not at import
 
 
 def _mean_from_sum(sum_fn):
@@ -32,12 +33,12 @@ class SumCountTest(chex.TestCase):
     packed = jaxequiv.pack(jaxequiv.prefix_examples(SENTENCES), T)
     lm_sum = self.variant(functools.partial(jaxequiv.lm_nll_sum, apply_fn=APPLY))
     clf_sum = self.variant(functools.partial(jaxequiv.classification_xent_sum, apply_fn=APPLY))
-    (s1, c1), (s2, c2) = lm_sum(PARAMS, lm), clf_sum(PARAMS, packed)
+    (s1, c1), (s2, c2) = lm_sum(_params(), lm), clf_sum(_params(), packed)
     chex.assert_shape([s1, c1, s2, c2], ())
     chex.assert_type([s1, s2], jnp.float32)
     assert int(c1) == int(c2) == sum(len(s) for s in SENTENCES)
     bitwise.assert_bitwise_equal((s1, c1), (s2, c2))
-    mean = self.variant(functools.partial(jaxequiv.lm_nll, apply_fn=APPLY))(PARAMS, lm)
+    mean = self.variant(functools.partial(jaxequiv.lm_nll, apply_fn=APPLY))(_params(), lm)
     bitwise.assert_bitwise_equal(mean, s1 / c1)
 
   def test_sum_form_gradients_are_bitwise_equal_under_jit(self):
@@ -45,7 +46,7 @@ class SumCountTest(chex.TestCase):
     ex = jaxequiv.prefix_examples(SENTENCES)
     packed = jaxequiv.pack(ex.take(np.random.default_rng(0).permutation(len(ex))), T)
     g = lambda f: jax.jit(jax.grad(lambda p, b: f(p, b, APPLY)[0]))  # noqa: E731
-    rep = bitwise.assert_bitwise_equal(g(jaxequiv.lm_nll_sum)(PARAMS, lm), g(jaxequiv.classification_xent_sum)(PARAMS, packed))
+    rep = bitwise.assert_bitwise_equal(g(jaxequiv.lm_nll_sum)(_params(), lm), g(jaxequiv.classification_xent_sum)(_params(), packed))
     assert rep.elements > 1000
 
   @chex.variants(with_jit=True)
@@ -61,9 +62,9 @@ class SumCountTest(chex.TestCase):
          lambda p: jaxequiv.classification_xent_sum_from_logits(APPLY(p, packed.tokens), packed)),
     ]
     for a, b in pairs:
-      bitwise.assert_bitwise_equal(self.variant(a)(PARAMS), self.variant(b)(PARAMS))
-    ga = self.variant(jax.grad(pairs[0][0]))(PARAMS)
-    gb = self.variant(jax.grad(pairs[2][1]))(PARAMS)
+      bitwise.assert_bitwise_equal(self.variant(a)(_params()), self.variant(b)(_params()))
+    ga = self.variant(jax.grad(pairs[0][0]))(_params())
+    gb = self.variant(jax.grad(pairs[2][1]))(_params())
     bitwise.assert_bitwise_equal(ga, gb)
 
   def test_from_logits_checks_the_logits_shape(self):
@@ -89,7 +90,7 @@ def _sum_grad(sum_fn):
 
 
 def _accumulate(sum_fn, batches):
-  pairs = [_sum_grad(sum_fn)(PARAMS, b) for b in batches]
+  pairs = [_sum_grad(sum_fn)(_params(), b) for b in batches]
   total = sum(float(c) for _, c in pairs)
   return jax.tree.map(lambda *x: sum(x) / total, *[g for g, _ in pairs])
 
@@ -110,12 +111,12 @@ def test_gradient_accumulation_with_sums_is_exact_and_mean_of_means_is_not(split
   order = list(np.random.default_rng(seed).permutation(SENTENCES))
   parts = [order[:split], order[split:]]
   mean_g = _mean_grad()
-  full = mean_g(PARAMS, jaxequiv.lm_batch(jaxequiv.canonical_order(order), T, num_rows=R))
+  full = mean_g(_params(), jaxequiv.lm_batch(jaxequiv.canonical_order(order), T, num_rows=R))
   micro = [jaxequiv.lm_batch(jaxequiv.canonical_order(p), T, num_rows=R) for p in parts]
   acc = _accumulate(jaxequiv.lm_nll_sum, micro)
   ex = [jaxequiv.prefix_examples(p) for p in parts]
   acc_clf = _accumulate(jaxequiv.classification_xent_sum, [_fixed_rows(jaxequiv.pack(e, T)) for e in ex])
-  mean_of_means = jax.tree.map(lambda a, b: (a + b) / 2, *[mean_g(PARAMS, b) for b in micro])
+  mean_of_means = jax.tree.map(lambda a, b: (a + b) / 2, *[mean_g(_params(), b) for b in micro])
   err = bitwise.max_relative_error(full, acc)
   bias = bitwise.max_relative_error(full, mean_of_means)
   print(f"split {split}: sum/count accumulation rel err {err:.2e}; mean of means rel err {bias:.2e}")

@@ -12,7 +12,8 @@ from jaxequiv import validation
 
 T = 8
 CFG = jaxequiv.ModelConfig(num_layers=1, width=16, num_heads=2, seq_len=T)
-PARAMS, APPLY = jaxequiv.init(jax.random.key(0), CFG), jaxequiv.make_apply(CFG)
+APPLY = jaxequiv.make_apply(CFG)
+_params = functools.cache(lambda: jaxequiv.init(jax.random.key(0), CFG))  # on first use, not at import
 # One sentence per row whatever lm_batch's packing default: rows built one at a time.
 LM = jaxequiv.LMBatch(*(np.concatenate(x) for x in zip(jaxequiv.lm_batch(["Hi."], T), jaxequiv.lm_batch(["Ok yes."], T))))
 CLF = jaxequiv.unpacked(jaxequiv.prefix_examples(["Hi.", "Ok yes."]), T)
@@ -47,7 +48,7 @@ BAD_CLF = {
 def test_lm_loss_names_the_bad_value_outside_jit(case):
   make, pattern = BAD_LM[case]
   with pytest.raises(ValueError, match=pattern):
-    jaxequiv.lm_nll(PARAMS, make(LM), APPLY)
+    jaxequiv.lm_nll(_params(), make(LM), APPLY)
   with pytest.raises(ValueError, match=pattern):
     jaxequiv.validate_batch(make(LM))
 
@@ -56,7 +57,7 @@ def test_lm_loss_names_the_bad_value_outside_jit(case):
 def test_classification_loss_names_the_bad_example_outside_jit(case):
   make, pattern = BAD_CLF[case]
   with pytest.raises(ValueError, match=pattern):
-    jaxequiv.classification_xent(PARAMS, make(CLF), APPLY)
+    jaxequiv.classification_xent(_params(), make(CLF), APPLY)
   with pytest.raises(ValueError, match=pattern):
     jaxequiv.validate_batch(make(CLF))
 
@@ -72,7 +73,7 @@ def test_under_jit_values_are_not_checked_which_is_why_checkify_exists():
   """The documented gap: under jit label -1 silently scores as class 63. batch_checks closes it."""
   bad = BAD_CLF["label -1"][0](CLF)
   jitted = jax.jit(functools.partial(jaxequiv.classification_xent, apply_fn=APPLY))
-  assert np.isfinite(float(jitted(PARAMS, bad)))  # no error: the values are tracers
+  assert np.isfinite(float(jitted(_params(), bad)))  # no error: the values are tracers
   with pytest.raises(TypeError, match="under jax.jit use batch_checks"):
     jax.jit(validation.validate_batch)(bad)
 
@@ -87,9 +88,9 @@ def _checked(loss):
 @pytest.mark.parametrize("case", sorted(BAD_CLF))
 def test_checkify_catches_every_bad_classification_batch_under_jit(case):
   f = _checked(jaxequiv.classification_xent)
-  err, _ = f(PARAMS, CLF)
+  err, _ = f(_params(), CLF)
   assert err.get() is None
-  err, _ = f(PARAMS, BAD_CLF[case][0](CLF))
+  err, _ = f(_params(), BAD_CLF[case][0](CLF))
   assert err.get() is not None, case
   print(case, "->", err.get().splitlines()[0])
   with pytest.raises(Exception, match="example|token|empty"):
@@ -99,15 +100,15 @@ def test_checkify_catches_every_bad_classification_batch_under_jit(case):
 @pytest.mark.parametrize("case", sorted(BAD_LM))
 def test_checkify_catches_every_bad_lm_batch_under_jit(case):
   f = _checked(jaxequiv.lm_nll)
-  assert f(PARAMS, LM)[0].get() is None
-  err, _ = f(PARAMS, BAD_LM[case][0](LM))
+  assert f(_params(), LM)[0].get() is None
+  err, _ = f(_params(), BAD_LM[case][0](LM))
   assert err.get() is not None, case
 
 
 def test_checkify_composes_with_grad():
   f = jax.jit(checkify.checkify(jax.grad(lambda p, b: (validation.batch_checks(b),
                                                        jaxequiv.classification_xent(p, b, APPLY))[1])))
-  err, g = f(PARAMS, CLF)
+  err, g = f(_params(), CLF)
   assert err.get() is None and jax.tree.leaves(g)
-  err, _ = f(PARAMS, BAD_CLF["row -1"][0](CLF))
+  err, _ = f(_params(), BAD_CLF["row -1"][0](CLF))
   assert "row -1" in err.get()
