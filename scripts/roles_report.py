@@ -203,10 +203,12 @@ def _iteration_cost(runs) -> list[str]:
     if not p or (a["gen_width"], a["disc_width"]) != (PACGAN_SETUP["gen_width"], PACGAN_SETUP["disc_width"]):
       continue
     hours = p["wall_s"] * PACGAN_SETUP["steps"] / a["steps"] / 3600
-    out.append(f"`{fname}` took {p['wall_s']:.0f} s for {a['steps']} steps of its settings ({a['settings']},"
-               f" {a['seeds']} seeds vmapped; load {p['loadavg_start'][0]:.1f} at start, {p['loadavg_end'][0]:.1f} at"
-               f" end, on {p['cores']} {p['cpu']} cores, backend {p['backend']}): PacGAN's {PACGAN_SETUP['steps']:,}"
-               f" iterations at that rate would take about {hours:.0f} h.")
+    seeds = "1 seed" if a["seeds"] == 1 else f"{a['seeds']} seeds vmapped"
+    line = (f"`{fname}` took {p['wall_s']:.0f} s for {a['steps']} steps of its settings ({a['settings']}, {seeds};"
+            f" load {p['loadavg_start'][0]:.1f} at start, {p['loadavg_end'][0]:.1f} at end, on {p['cores']}"
+            f" {p['cpu']} cores, backend {p['backend']})")
+    out.append(f"{line}: all of PacGAN's iterations." if a["steps"] >= PACGAN_SETUP["steps"] else
+               f"{line}: PacGAN's {PACGAN_SETUP['steps']:,} iterations at that rate would take about {hours:.0f} h.")
   return (["What the iteration gap costs on the machine that ran each record (its wall time includes compiling"
            " and the metrics):", "", *[f"- {line}" for line in out]] if out else [])
 

@@ -36,6 +36,9 @@ def test_iteration_cost_scales_the_records_wall_time_to_pacgans_iterations():
   assert "took 36 s for 1000 steps" in line and "load 1.0 at start, 2.0 at end" in line
   assert line.endswith("would take about 4 h.")  # 36 s x 400 = 14,400 s
   assert rr._iteration_cost([_run(_args(gen_width=128))]) == []  # not at PacGAN's widths: no projection
+  full, = [x for x in rr._iteration_cost([_run(_args(steps=400_000, seeds=1), wall_s=3600.0)]) if x.startswith("- ")]
+  assert "took 3600 s for 400000 steps of its settings (grid:1,grid:2, 1 seed;" in full
+  assert full.endswith(": all of PacGAN's iterations.")
 
 
 def test_vs_pacgan_counts_where_our_means_lose_to_table_1_at_its_setup_only():
