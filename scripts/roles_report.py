@@ -131,11 +131,11 @@ def _reading(runs) -> list[str]:
 
 
 def _mse(xs, fmt="{:.3f}", scale=1.0):
-  """Mean ± standard error (PacGAN Table 1's spread) of ``scale * xs``."""
+  """Mean ± standard error (PacGAN Table 1's spread) of ``scale * xs``; one seed has no spread, so just its value."""
   xs = scale * np.asarray(xs, float)
-  if not len(xs):
-    return "–"
-  return (fmt + " ± " + fmt).format(xs.mean(), xs.std(ddof=1) / np.sqrt(len(xs)) if len(xs) > 1 else float("nan"))
+  if len(xs) < 2:
+    return fmt.format(xs[0]) if len(xs) else "–"
+  return (fmt + " ± " + fmt).format(xs.mean(), xs.std(ddof=1) / np.sqrt(len(xs)))
 
 
 def gan_section():

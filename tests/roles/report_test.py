@@ -78,3 +78,8 @@ def test_setup_label_names_what_differs_so_headlines_of_two_setups_differ():
   assert rr.setup_label(_args(steps=10)) == "PacGAN's setup"  # iterations are in the headline already
   label = rr.setup_label(_args(gen_width=128, disc_width=128, b1=0.5))
   assert label == "widths G / D 128 / 128; Adam lr, decay, β1 0.0001 / none / 0.5", label
+
+
+def test_mean_and_standard_error_and_a_single_seed_without_a_spread():
+  assert rr._mse([1.0, 3.0], "{:.1f}") == "2.0 ± 1.0"  # std (ddof 1) sqrt(2) / sqrt(2)
+  assert rr._mse([24.0], "{:.1f}") == "24.0" and rr._mse([], "{:.1f}") == "–"
