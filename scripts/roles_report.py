@@ -195,6 +195,18 @@ def vs_pacgan(runs) -> str:
   return "against PacGAN's Table 1 means, " + "; ".join(clauses)
 
 
+def at_full_iterations(runs) -> str:
+  """Each record at all of PacGAN's setup, iterations included, beside Table 1's means."""
+  rows = []
+  for k, run, rec, _ in runs:
+    if "provenance" in rec and k in PACGAN and all(setting(run["args"], n) == PACGAN_SETUP[n] for n in SETTINGS):
+      m, paper, n = run["mean_std"], PACGAN[k], run["args"]["seeds"]
+      rows.append(f"{k.split(',')[0]} {NAMES[k.split()[-1]]} ({n} seed{'s' * (n != 1)}): modes {m['modes'][0]:.1f},"
+                  f" high quality {100 * m['high_quality'][0]:.1f}%, reverse KL {m['reverse_kl'][0]:.3f} (Table 1:"
+                  f" {', '.join(f'{_table_mean(c):g}' + '%' * c.endswith('%') for c in paper)})")
+  return "; ".join(rows) or "no record at all of PacGAN's iterations yet"
+
+
 def _iteration_cost(runs) -> list[str]:
   """What PacGAN's iteration count would cost at each paper-width record's own measured wall time."""
   out = []
@@ -401,7 +413,8 @@ def main():
   run = provenance.start()
   sample_png()
   rec = provenance.write(
-      run, R / "roles", {"checks": [line for _, line in checks.run_checks()], "gan_vs_pacgan": vs_pacgan(gan_runs())},
+      run, R / "roles", {"checks": [line for _, line in checks.run_checks()], "gan_vs_pacgan": vs_pacgan(gan_runs()),
+                             "gan_full_iterations": at_full_iterations(gan_runs())},
       seeds=[], render=render, inputs=sorted(f for f in R.glob("roles_*.json") if f.name != "roles.json"),
       model="the identities use small random networks (no training); the experiments' models are in their sections",
       headline=[(f"{k.split(',')[0]} {NAMES[k[-1]]}, {setup_label(r['args'])} ({r['args']['steps']} steps)", f"modes"

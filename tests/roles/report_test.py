@@ -56,6 +56,9 @@ def test_vs_pacgan_counts_where_our_means_lose_to_table_1_at_its_setup_only():
                                               " in 0 of 1, a smaller high-quality share in 0 of 1, a larger reverse KL"
                                               " in 0 of 1")
   assert rr.vs_pacgan(runs[2:]) == "no record at PacGAN's setup yet"
+  assert rr.at_full_iterations(runs) == "no record at all of PacGAN's iterations yet"
+  assert rr.at_full_iterations(runs + [full]) == ("grid PacGAN2 (1 seed): modes 24.0, high quality 95.0%, reverse KL"
+                                                  " 0.050 (Table 1: 23.8, 91.3%, 0.13)")
 
 
 def test_gan_runs_order_ring_first_then_setup_then_pack(tmp_path, monkeypatch):
