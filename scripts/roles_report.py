@@ -169,11 +169,15 @@ def _table_mean(cell: str) -> float:
   return float(cell.split(" ± ")[0])
 
 
+def _at_pacgan_setup(runs, names) -> list:
+  """(setting, run) of the records with provenance that match PacGAN's setup in ``names``."""
+  return [(k, run) for k, run, rec, _ in runs if "provenance" in rec and k in PACGAN
+          and all(setting(run["args"], n) == PACGAN_SETUP[n] for n in names)]
+
+
 def vs_pacgan(runs) -> str:
   """Our means against PacGAN's Table 1 means, over the records at PacGAN's setup, one clause per iteration budget."""
-  fixed = [n for n in SETTINGS if n != "steps"]
-  rows = [(k, run) for k, run, rec, _ in runs if "provenance" in rec and k in PACGAN
-          and all(setting(run["args"], n) == PACGAN_SETUP[n] for n in fixed)]
+  rows = _at_pacgan_setup(runs, [n for n in SETTINGS if n != "steps"])
   if not rows:
     return "no record at PacGAN's setup yet"
   clauses = []
@@ -198,12 +202,11 @@ def vs_pacgan(runs) -> str:
 def at_full_iterations(runs) -> str:
   """Each record at all of PacGAN's setup, iterations included, beside Table 1's means."""
   rows = []
-  for k, run, rec, _ in runs:
-    if "provenance" in rec and k in PACGAN and all(setting(run["args"], n) == PACGAN_SETUP[n] for n in SETTINGS):
-      m, paper, n = run["mean_std"], PACGAN[k], run["args"]["seeds"]
-      rows.append(f"{k.split(',')[0]} {NAMES[k.split()[-1]]} ({n} seed{'s' * (n != 1)}): modes {m['modes'][0]:.1f},"
-                  f" high quality {100 * m['high_quality'][0]:.1f}%, reverse KL {m['reverse_kl'][0]:.3f} (Table 1:"
-                  f" {', '.join(f'{_table_mean(c):g}' + '%' * c.endswith('%') for c in paper)})")
+  for k, run in _at_pacgan_setup(runs, SETTINGS):
+    m, paper, n = run["mean_std"], PACGAN[k], run["args"]["seeds"]
+    rows.append(f"{k.split(',')[0]} {NAMES[k.split()[-1]]} ({n} seed{'s' * (n != 1)}): modes {m['modes'][0]:.1f},"
+                f" high quality {100 * m['high_quality'][0]:.1f}%, reverse KL {m['reverse_kl'][0]:.3f} (Table 1:"
+                f" {', '.join(f'{_table_mean(c):g}' + '%' * c.endswith('%') for c in paper)})")
   return "; ".join(rows) or "no record at all of PacGAN's iterations yet"
 
 
@@ -412,14 +415,15 @@ def main():
   from jaxequiv.roles import checks  # pylint: disable=import-outside-toplevel
   run = provenance.start()
   sample_png()
+  gans = gan_runs()
   rec = provenance.write(
-      run, R / "roles", {"checks": [line for _, line in checks.run_checks()], "gan_vs_pacgan": vs_pacgan(gan_runs()),
-                             "gan_full_iterations": at_full_iterations(gan_runs())},
+      run, R / "roles", {"checks": [line for _, line in checks.run_checks()], "gan_vs_pacgan": vs_pacgan(gans),
+                         "gan_full_iterations": at_full_iterations(gans)},
       seeds=[], render=render, inputs=sorted(f for f in R.glob("roles_*.json") if f.name != "roles.json"),
       model="the identities use small random networks (no training); the experiments' models are in their sections",
       headline=[(f"{k.split(',')[0]} {NAMES[k[-1]]}, {setup_label(r['args'])} ({r['args']['steps']} steps)", f"modes"
                  f" {r['mean_std']['modes'][0]:.1f}, reverse KL {r['mean_std']['reverse_kl'][0]:.3f}")
-                for k, r, g, _ in gan_runs() if "provenance" in g])
+                for k, r, g, _ in gans if "provenance" in g])
   print(render(rec))
 
 

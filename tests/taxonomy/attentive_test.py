@@ -28,10 +28,11 @@ def _bits(x):
 
 
 def test_masked_context_points_change_no_bit():
-  m1, v1 = PREDICT(_params(), _batch())
-  junk = _batch()._replace(y_ctx_BxC=jnp.where(_batch().mask_BxC, _batch().y_ctx_BxC, 123.0),
-                        x_ctx_BxC=jnp.where(_batch().mask_BxC, _batch().x_ctx_BxC, -7.0))
-  assert not bool(jnp.all(_batch().mask_BxC)), "the batch must hold padded points for this test to mean anything"
+  batch = _batch()
+  m1, v1 = PREDICT(_params(), batch)
+  junk = batch._replace(y_ctx_BxC=jnp.where(batch.mask_BxC, batch.y_ctx_BxC, 123.0),
+                        x_ctx_BxC=jnp.where(batch.mask_BxC, batch.x_ctx_BxC, -7.0))
+  assert not bool(jnp.all(batch.mask_BxC)), "the batch must hold padded points for this test to mean anything"
   m2, v2 = PREDICT(_params(), junk)
   diff = int(np.sum(_bits(m1) != _bits(m2))) + int(np.sum(_bits(v1) != _bits(v2)))
   print(f"prediction bits that differ after rewriting the padded context: {diff} of {2 * m1.size}")
@@ -39,7 +40,8 @@ def test_masked_context_points_change_no_bit():
 
 
 def test_context_order_and_values():
-  full = _batch()._replace(mask_BxC=jnp.ones_like(_batch().mask_BxC))
+  batch = _batch()
+  full = batch._replace(mask_BxC=jnp.ones_like(batch.mask_BxC))
   perm = np.random.default_rng(2).permutation(10)
   permuted = full._replace(x_ctx_BxC=full.x_ctx_BxC[:, perm], y_ctx_BxC=full.y_ctx_BxC[:, perm])
   m1, m2 = PREDICT(_params(), full)[0], PREDICT(_params(), permuted)[0]
@@ -51,11 +53,12 @@ def test_context_order_and_values():
 
 
 def test_nll_is_the_gaussian_nll_of_its_prediction():
-  mean, var = PREDICT(_params(), _batch())
-  y = np.asarray(_batch().y_tgt_BxT, np.float64)
+  batch = _batch()
+  mean, var = PREDICT(_params(), batch)
+  y = np.asarray(batch.y_tgt_BxT, np.float64)
   want = np.mean(0.5 * np.log(2 * np.pi * np.asarray(var, np.float64)) + (y - np.asarray(mean, np.float64)) ** 2
                  / (2 * np.asarray(var, np.float64)))
-  got = float(jax.jit(lambda p, b: attentive.nll(p, b, heads=4))(_params(), _batch()))
+  got = float(jax.jit(lambda p, b: attentive.nll(p, b, heads=4))(_params(), batch))
   print(f"float32 NLL {got:.6f} vs float64 {want:.6f}")
   assert abs(got - want) < 1e-5 * max(1.0, abs(want))
 
